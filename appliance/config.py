@@ -1,0 +1,144 @@
+"""Settings: a TOML file plus ``APPLIANCE_*`` environment variables (pydantic-settings).
+
+Environment variables override the file; nested keys use ``__``, e.g.
+``APPLIANCE_API__PORT=9000`` or ``APPLIANCE_APPLIANCE__DEFAULT_REGION=GB``.
+A wrong setting raises :class:`ConfigError` naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from appliance.errors import ApplianceError
+
+CONFIG_ENV = "APPLIANCE_CONFIG"
+
+
+class ConfigError(ApplianceError):
+    """The configuration file or environment holds a wrong or missing setting."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApplianceSection(_Section):
+    database_url: str = "sqlite:///var/lib/appliance/appliance.db"
+    default_region: str = "US"
+    max_parts: int = Field(default=10, ge=1, le=255)
+
+
+class ApiSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
+class ModemConfig(_Section):
+    """One modem: bound by ``port``, or by ``imei``/``iccid`` (found by scanning ports)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    port: str | None = None
+    imei: str | None = None
+    iccid: str | None = None
+    baudrate: int = Field(default=115200, gt=0)
+    rtscts: bool = False
+    pin: SecretStr = SecretStr("")
+    min_interval_s: float = Field(default=2.0, ge=0)
+    max_parts_per_minute: int = Field(default=6, ge=1)
+    max_parts_per_hour: int = Field(default=200, ge=1)
+    max_parts_per_day: int = Field(default=1000, ge=1)
+
+    @model_validator(mode="after")
+    def _needs_a_binding(self) -> "ModemConfig":
+        if not (self.port or self.imei or self.iccid):
+            raise ValueError("a modem needs one of port, imei or iccid")
+        return self
+
+
+class _TomlFile(PydanticBaseSettingsSource):
+    """Reads the TOML file given to :func:`load_settings`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class Settings(BaseSettings):
+    """All settings of the appliance (DESIGN §5)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="APPLIANCE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    appliance: ApplianceSection = ApplianceSection()
+    api: ApiSection = ApiSection()
+    modems: list[ModemConfig] = []
+
+    @model_validator(mode="after")
+    def _unique_modem_names(self) -> "Settings":
+        names = [m.name for m in self.modems]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"modem names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    # Filled by load_settings so the init source can see the file's contents.
+    _toml_data: dict[str, Any] = {}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFile(settings_cls, cls._toml_data))
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return f"{source}: setting '{key}': {first['msg']}"
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load settings from ``path`` (or ``$APPLIANCE_CONFIG``) and the environment.
+
+    With neither, defaults and the environment alone are used.
+    """
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = os.environ[CONFIG_ENV]
+    data: dict[str, Any] = {}
+    source = "environment"
+    if path is not None:
+        file = Path(path)
+        source = str(file)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: configuration file not found") from None
+        except PermissionError:
+            raise ConfigError(f"{file}: configuration file is not readable") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    Settings._toml_data = data
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, f"{source} (or APPLIANCE_* environment)")) from None
+    finally:
+        Settings._toml_data = {}

@@ -12,7 +12,18 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from typing import Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from appliance.errors import ApplianceError
@@ -32,6 +43,22 @@ class ApplianceSection(_Section):
     database_url: str = "sqlite:///var/lib/appliance/appliance.db"
     default_region: str = "US"
     max_parts: int = Field(default=10, ge=1, le=255)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        import phonenumbers
+
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a region code phonenumbers knows (e.g. US, GB, KE)")
+        return region
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
 
 class ApiSection(_Section):
@@ -61,6 +88,43 @@ class ModemConfig(_Section):
         return self
 
 
+class WebhookConfig(_Section):
+    """A receiver of JSON events, signed with HMAC-SHA256 over ``timestamp.body``."""
+
+    url: AnyHttpUrl
+    events: list[Literal["inbound", "status"]] = ["inbound", "status"]
+    secret: SecretStr = SecretStr("")
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+
+class KeywordLanguage(_Section):
+    """One language's opt-out keywords and replies (DESIGN §7)."""
+
+    name: str = Field(min_length=1)
+    stop: list[str] = []
+    start: list[str] = []
+    help: list[str] = []
+    stop_reply: str | None = None
+    start_reply: str | None = None
+    help_reply: str | None = None
+
+
+class KeywordsSection(_Section):
+    """Keyword handling. English is always on unless ``english = false``."""
+
+    english: bool = True
+    stop_reply: str | None = None
+    start_reply: str | None = None
+    help_reply: str | None = None
+    languages: list[KeywordLanguage] = []
+
+
+class InboundSection(_Section):
+    """Inbound messages: how long to wait for the missing parts of a multipart SMS."""
+
+    reassembly_timeout_s: float = Field(default=600.0, gt=0)
+
+
 class _TomlFile(PydanticBaseSettingsSource):
     """Reads the TOML file given to :func:`load_settings`."""
 
@@ -85,6 +149,9 @@ class Settings(BaseSettings):
     appliance: ApplianceSection = ApplianceSection()
     api: ApiSection = ApiSection()
     modems: list[ModemConfig] = []
+    webhooks: list[WebhookConfig] = []
+    keywords: KeywordsSection = KeywordsSection()
+    inbound: InboundSection = InboundSection()
 
     @model_validator(mode="after")
     def _unique_modem_names(self) -> "Settings":

@@ -20,8 +20,13 @@ class ModemError(ApplianceError):
     ``code`` is the numeric ``+CMS ERROR``/``+CME ERROR`` code when the modem gave one,
     ``kind`` says which (``"cms"``, ``"cme"`` or ``None``), ``temporary`` whether trying the
     same thing again later may succeed, ``pdu_sent`` whether the PDU of a send had been
-    written (Ctrl-Z included) before the failure.
+    written (Ctrl-Z included) before the failure. ``definite`` is False only when the outcome
+    of a send is unknown (:class:`SendOutcomeUnknown`): every other error says for sure what
+    happened (a :class:`SendRejected` after Ctrl-Z has ``pdu_sent`` True, yet the network
+    definitely refused the message).
     """
+
+    definite: bool = True
 
     def __init__(
         self,
@@ -72,6 +77,8 @@ class SendRejected(CommandError):
 
 class SendOutcomeUnknown(ModemError):
     """The PDU was handed to the modem but no ``+CMGS`` answer came: it may have left."""
+
+    definite = False
 
     def __init__(self, message: str, *, modem: str | None = None) -> None:
         super().__init__(message, modem=modem, temporary=False, pdu_sent=True)

@@ -27,3 +27,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+
+# On a Raspberry Pi OS / Debian box: install system-wide (venv in /opt/appliance, systemd
+# unit, udev rules, config in /etc/appliance). See hardware.md.
+.PHONY: install-pi uninstall-pi
+install-pi:
+	sudo scripts/install.sh
+
+uninstall-pi:
+	sudo scripts/install.sh --uninstall

@@ -40,7 +40,8 @@ class _Section(BaseModel):
 
 
 class ApplianceSection(_Section):
-    database_url: str = "sqlite:///var/lib/appliance/appliance.db"
+    # Four slashes: an absolute path (three would be relative to the working directory).
+    database_url: str = "sqlite:////var/lib/appliance/appliance.db"
     default_region: str = "US"
     max_parts: int = Field(default=10, ge=1, le=255)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -1,0 +1,67 @@
+"""The durable SMS queue: tables, claims, scheduler, rate limits, dispatcher, crash recovery.
+
+- :class:`Queue` — the API the REST layer and the dispatcher use (``store.py``);
+- :class:`Dispatcher` — one worker thread per modem sending what the queue holds;
+- :class:`RateLimits`, :class:`SendBudget` — per-SIM caps counted from the send log;
+- :func:`make_engine`, :func:`migrate` — the SQLite engine and its alembic migrations;
+- :class:`QueueError` and its subclasses.
+"""
+
+from __future__ import annotations
+
+from appliance.queue.db import current_revision, head_revision, make_engine, migrate
+from appliance.queue.dispatcher import Dispatcher
+from appliance.queue.errors import (
+    DuplicateIdempotencyKey,
+    InvalidRequest,
+    InvalidState,
+    MigrationError,
+    NotFound,
+    QueueError,
+)
+from appliance.queue.ratelimit import DEFAULT_WINDOWS, BudgetView, RateLimits, SendBudget
+from appliance.queue.scheduler import FINAL_STATES, MESSAGE_STATES, PRIORITIES, Backoff, Claim, Recovery
+from appliance.queue.store import (
+    EventView,
+    InboundView,
+    MessageView,
+    ModemView,
+    OptOutView,
+    Page,
+    PartView,
+    Queue,
+    ReportMatch,
+)
+
+__all__ = [
+    "DEFAULT_WINDOWS",
+    "FINAL_STATES",
+    "MESSAGE_STATES",
+    "PRIORITIES",
+    "Backoff",
+    "BudgetView",
+    "Claim",
+    "Dispatcher",
+    "DuplicateIdempotencyKey",
+    "EventView",
+    "InboundView",
+    "InvalidRequest",
+    "InvalidState",
+    "MessageView",
+    "MigrationError",
+    "ModemView",
+    "NotFound",
+    "OptOutView",
+    "Page",
+    "PartView",
+    "Queue",
+    "QueueError",
+    "RateLimits",
+    "Recovery",
+    "ReportMatch",
+    "SendBudget",
+    "current_revision",
+    "head_revision",
+    "make_engine",
+    "migrate",
+]

@@ -1,0 +1,346 @@
+"""The dispatcher: one worker thread per modem, sending what the queue holds.
+
+Each worker owns one modem's sending. Work is handed out round-robin: when workers are
+idle, the dispatcher walks them from a rotating cursor and claims, for each that is online
+and has budget, the next message whose part count fits (:meth:`Queue.claim`, one
+``BEGIN IMMEDIATE`` transaction). A worker then sends the message's parts one by one, each
+paced by its SIM's :class:`SendBudget` (minimum interval, sliding minute/hour/day windows,
+derived at start from the durable send log and kept in memory afterwards).
+
+Idle workers sleep on an event: :meth:`Queue.enqueue` wakes them at once; otherwise they
+wake at the next due time (``send_at``, a retry's backoff), the next budget slot or the
+next expiry. :meth:`Dispatcher.stop` lets an in-flight ``AT+CMGS`` finish, gives unsent
+claims back to the queue and joins the threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Protocol
+
+from appliance.modem.errors import ModemDisconnected, ModemError, SendOutcomeUnknown, SendRejected
+from appliance.pdu import PduError, SubmitPdu, encode_submit
+from appliance.queue.ratelimit import DEFAULT_WINDOWS, RateLimits, SendBudget
+from appliance.queue.scheduler import Claim
+from appliance.queue.store import Queue
+
+__all__ = ["Dispatcher", "SendingModem"]
+
+_log = logging.getLogger(__name__)
+
+_ANY_SIZE = 255  # a claim may take a message of any size
+_MAX_IDLE_S = 60.0
+_MAX_VALIDITY_S = 63 * 7 * 86400
+
+
+class SendingModem(Protocol):
+    """What the dispatcher needs of a modem (:class:`appliance.modem.managed.ManagedModem`)."""
+
+    name: str
+
+    @property
+    def online(self) -> bool: ...
+
+    @property
+    def state(self) -> str: ...
+
+    def wait_online(self, timeout: float) -> bool: ...
+
+    def send_pdu(self, pdu: SubmitPdu, *, timeout: float | None = None) -> int: ...
+
+
+class _Worker:
+    def __init__(self, dispatcher: Dispatcher, modem: SendingModem, limits: RateLimits) -> None:
+        self.dispatcher = dispatcher
+        self.modem = modem
+        self.name = modem.name
+        self.limits = limits
+        self.budget = SendBudget(limits)
+        self.wake = threading.Event()
+        self.ready = False  # idle, online, waiting for a claim (guarded by the dispatcher lock)
+        self.job: Claim | None = None
+        self.was_online: bool | None = None
+        self.thread = threading.Thread(target=self.run, name=f"dispatch-{self.name}", daemon=True)
+        self.pause_until = 0.0  # monotonic; set after a disconnect so a dead port is not hammered
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self) -> None:
+        d = self.dispatcher
+        queue = d.queue
+        now = d.clock()
+        self.budget = SendBudget(self.limits, queue.send_times(self.name, since=now - max(self.limits.windows)))
+        while not d.stopping.is_set():
+            try:
+                if not self.modem.online:
+                    self._offline()
+                    continue
+                pause = self.pause_until - time.monotonic()
+                if pause > 0:
+                    d.unready(self)
+                    d.stopping.wait(pause)
+                    continue
+                self._note_health(True)
+                self.wake.clear()
+                claim = d.assign(self)
+                if claim is not None:
+                    self.send(claim)
+                    continue
+                self.wake.wait(self._idle_timeout())
+            except Exception:  # keep the worker alive; the store holds the truth
+                _log.exception("[%s] dispatcher worker error", self.name)
+                d.stopping.wait(1.0)
+        d.unready(self)
+
+    def _offline(self) -> None:
+        d = self.dispatcher
+        d.unready(self)
+        self._note_health(False)
+        started = time.monotonic()
+        if not self.modem.wait_online(1.0) and time.monotonic() - started < 0.5:
+            d.stopping.wait(1.0)  # e.g. state "error": wait_online returns at once
+
+    def _note_health(self, online: bool) -> None:
+        if self.was_online == online:
+            return
+        self.was_online = online
+        identity: Any = getattr(self.modem, "identity", None)
+        try:
+            self.dispatcher.queue.upsert_modem(
+                self.name,
+                imei=getattr(identity, "imei", None), iccid=getattr(identity, "iccid", None),
+                model=getattr(identity, "model", None), state=self.modem.state,
+            )
+        except Exception:
+            _log.exception("[%s] could not record the modem's state", self.name)
+        if online:
+            _log.info("[%s] online: taking work", self.name)
+            self.dispatcher.kick()  # it may take work others could not
+        else:
+            _log.info("[%s] offline: not taking work", self.name)
+
+    def _idle_timeout(self) -> float:
+        d = self.dispatcher
+        now = d.clock()
+        wake_at = now + _MAX_IDLE_S
+        due = d.queue.next_wakeup(self.name)
+        if due is not None:
+            if due > now:
+                wake_at = min(wake_at, due)
+            else:
+                # Work is due but did not fit: wait for the budget to grow.
+                room = self.budget.room(now)
+                wake_at = min(wake_at, self.budget.next_slot(now, parts=room + 1))
+        return max(0.001, wake_at - now)
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, claim: Claim) -> None:
+        d = self.dispatcher
+        queue = d.queue
+        validity = None
+        if claim.expires_at is not None:
+            left = min(_MAX_VALIDITY_S, max(300.0, claim.expires_at - d.clock()))
+            validity = timedelta(seconds=left)
+        try:
+            pdus = encode_submit(claim.to, claim.body, concat_ref=claim.concat_ref, concat_ref_bits=8,
+                                 request_status_report=True, validity=validity)
+        except PduError as exc:
+            queue.part_failed(claim, None, f"cannot encode the message: {exc}")
+            return
+        if len(pdus) != claim.total:
+            queue.part_failed(claim, None, f"the message encodes to {len(pdus)} parts, expected {claim.total}")
+            return
+        for part in claim.parts:
+            if not self._wait_for_slot():
+                queue.release(claim, "dispatcher stopping")
+                return
+            if not self.modem.online:
+                queue.release(claim, f"modem {self.name} went offline")
+                return
+            started = d.clock()
+            verdict = queue.begin_part(claim, part, started)
+            if verdict != "go":
+                _log.info("[%s] message %d not sent: %s", self.name, claim.message_id, verdict)
+                return
+            self.budget.record(started)
+            try:
+                mr = self.modem.send_pdu(pdus[part.seq - 1], timeout=d.send_timeout)
+            except SendOutcomeUnknown as exc:
+                queue.part_unknown(claim, part, f"no answer after the PDU was handed over: {exc}")
+                return
+            except SendRejected as exc:
+                self.budget.forget(started)
+                if exc.temporary:
+                    state = queue.part_retry(claim, part, f"temporary refusal: {exc}", forget_send=True)
+                    _log.info("[%s] message %d part %d refused (%s): %s", self.name,
+                                  claim.message_id, part.seq, exc, state)
+                else:
+                    queue.part_failed(claim, part, f"refused: {exc}")
+                return
+            except ModemError as exc:
+                if exc.pdu_sent:
+                    queue.part_unknown(claim, part, f"modem failed after the PDU was handed over: {exc}")
+                    return
+                self.budget.forget(started)
+                if isinstance(exc, ModemDisconnected):
+                    # Nothing left: fail over at once (another modem while no part has left).
+                    queue.release(claim, f"modem {self.name} disconnected: {exc}", part=part)
+                    self.pause_until = time.monotonic() + 0.5
+                else:
+                    queue.part_retry(claim, part, f"modem error before sending: {exc}", forget_send=True)
+                return
+            except Exception as exc:  # a defect: the PDU may have left, so never resend silently
+                _log.exception("[%s] unexpected error sending message %d", self.name, claim.message_id)
+                queue.part_unknown(claim, part, f"internal error while sending: {exc!r}")
+                return
+            done = d.clock()
+            queue.part_sent(claim, part, mr, done)
+            self.budget.move(started, done)
+
+    def _wait_for_slot(self) -> bool:
+        """Sleep until the budget allows one part; False if the dispatcher is stopping."""
+        d = self.dispatcher
+        while True:
+            if d.stopping.is_set():
+                return False
+            now = d.clock()
+            slot = self.budget.next_slot(now)
+            if slot <= now:
+                return True
+            if d.stopping.wait(slot - now):
+                return False
+
+
+class Dispatcher:
+    """Sends queued messages through ``modems``, one worker thread per modem.
+
+    ``limits`` maps a modem name to its :class:`RateLimits`; by default they come from the
+    modem's ``config`` (a :class:`~appliance.config.ModemConfig`) with ``windows``.
+    ``recover`` runs :meth:`Queue.recover` in :meth:`start` (leave it on unless another
+    component did it already in this process). ``send_timeout`` is passed to ``send_pdu``.
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        modems: Sequence[SendingModem],
+        *,
+        limits: Mapping[str, RateLimits] | None = None,
+        windows: tuple[float, float, float] = DEFAULT_WINDOWS,
+        send_timeout: float | None = None,
+        recover: bool = True,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        names = [m.name for m in modems]
+        if len(set(names)) != len(names):
+            raise ValueError(f"modem names must be unique: {names}")
+        self.queue = queue
+        self.clock = clock or queue.clock
+        self.send_timeout = send_timeout
+        self.recover_on_start = recover
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._cursor = 0
+        self._unsubscribe: Callable[[], None] | None = None
+        self.workers: list[_Worker] = []
+        for modem in modems:
+            lim = (limits or {}).get(modem.name)
+            if lim is None:
+                config = getattr(modem, "config", None)
+                lim = RateLimits.from_config(config, windows=windows) if config is not None else RateLimits(windows=windows)
+            self.workers.append(_Worker(self, modem, lim))
+        self._started = False
+
+    def start(self) -> Dispatcher:
+        if self._started:
+            return self
+        self._started = True
+        if self.recover_on_start:
+            self.queue.recover()
+        self.stopping.clear()
+        self._unsubscribe = self.queue.subscribe(self.kick)
+        for w in self.workers:
+            w.thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking work; in-flight sends finish, unsent claims go back to the queue."""
+        self.stopping.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for w in self.workers:
+            w.wake.set()
+        deadline = time.monotonic() + timeout
+        for w in self.workers:
+            if w.thread.is_alive():
+                w.thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            leftovers = [w.job for w in self.workers if w.job is not None]
+            for w in self.workers:
+                w.job = None
+        for claim in leftovers:  # handed to a worker that stopped before taking it
+            self.queue.release(claim, "dispatcher stopping")
+
+    def __enter__(self) -> Dispatcher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def kick(self) -> None:
+        """New work may be there: wake every idle worker."""
+        for w in self.workers:
+            w.wake.set()
+
+    def budgets(self) -> dict[str, Any]:
+        """Each modem's budget as its worker sees it (:class:`BudgetView` by name)."""
+        now = self.clock()
+        with self._lock:
+            return {w.name: w.budget.view(w.name, now) for w in self.workers}
+
+    # ------------------------------------------------------------------ round-robin claims
+
+    def unready(self, worker: _Worker) -> None:
+        with self._lock:
+            worker.ready = False
+            job, worker.job = worker.job, None
+        if job is not None:
+            self.queue.release(job, f"modem {worker.name} is not available")
+
+    def assign(self, worker: _Worker) -> Claim | None:
+        """Mark ``worker`` idle, hand out work round-robin, return ``worker``'s share."""
+        with self._lock:
+            worker.ready = True
+            if not self.stopping.is_set() and worker.job is None:
+                self._assign_round()
+            job, worker.job = worker.job, None
+            if job is not None:
+                worker.ready = False
+            return job
+
+    def _assign_round(self) -> None:
+        n = len(self.workers)
+        now = self.clock()
+        start = self._cursor
+        for k in range(n):
+            i = (start + k) % n
+            w = self.workers[i]
+            if not w.ready or w.job is not None or not w.modem.online:
+                continue
+            room = w.budget.room(now)
+            if room <= 0:
+                continue
+            max_parts = room if room < w.limits.smallest_cap else _ANY_SIZE
+            claim = self.queue.claim(w.name, max_parts=max_parts, now=now)
+            if claim is None:
+                continue
+            w.job = claim
+            w.ready = False
+            self._cursor = (i + 1) % n
+            w.wake.set()

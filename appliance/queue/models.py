@@ -1,0 +1,189 @@
+"""SQLModel tables of the queue (the schema alembic's migrations build).
+
+Times are stored as UNIX seconds (``REAL``, UTC) so the claim and the rate windows compare
+plain numbers. ``messages.modem`` is the modem a message leaves through: it is set at claim
+and stays set ("pinned") once any part has left, because all parts of one message must go
+through the same modem.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Index, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "Batch",
+    "ConsentLogEntry",
+    "Event",
+    "InboundMessage",
+    "Message",
+    "ModemRecord",
+    "OptOut",
+    "Part",
+    "SendLogEntry",
+    "metadata",
+]
+
+metadata = SQLModel.metadata
+
+
+class Batch(SQLModel, table=True):
+    """One enqueue call; carries the idempotency key that makes a repeat return it."""
+
+    __tablename__ = "batches"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str | None = Field(default=None, unique=True)
+    fingerprint: str
+    created_at: float
+    count: int
+
+
+class Message(SQLModel, table=True):
+    """One SMS to one recipient (possibly several parts)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        # The claim: next queued message by priority, then due time, then age.
+        Index(
+            "ix_messages_claim", "priority", "due_at", "id",
+            sqlite_where=text("status = 'queued'"),
+        ),
+        Index("ix_messages_queued_due", "due_at", sqlite_where=text("status = 'queued'")),
+        Index(
+            "ix_messages_queued_expiry", "expires_at",
+            sqlite_where=text("status = 'queued' AND expires_at IS NOT NULL"),
+        ),
+        Index("ix_messages_status_id", "status", "id"),
+        Index("ix_messages_recipient_id", "recipient", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int = Field(foreign_key="batches.id", index=True)
+    recipient: str
+    body: str
+    encoding: str
+    parts: int
+    priority: int  # 0 high, 1 normal, 2 low
+    status: str
+    created_at: float
+    updated_at: float
+    send_at: float | None = None
+    due_at: float  # when it may next be claimed: send_at, or a retry's backoff
+    expires_at: float | None = None
+    attempts: int = 0
+    max_attempts: int
+    resends: int = 0
+    modem: str | None = None
+    claimed_at: float | None = None
+    concat_ref: int | None = None
+    sent_at: float | None = None
+    delivered_at: float | None = None
+    error: str | None = None
+    metadata_json: str | None = None
+
+
+class Part(SQLModel, table=True):
+    """One SMS-SUBMIT of a message, with its own state and TP-MR."""
+
+    __tablename__ = "parts"
+    __table_args__ = (
+        UniqueConstraint("message_id", "seq", name="uq_parts_message_seq"),
+        Index("ix_parts_report_match", "modem", "mr", "sent_at"),
+        Index("ix_parts_submitting", "message_id", sqlite_where=text("state = 'submitting'")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="messages.id")
+    seq: int  # 1-based
+    state: str  # queued, submitting, sent, delivered, failed, unknown, cancelled
+    modem: str | None = None
+    mr: int | None = None
+    submitted_at: float | None = None
+    sent_at: float | None = None
+    delivered_at: float | None = None
+    report_status: int | None = None  # raw TP-ST of the last status report
+    error: str | None = None
+
+
+class ModemRecord(SQLModel, table=True):
+    """What the queue knows about a modem: identity, last state, concatenation counter."""
+
+    __tablename__ = "modems"
+
+    name: str = Field(primary_key=True)
+    imei: str | None = None
+    iccid: str | None = None
+    model: str | None = None
+    state: str | None = None
+    updated_at: float
+    next_concat_ref: int = 0
+
+
+class SendLogEntry(SQLModel, table=True):
+    """One part handed to a modem: the durable record the rate windows are counted from."""
+
+    __tablename__ = "send_log"
+    __table_args__ = (Index("ix_send_log_modem_at", "modem", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    modem: str
+    at: float
+    message_id: int | None = None
+    part_id: int | None = None
+
+
+class InboundMessage(SQLModel, table=True):
+    """A received SMS (already reassembled by the inbound handler when it had parts)."""
+
+    __tablename__ = "inbound"
+    __table_args__ = (Index("ix_inbound_received", "received_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    modem: str
+    sender: str
+    body: str
+    received_at: float
+    parts: int = 1
+    pdu_hex: str | None = None
+    metadata_json: str | None = None
+
+
+class OptOut(SQLModel, table=True):
+    """A number that must not be sent to (E.164)."""
+
+    __tablename__ = "opt_outs"
+
+    number: str = Field(primary_key=True)
+    created_at: float
+    source: str
+
+
+class ConsentLogEntry(SQLModel, table=True):
+    """Every consent change (opt-out or opt-in), with time and source."""
+
+    __tablename__ = "consent_log"
+    __table_args__ = (Index("ix_consent_log_number", "number", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str
+    action: str  # "opt_out" or "opt_in"
+    source: str
+    at: float
+    note: str | None = None
+
+
+class Event(SQLModel, table=True):
+    """Audit trail: state changes of messages and operator actions."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_message", "message_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: float
+    kind: str
+    message_id: int | None = None
+    part_id: int | None = None
+    modem: str | None = None
+    detail: str | None = None
+

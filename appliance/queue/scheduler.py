@@ -1,0 +1,376 @@
+"""Which message goes next, on which modem, and what a send's outcome does to the queue.
+
+Every function here runs inside one short write transaction that the caller opened with
+:func:`appliance.queue.db.write_tx` (``BEGIN IMMEDIATE``), so two workers never claim the
+same message. The claim order is priority (high, normal, low), then due time (``send_at``,
+or the end of a retry's backoff), then age. The state machine is DESIGN §3:
+
+* a part is committed ``submitting`` (and logged in ``send_log``) before its PDU is written;
+* ``+CMGS`` → part ``sent`` (message ``sent`` with its last part);
+* a definite refusal or a failure before anything left → retry with backoff, on any modem
+  while no part has left, else on the same one; permanent cause or too many attempts →
+  ``failed``;
+* no answer after the PDU was handed over → part and message ``unknown``, never resent
+  silently;
+* on start-up (:func:`recover`) parts left ``submitting`` become ``unknown`` and claimed
+  messages go back to ``queued``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from appliance.queue.db import Tx
+
+__all__ = [
+    "FINAL_STATES",
+    "MESSAGE_STATES",
+    "PRIORITIES",
+    "Backoff",
+    "Claim",
+    "ClaimedPart",
+    "Recovery",
+    "begin_part",
+    "claim_next",
+    "expire_due",
+    "part_failed",
+    "part_retry",
+    "part_sent",
+    "part_unknown",
+    "recover",
+    "release",
+]
+
+PRIORITIES: dict[str, int] = {"high": 0, "normal": 1, "low": 2}
+PRIORITY_NAMES: dict[int, str] = {v: k for k, v in PRIORITIES.items()}
+MESSAGE_STATES = (
+    "queued", "sending", "sent", "delivered", "failed", "unknown", "cancelled", "suppressed", "expired",
+)
+FINAL_STATES = frozenset({"delivered", "failed", "unknown", "cancelled", "suppressed", "expired"})
+_LEFT_STATES = ("sent", "delivered", "failed", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with jitter: attempt ``n`` waits ``base·2^(n-1)`` (at most
+    ``cap``) times a random factor in ``[1 - jitter, 1]``."""
+
+    base_s: float = 5.0
+    cap_s: float = 600.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        raw = min(self.cap_s, self.base_s * (2 ** max(0, attempt - 1)))
+        r = (rng or random).random()
+        return raw * (1.0 - self.jitter * r)
+
+
+@dataclass(slots=True)
+class ClaimedPart:
+    id: int
+    seq: int
+    log_id: int | None = None
+    submitted_at: float | None = None
+
+
+@dataclass(slots=True)
+class Claim:
+    """A message a worker holds (``sending``) and the parts it still has to send."""
+
+    message_id: int
+    modem: str
+    to: str
+    body: str
+    total: int
+    concat_ref: int
+    expires_at: float | None
+    attempts: int
+    max_attempts: int
+    parts: list[ClaimedPart]
+    left: int  # parts of this message already handed to the network (before this claim)
+    sent_now: int = field(default=0)
+
+    @property
+    def any_left(self) -> bool:
+        return self.left + self.sent_now > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What :func:`recover` found: messages made ``unknown`` and claims put back."""
+
+    unknown: tuple[int, ...]
+    requeued: tuple[int, ...]
+
+
+def _event(conn: Tx, at: float, kind: str, message_id: int | None, *, part_id: int | None = None,
+           modem: str | None = None, detail: object = None) -> None:
+    conn.exec_driver_sql(
+        "INSERT INTO events (at, kind, message_id, part_id, modem, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        (at, kind, message_id, part_id, modem, None if detail is None else json.dumps(detail)),
+    )
+
+
+def _ensure_modem(conn: Tx, modem: str, now: float) -> None:
+    conn.exec_driver_sql(
+        "INSERT INTO modems (name, updated_at, next_concat_ref) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
+        (modem, now, random.randrange(256)),
+    )
+
+
+def next_concat_ref(conn: Tx, modem: str, now: float) -> int:
+    """The next 8-bit concatenation reference of ``modem`` (persisted; wraps at 256)."""
+    _ensure_modem(conn, modem, now)
+    ref = conn.exec_driver_sql(
+        "UPDATE modems SET next_concat_ref = (next_concat_ref + 1) % 256 WHERE name = ? "
+        "RETURNING (next_concat_ref + 255) % 256",
+        (modem,),
+    ).scalar_one()
+    return int(ref)
+
+
+def expire_due(conn: Tx, now: float) -> list[int]:
+    """Queued messages past their validity become ``expired``."""
+    ids = [r[0] for r in conn.exec_driver_sql(
+        "SELECT id FROM messages INDEXED BY ix_messages_queued_expiry "
+        "WHERE status = 'queued' AND expires_at IS NOT NULL AND expires_at <= ?",
+        (now,),
+    )]
+    if ids:
+        _expire(conn, ids, now)
+    return ids
+
+
+def _expire(conn: Tx, ids: Sequence[int], now: float) -> None:
+    conn.exec_driver_sql(
+        "UPDATE messages SET status = 'expired', updated_at = ?, claimed_at = NULL, "
+        "error = 'not sent before its validity ended' WHERE id = ?",
+        [(now, i) for i in ids],
+    )
+    conn.exec_driver_sql(
+        "UPDATE parts SET state = 'cancelled' WHERE message_id = ? AND state = 'queued'", [(i,) for i in ids]
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO events (at, kind, message_id) VALUES (?, 'expired', ?)", [(now, i) for i in ids]
+    )
+
+
+def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool = True) -> Claim | None:
+    """Claim the next due message ``modem`` may send (at most ``max_parts`` parts).
+
+    Messages pinned to another modem (a part already left through it) are skipped. With
+    ``sweep``, queued messages past their validity are expired first.
+    """
+    if sweep:
+        expire_due(conn, now)
+    row = conn.exec_driver_sql(
+        "SELECT id, recipient, body, parts, concat_ref, expires_at, modem, attempts, max_attempts "
+        "FROM messages INDEXED BY ix_messages_claim "
+        "WHERE status = 'queued' AND due_at <= ? AND parts <= ? "
+        "AND (modem IS NULL OR modem = ?) ORDER BY priority, due_at, id LIMIT 1",
+        (now, max_parts, modem),
+    ).first()
+    if row is None:
+        return None
+    mid, to, body, total, ref, expires_at, pinned, attempts, max_attempts = row
+    rows = conn.exec_driver_sql(
+        "SELECT id, seq, state FROM parts WHERE message_id = ? ORDER BY seq", (mid,)
+    ).all()
+    if not rows:
+        values = ", ".join(["(?, ?, 'queued')"] * total)
+        args = tuple(x for s in range(1, total + 1) for x in (mid, s))
+        rows = sorted(
+            conn.exec_driver_sql(
+                f"INSERT INTO parts (message_id, seq, state) VALUES {values} RETURNING id, seq, state", args
+            ).all(),
+            key=lambda r: r[1],
+        )
+    left = sum(1 for r in rows if r[2] in _LEFT_STATES)
+    if left == 0 or ref is None:
+        ref = next_concat_ref(conn, modem, now) if total > 1 else 0
+    conn.exec_driver_sql(
+        "UPDATE messages SET status = 'sending', modem = ?, claimed_at = ?, concat_ref = ?, updated_at = ? "
+        "WHERE id = ?",
+        (modem, now, ref, now, mid),
+    )
+    return Claim(
+        message_id=mid, modem=modem, to=to, body=body, total=total, concat_ref=ref,
+        expires_at=expires_at, attempts=attempts, max_attempts=max_attempts,
+        parts=[ClaimedPart(r[0], r[1]) for r in rows if r[2] == "queued"], left=left,
+    )
+
+
+def _finish_message(conn: Tx, claim: Claim, status: str, now: float, error: str | None,
+                    *, kind: str, part_id: int | None = None) -> None:
+    conn.exec_driver_sql(
+        "UPDATE messages SET status = ?, error = ?, updated_at = ?, claimed_at = NULL WHERE id = ?",
+        (status, error, now, claim.message_id),
+    )
+    conn.exec_driver_sql(
+        "UPDATE parts SET state = 'cancelled' WHERE message_id = ? AND state = 'queued'", (claim.message_id,)
+    )
+    _event(conn, now, kind, claim.message_id, part_id=part_id, modem=claim.modem,
+           detail={"error": error} if error else None)
+
+
+def begin_part(conn: Tx, claim: Claim, part: ClaimedPart, now: float) -> str:
+    """Commit ``part`` as ``submitting`` and log the send; returns ``"go"``, or why not.
+
+    Before the first part of a message leaves, the opt-out list and the validity are checked
+    again: ``"suppressed"``/``"expired"`` end the message. ``"gone"`` means the message is no
+    longer this claim's to send (e.g. a failed status report ended it).
+    """
+    if not claim.any_left:
+        status = conn.exec_driver_sql("SELECT status FROM messages WHERE id = ?", (claim.message_id,)).scalar()
+        if status != "sending":
+            return "gone"
+        if conn.exec_driver_sql("SELECT 1 FROM opt_outs WHERE number = ?", (claim.to,)).first():
+            _finish_message(conn, claim, "suppressed", now, "recipient opted out", kind="suppressed")
+            return "suppressed"
+        if claim.expires_at is not None and claim.expires_at <= now:
+            _finish_message(conn, claim, "expired", now, "not sent before its validity ended", kind="expired")
+            return "expired"
+    marked = conn.exec_driver_sql(
+        "UPDATE parts SET state = 'submitting', modem = ?, submitted_at = ?, error = NULL "
+        "WHERE id = ? AND state = 'queued' AND EXISTS "
+        "(SELECT 1 FROM messages WHERE id = ? AND status = 'sending' AND modem = ?)",
+        (claim.modem, now, part.id, claim.message_id, claim.modem),
+    ).rowcount
+    if not marked:
+        return "gone"
+    part.log_id = conn.exec_driver_sql(
+        "INSERT INTO send_log (modem, at, message_id, part_id) VALUES (?, ?, ?, ?) RETURNING id",
+        (claim.modem, now, claim.message_id, part.id),
+    ).scalar_one()
+    part.submitted_at = now
+    return "go"
+
+
+def part_sent(conn: Tx, claim: Claim, part: ClaimedPart, mr: int, now: float) -> bool:
+    """The modem answered ``+CMGS: mr``. Returns True when the message is now ``sent``."""
+    conn.exec_driver_sql(
+        "UPDATE parts SET state = 'sent', mr = ?, sent_at = ? WHERE id = ?", (mr, now, part.id)
+    )
+    if part.log_id is not None:
+        # The answer's time bounds when the part really left: windows count from it.
+        conn.exec_driver_sql("UPDATE send_log SET at = ? WHERE id = ?", (now, part.log_id))
+    claim.sent_now += 1
+    if claim.left + claim.sent_now < claim.total:
+        return False
+    # No event row for an ordinary send: sent_at, the part and the send log record it.
+    done = conn.exec_driver_sql(
+        "UPDATE messages SET status = 'sent', sent_at = ?, updated_at = ?, claimed_at = NULL, error = NULL "
+        "WHERE id = ? AND status = 'sending'",
+        (now, now, claim.message_id),
+    ).rowcount
+    return bool(done)
+
+
+def part_unknown(conn: Tx, claim: Claim, part: ClaimedPart, now: float, error: str) -> None:
+    """The PDU was handed over but no answer came: part and message ``unknown``."""
+    conn.exec_driver_sql(
+        "UPDATE parts SET state = 'unknown', error = ? WHERE id = ?", (error, part.id)
+    )
+    _finish_message(conn, claim, "unknown", now, error, kind="unknown", part_id=part.id)
+
+
+def part_failed(conn: Tx, claim: Claim, part: ClaimedPart | None, now: float, error: str) -> None:
+    """A permanent refusal (or an unsendable message): part and message ``failed``."""
+    if part is not None:
+        conn.exec_driver_sql(
+            "UPDATE parts SET state = 'failed', error = ? WHERE id = ?", (error, part.id)
+        )
+        if part.log_id is not None:
+            conn.exec_driver_sql("DELETE FROM send_log WHERE id = ?", (part.log_id,))
+    _finish_message(conn, claim, "failed", now, error, kind="failed", part_id=part.id if part else None)
+
+
+def _put_back(conn: Tx, claim: Claim, now: float, *, due_at: float | None, attempts: int) -> None:
+    pinned = claim.any_left
+    conn.exec_driver_sql(
+        "UPDATE messages SET status = 'queued', claimed_at = NULL, attempts = ?, updated_at = ?, "
+        "due_at = COALESCE(?, due_at), modem = ?, concat_ref = ? WHERE id = ?",
+        (attempts, now, due_at, claim.modem if pinned else None, claim.concat_ref if pinned else None,
+         claim.message_id),
+    )
+
+
+def part_retry(conn: Tx, claim: Claim, part: ClaimedPart, now: float, error: str, *,
+               delay: float, forget_send: bool) -> str:
+    """A temporary failure: back to the queue after ``delay`` (``"queued"``), or
+    ``"failed"`` once the message used its attempts. ``forget_send`` drops the send-log
+    entry (nothing reached the network)."""
+    if forget_send and part.log_id is not None:
+        conn.exec_driver_sql("DELETE FROM send_log WHERE id = ?", (part.log_id,))
+        part.log_id = None
+    attempts = claim.attempts + 1
+    if attempts >= claim.max_attempts:
+        conn.exec_driver_sql("UPDATE messages SET attempts = ? WHERE id = ?", (attempts, claim.message_id))
+        part_failed(conn, claim, part, now, f"gave up after {attempts} attempts; last error: {error}")
+        return "failed"
+    conn.exec_driver_sql(
+        "UPDATE parts SET state = 'queued', modem = NULL, submitted_at = NULL, error = ? WHERE id = ?",
+        (error, part.id),
+    )
+    _put_back(conn, claim, now, due_at=now + delay, attempts=attempts)
+    _event(conn, now, "retry", claim.message_id, part_id=part.id, modem=claim.modem,
+           detail={"error": error, "attempt": attempts, "delay_s": round(delay, 3)})
+    return "queued"
+
+
+def release(conn: Tx, claim: Claim, now: float, reason: str, *, part: ClaimedPart | None = None) -> None:
+    """Give a claim back without counting an attempt (shutdown, modem went away before
+    anything left). ``part``, if given, had been marked ``submitting`` but nothing left."""
+    if part is not None:
+        conn.exec_driver_sql(
+            "UPDATE parts SET state = 'queued', modem = NULL, submitted_at = NULL WHERE id = ?", (part.id,)
+        )
+        if part.log_id is not None:
+            conn.exec_driver_sql("DELETE FROM send_log WHERE id = ?", (part.log_id,))
+    _put_back(conn, claim, now, due_at=None, attempts=claim.attempts)
+    _event(conn, now, "released", claim.message_id, modem=claim.modem, detail={"reason": reason})
+
+
+def recover(conn: Tx, now: float) -> Recovery:
+    """Start-up: ``submitting`` parts → ``unknown`` (and their messages); other claims → queue."""
+    stuck = conn.exec_driver_sql(
+        "SELECT id, message_id, modem FROM parts WHERE state = 'submitting'"
+    ).all()
+    unknown = sorted({r[1] for r in stuck})
+    error = "the appliance stopped while this part was being handed to the modem; it may have been sent"
+    if stuck:
+        conn.exec_driver_sql(
+            "UPDATE parts SET state = 'unknown', error = ? WHERE id = ?", [(error, r[0]) for r in stuck]
+        )
+        conn.exec_driver_sql(
+            "UPDATE messages SET status = 'unknown', error = ?, updated_at = ?, claimed_at = NULL WHERE id = ?",
+            [(error, now, m) for m in unknown],
+        )
+        conn.exec_driver_sql(
+            "UPDATE parts SET state = 'cancelled' WHERE message_id = ? AND state = 'queued'",
+            [(m,) for m in unknown],
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO events (at, kind, message_id, part_id, modem, detail) VALUES (?, 'unknown', ?, ?, ?, ?)",
+            [(now, r[1], r[0], r[2], json.dumps({"error": error, "at": "start-up"})) for r in stuck],
+        )
+    claimed = [r[0] for r in conn.exec_driver_sql("SELECT id FROM messages WHERE status = 'sending'")]
+    if claimed:
+        # Pinned (keeps modem and concat ref) when a part already left, else free to any modem.
+        conn.exec_driver_sql(
+            "UPDATE messages SET status = 'queued', claimed_at = NULL, updated_at = ?, "
+            "modem = CASE WHEN EXISTS (SELECT 1 FROM parts p WHERE p.message_id = messages.id "
+            "AND p.state IN ('sent', 'delivered', 'failed', 'unknown')) THEN modem ELSE NULL END, "
+            "concat_ref = CASE WHEN EXISTS (SELECT 1 FROM parts p WHERE p.message_id = messages.id "
+            "AND p.state IN ('sent', 'delivered', 'failed', 'unknown')) THEN concat_ref ELSE NULL END "
+            "WHERE id = ?",
+            [(now, m) for m in claimed],
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO events (at, kind, message_id, detail) VALUES (?, 'requeued', ?, ?)",
+            [(now, m, json.dumps({"at": "start-up"})) for m in claimed],
+        )
+    return Recovery(unknown=tuple(unknown), requeued=tuple(claimed))

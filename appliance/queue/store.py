@@ -1,0 +1,776 @@
+"""The durable queue's API: :class:`Queue`.
+
+The REST layer calls ``enqueue``, ``get``, ``list``, ``cancel``, ``resend``, ``stats``,
+``budget``, the inbound and opt-out methods and ``apply_status_report``; the dispatcher
+calls ``recover``, ``claim`` and the ``part_*`` transitions. Every method is one short
+transaction; writes use ``BEGIN IMMEDIATE``. Phone numbers arrive already in E.164.
+Times are UNIX seconds in the database and timezone-aware UTC datetimes in the views.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from appliance.pdu import PduError, plan
+from appliance.queue import scheduler
+from appliance.queue.db import Tx, make_engine, migrate, read_tx, write_tx
+from appliance.queue.errors import DuplicateIdempotencyKey, InvalidRequest, InvalidState, NotFound
+from appliance.queue.ratelimit import BudgetView, RateLimits, SendBudget
+from appliance.queue.scheduler import PRIORITIES, PRIORITY_NAMES, Backoff, Claim, ClaimedPart, Recovery
+
+__all__ = [
+    "EventView",
+    "InboundView",
+    "MessageView",
+    "ModemView",
+    "OptOutView",
+    "Page",
+    "PartView",
+    "Queue",
+    "ReportMatch",
+]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_REPORT_WINDOW_S = 72 * 3600.0
+EXPIRY_SWEEP_S = 1.0
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _ts(value: datetime | float | int | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.timestamp()
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class PartView:
+    seq: int
+    state: str
+    modem: str | None
+    mr: int | None
+    submitted_at: datetime | None
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    report_status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    """A message as the API shows it. ``parts`` is the number of parts; ``part_details``
+    is filled by :meth:`Queue.get` (parts exist once the message was first claimed)."""
+
+    id: int
+    to: str
+    body: str
+    status: str
+    priority: str
+    encoding: str
+    parts: int
+    modem: str | None
+    attempts: int
+    resends: int
+    created_at: datetime
+    updated_at: datetime
+    send_at: datetime | None
+    expires_at: datetime | None
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    error: str | None
+    metadata: dict[str, Any] | None
+    part_details: tuple[PartView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a newest-first listing; pass ``next_cursor`` to get the next one."""
+
+    items: list[Any]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundView:
+    id: int
+    modem: str
+    sender: str
+    body: str
+    received_at: datetime
+    parts: int
+    metadata: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class OptOutView:
+    number: str
+    created_at: datetime
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    id: int
+    at: datetime
+    kind: str
+    message_id: int | None
+    part_id: int | None
+    modem: str | None
+    detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModemView:
+    name: str
+    imei: str | None
+    iccid: str | None
+    model: str | None
+    state: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReportMatch:
+    """Which part a status report matched and what it did to the message."""
+
+    message_id: int
+    part_seq: int
+    outcome: str  # "delivered" / "pending" / "failed"
+    message_status: str
+
+
+_MSG_COLS = (
+    "id, recipient, body, status, priority, encoding, parts, modem, attempts, resends, created_at, "
+    "updated_at, send_at, expires_at, sent_at, delivered_at, error, metadata_json"
+)
+_INSERT_MSG = (
+    "INSERT INTO messages (id, batch_id, recipient, body, encoding, parts, priority, status, created_at, "
+    "updated_at, send_at, due_at, expires_at, attempts, max_attempts, resends, error, metadata_json) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 0, ?, ?)"
+)
+
+
+def _message_view(r: Sequence[Any], parts: tuple[PartView, ...] = ()) -> MessageView:
+    return MessageView(
+        id=r[0], to=r[1], body=r[2], status=r[3], priority=PRIORITY_NAMES.get(r[4], str(r[4])),
+        encoding=r[5], parts=r[6], modem=r[7], attempts=r[8], resends=r[9],
+        created_at=_dt(r[10]), updated_at=_dt(r[11]),  # type: ignore[arg-type]
+        send_at=_dt(r[12]), expires_at=_dt(r[13]), sent_at=_dt(r[14]), delivered_at=_dt(r[15]),
+        error=r[16], metadata=json.loads(r[17]) if r[17] else None, part_details=parts,
+    )
+
+
+def _encode_cursor(kind: str, key: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps([kind, key]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(kind: str, cursor: str | None) -> Any:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        got_kind, key = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest("cursor is not one this server handed out; start again without it") from exc
+    if got_kind != kind:
+        raise InvalidRequest("cursor belongs to a different listing; start again without it")
+    return key
+
+
+def _digits(number: str) -> str:
+    return "".join(c for c in number if c.isdigit())
+
+
+def _same_number(a: str, b: str) -> bool:
+    """E.164 vs whatever a network put in a status report (national form, no '+')."""
+    da, db = _digits(a), _digits(b)
+    if not da or not db:
+        return False
+    if da == db:
+        return True
+    short, long_ = sorted((da, db), key=len)
+    return len(short) >= 7 and long_.endswith(short)
+
+
+class Queue:
+    """The durable SMS queue on one SQLite file.
+
+    ``Queue(url_or_engine)`` migrates the schema to the newest revision unless
+    ``migrate=False``. ``clock`` returns UNIX seconds (tests pass a fake).
+    ``max_attempts``/``backoff`` govern temporary failures; ``max_parts`` refuses longer
+    bodies at enqueue; ``report_window_s`` is how old a part may be for a status report to
+    match it.
+    """
+
+    def __init__(
+        self,
+        db: Engine | str | os.PathLike[str],
+        *,
+        clock: Callable[[], float] = time.time,
+        max_attempts: int = 5,
+        backoff: Backoff = Backoff(),
+        max_parts: int = 10,
+        report_window_s: float = DEFAULT_REPORT_WINDOW_S,
+        migrate_schema: bool = True,
+    ) -> None:
+        self.engine = db if isinstance(db, Engine) else make_engine(db)
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_parts = max_parts
+        self.report_window_s = report_window_s
+        self._listeners: list[Callable[[], None]] = []
+        self._listeners_lock = threading.Lock()
+        self._last_sweep = float("-inf")
+        if migrate_schema:
+            migrate(self.engine)
+
+    # ------------------------------------------------------------------ notifications
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` after new work is committed (enqueue, resend); returns an
+        unsubscribe function. Callbacks must be quick (set an event)."""
+        with self._listeners_lock:
+            self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with self._listeners_lock:
+                if callback in self._listeners:
+                    self._listeners.remove(callback)
+
+        return unsubscribe
+
+    def _notify(self) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for cb in listeners:
+            try:
+                cb()
+            except Exception:  # a listener's bug must not fail the enqueue that committed
+                _log.exception("queue listener failed")
+
+    # ------------------------------------------------------------------ enqueue
+
+    def enqueue(
+        self,
+        recipients: Sequence[str],
+        body: str,
+        *,
+        priority: str = "normal",
+        send_at: datetime | float | None = None,
+        validity_s: float | None = None,
+        idempotency_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[MessageView]:
+        """Queue ``body`` to every recipient (E.164); one message per recipient.
+
+        Opted-out recipients are stored as ``suppressed``. A repeated ``idempotency_key``
+        with the same request returns the original messages; with a different request it
+        raises :class:`DuplicateIdempotencyKey`.
+        """
+        if isinstance(recipients, str):
+            recipients = [recipients]
+        if not recipients:
+            raise InvalidRequest("to: give at least one recipient")
+        if priority not in PRIORITIES:
+            raise InvalidRequest(f"priority: {priority!r} is not one of high, normal, low")
+        if not isinstance(body, str) or body == "":
+            raise InvalidRequest("body: the message text is empty")
+        if validity_s is not None and validity_s <= 0:
+            raise InvalidRequest("validity_s: must be a positive number of seconds")
+        try:
+            p = plan(body)
+        except PduError as exc:
+            raise InvalidRequest(f"body: {exc}") from exc
+        if p.total > self.max_parts:
+            raise InvalidRequest(
+                f"body: needs {p.total} SMS parts; at most {self.max_parts} are allowed"
+            )
+        now = self.clock()
+        send_ts = _ts(send_at)
+        start = send_ts if send_ts is not None else now
+        expires = start + validity_s if validity_s is not None else None
+        meta_json = json.dumps(metadata, separators=(",", ":"), sort_keys=True) if metadata else None
+        prio = PRIORITIES[priority]
+        fingerprint = hashlib.sha256(
+            json.dumps([list(recipients), body, priority, send_ts, validity_s, meta_json]).encode()
+        ).hexdigest()
+
+        with write_tx(self.engine) as conn:
+            if idempotency_key is not None:
+                prior = conn.exec_driver_sql(
+                    "SELECT id, fingerprint FROM batches WHERE idempotency_key = ?", (idempotency_key,)
+                ).first()
+                if prior is not None:
+                    if prior[1] != fingerprint:
+                        raise DuplicateIdempotencyKey(
+                            f"idempotency key {idempotency_key!r} was already used for a different "
+                            "request; use a new key for a new request"
+                        )
+                    rows = conn.exec_driver_sql(
+                        f"SELECT {_MSG_COLS} FROM messages WHERE batch_id = ? ORDER BY id", (prior[0],)
+                    ).all()
+                    return [_message_view(r) for r in rows]
+            batch_id = conn.exec_driver_sql(
+                "INSERT INTO batches (idempotency_key, fingerprint, created_at, count) VALUES (?, ?, ?, ?) "
+                "RETURNING id",
+                (idempotency_key, fingerprint, now, len(recipients)),
+            ).scalar_one()
+            opted = self._opted_out_among(conn, recipients)
+            base = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM messages").scalar_one()
+            enc, total, maxa = p.encoding, p.total, self.max_attempts
+            rows_in = [
+                (
+                    base + i, batch_id, to, body, enc, total, prio,
+                    "suppressed" if to in opted else "queued",
+                    now, now, send_ts, start, expires, maxa,
+                    "recipient opted out" if to in opted else None, meta_json,
+                )
+                for i, to in enumerate(recipients, start=1)
+            ]
+            conn.exec_driver_sql(_INSERT_MSG, rows_in)
+            if opted:
+                conn.exec_driver_sql(
+                    "INSERT INTO events (at, kind, message_id, detail) VALUES (?, 'suppressed', ?, ?)",
+                    [(now, r[0], '{"at": "enqueue"}') for r in rows_in if r[7] == "suppressed"],
+                )
+        self._notify()
+        created, send_dt, exp_dt = _dt(now), _dt(send_ts), _dt(expires)
+        meta = json.loads(meta_json) if meta_json else None
+        return [
+            MessageView(
+                id=r[0], to=r[2], body=body, status=r[7], priority=priority, encoding=enc, parts=total,
+                modem=None, attempts=0, resends=0, created_at=created, updated_at=created,  # type: ignore[arg-type]
+                send_at=send_dt, expires_at=exp_dt, sent_at=None, delivered_at=None, error=r[14],
+                metadata=meta,
+            )
+            for r in rows_in
+        ]
+
+    @staticmethod
+    def _opted_out_among(conn: Tx, numbers: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        unique = list(dict.fromkeys(numbers))
+        for i in range(0, len(unique), 5000):
+            chunk = unique[i:i + 5000]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in conn.exec_driver_sql(
+                f"SELECT number FROM opt_outs WHERE number IN ({marks})", tuple(chunk)
+            ))
+        return found
+
+    # ------------------------------------------------------------------ read
+
+    def get(self, message_id: int) -> MessageView:
+        """The message with its parts; :class:`NotFound` if there is none."""
+        with read_tx(self.engine) as conn:
+            row = conn.exec_driver_sql(f"SELECT {_MSG_COLS} FROM messages WHERE id = ?", (message_id,)).first()
+            if row is None:
+                raise NotFound(f"message {message_id} does not exist")
+            parts = conn.exec_driver_sql(
+                "SELECT seq, state, modem, mr, submitted_at, sent_at, delivered_at, report_status, error "
+                "FROM parts WHERE message_id = ? ORDER BY seq",
+                (message_id,),
+            ).all()
+        return _message_view(row, tuple(
+            PartView(p[0], p[1], p[2], p[3], _dt(p[4]), _dt(p[5]), _dt(p[6]), p[7], p[8]) for p in parts
+        ))
+
+    def list(
+        self, *, status: str | None = None, to: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        """Messages newest first, filtered by ``status`` and/or recipient ``to``."""
+        if status is not None and status not in scheduler.MESSAGE_STATES:
+            raise InvalidRequest(f"status: {status!r} is not one of {', '.join(scheduler.MESSAGE_STATES)}")
+        if not 1 <= limit <= 1000:
+            raise InvalidRequest("limit: must be between 1 and 1000")
+        after = _decode_cursor("m", cursor)
+        where, args = [], []
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if to is not None:
+            where.append("recipient = ?")
+            args.append(to)
+        if after is not None:
+            where.append("id < ?")
+            args.append(int(after))
+        sql = f"SELECT {_MSG_COLS} FROM messages"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit + 1)
+        with read_tx(self.engine) as conn:
+            rows = conn.exec_driver_sql(sql, tuple(args)).all()
+        items = [_message_view(r) for r in rows[:limit]]
+        nxt = _encode_cursor("m", items[-1].id) if len(rows) > limit else None
+        return Page(items, nxt)
+
+    def stats(self) -> dict[str, int]:
+        """Number of messages in each state (every state present, zeros included)."""
+        counts = dict.fromkeys(scheduler.MESSAGE_STATES, 0)
+        with read_tx(self.engine) as conn:
+            for status, n in conn.exec_driver_sql("SELECT status, COUNT(*) FROM messages GROUP BY status"):
+                counts[status] = n
+        return counts
+
+    def events(self, message_id: int | None = None, *, limit: int = 1000) -> list[EventView]:
+        """The audit trail, oldest first (of one message, or the latest ``limit`` overall)."""
+        with read_tx(self.engine) as conn:
+            if message_id is not None:
+                rows = conn.exec_driver_sql(
+                    "SELECT id, at, kind, message_id, part_id, modem, detail FROM events "
+                    "WHERE message_id = ? ORDER BY id LIMIT ?", (message_id, limit)
+                ).all()
+            else:
+                rows = conn.exec_driver_sql(
+                    "SELECT * FROM (SELECT id, at, kind, message_id, part_id, modem, detail FROM events "
+                    "ORDER BY id DESC LIMIT ?) ORDER BY id", (limit,)
+                ).all()
+        return [
+            EventView(r[0], _dt(r[1]), r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None)  # type: ignore[arg-type]
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ operator actions
+
+    def cancel(self, message_id: int, *, by: str = "api") -> MessageView:
+        """Cancel a queued message; :class:`InvalidState` once it is sending or done."""
+        now = self.clock()
+        with write_tx(self.engine) as conn:
+            row = conn.exec_driver_sql("SELECT status FROM messages WHERE id = ?", (message_id,)).first()
+            if row is None:
+                raise NotFound(f"message {message_id} does not exist")
+            if row[0] != "queued":
+                raise InvalidState(f"message {message_id} is {row[0]}; only a queued message can be cancelled")
+            conn.exec_driver_sql(
+                "UPDATE messages SET status = 'cancelled', updated_at = ?, error = 'cancelled' WHERE id = ?",
+                (now, message_id),
+            )
+            conn.exec_driver_sql(
+                "UPDATE parts SET state = 'cancelled' WHERE message_id = ? AND state = 'queued'", (message_id,)
+            )
+            scheduler._event(conn, now, "cancelled", message_id, detail={"by": by})
+        return self.get(message_id)
+
+    def resend(self, message_id: int, *, by: str = "operator") -> MessageView:
+        """Queue an ``unknown`` or ``failed`` message again as a new attempt (audited).
+
+        The previous parts (states, modem, TP-MRs) are kept in the ``resent`` event.
+        """
+        now = self.clock()
+        with write_tx(self.engine) as conn:
+            row = conn.exec_driver_sql(
+                "SELECT status, send_at, created_at, expires_at, error FROM messages WHERE id = ?", (message_id,)
+            ).first()
+            if row is None:
+                raise NotFound(f"message {message_id} does not exist")
+            status, send_at, created_at, expires_at, error = row
+            if status not in ("unknown", "failed"):
+                raise InvalidState(
+                    f"message {message_id} is {status}; only unknown or failed messages can be resent"
+                )
+            old_parts = conn.exec_driver_sql(
+                "SELECT seq, state, modem, mr, sent_at, error FROM parts WHERE message_id = ? ORDER BY seq",
+                (message_id,),
+            ).all()
+            validity = None if expires_at is None else expires_at - (send_at if send_at is not None else created_at)
+            conn.exec_driver_sql("DELETE FROM parts WHERE message_id = ?", (message_id,))
+            conn.exec_driver_sql(
+                "UPDATE messages SET status = 'queued', attempts = 0, resends = resends + 1, modem = NULL, "
+                "claimed_at = NULL, concat_ref = NULL, sent_at = NULL, delivered_at = NULL, error = NULL, "
+                "due_at = ?, expires_at = ?, updated_at = ? WHERE id = ?",
+                (now, None if validity is None else now + validity, now, message_id),
+            )
+            scheduler._event(conn, now, "resent", message_id, detail={
+                "by": by, "previous_status": status, "previous_error": error,
+                "previous_parts": [
+                    {"seq": p[0], "state": p[1], "modem": p[2], "mr": p[3], "sent_at": p[4], "error": p[5]}
+                    for p in old_parts
+                ],
+            })
+        self._notify()
+        return self.get(message_id)
+
+    # ------------------------------------------------------------------ budgets and modems
+
+    def send_times(self, modem: str, *, since: float) -> list[float]:
+        """When ``modem`` handed parts to the network since ``since`` (from the send log)."""
+        with read_tx(self.engine) as conn:
+            return [r[0] for r in conn.exec_driver_sql(
+                "SELECT at FROM send_log WHERE modem = ? AND at > ? ORDER BY at", (modem, since)
+            )]
+
+    def budget(self, modem: str, limits: RateLimits, *, now: float | None = None) -> BudgetView:
+        """Parts left in the minute/hour/day windows and the next allowed send time."""
+        now = self.clock() if now is None else now
+        budget = SendBudget(limits, self.send_times(modem, since=now - max(limits.windows)))
+        return budget.view(modem, now)
+
+    def upsert_modem(self, name: str, *, imei: str | None = None, iccid: str | None = None,
+                     model: str | None = None, state: str | None = None) -> None:
+        """Remember a modem's identity and last state (fields given as None are kept)."""
+        now = self.clock()
+        with write_tx(self.engine) as conn:
+            scheduler._ensure_modem(conn, name, now)
+            conn.exec_driver_sql(
+                "UPDATE modems SET imei = COALESCE(?, imei), iccid = COALESCE(?, iccid), "
+                "model = COALESCE(?, model), state = COALESCE(?, state), updated_at = ? WHERE name = ?",
+                (imei, iccid, model, state, now, name),
+            )
+
+    def modems(self) -> list[ModemView]:
+        with read_tx(self.engine) as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT name, imei, iccid, model, state, updated_at FROM modems ORDER BY name"
+            ).all()
+        return [ModemView(r[0], r[1], r[2], r[3], r[4], _dt(r[5])) for r in rows]  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ inbound and consent
+
+    def record_inbound(
+        self, modem: str, sender: str, body: str, *, received_at: datetime | float | None = None,
+        parts: int = 1, pdu_hex: str | None = None, metadata: dict[str, Any] | None = None,
+    ) -> InboundView:
+        """Store a received (already reassembled) SMS durably."""
+        at = _ts(received_at) if received_at is not None else self.clock()
+        meta_json = json.dumps(metadata) if metadata else None
+        with write_tx(self.engine) as conn:
+            new_id = conn.exec_driver_sql(
+                "INSERT INTO inbound (modem, sender, body, received_at, parts, pdu_hex, metadata_json) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (modem, sender, body, at, parts, pdu_hex, meta_json),
+            ).scalar_one()
+        return InboundView(new_id, modem, sender, body, _dt(at), parts, metadata)  # type: ignore[arg-type]
+
+    def list_inbound(self, *, limit: int = 50, cursor: str | None = None, sender: str | None = None) -> Page:
+        """Received messages, newest first."""
+        if not 1 <= limit <= 1000:
+            raise InvalidRequest("limit: must be between 1 and 1000")
+        after = _decode_cursor("i", cursor)
+        where, args = [], []
+        if sender is not None:
+            where.append("sender = ?")
+            args.append(sender)
+        if after is not None:
+            where.append("id < ?")
+            args.append(int(after))
+        sql = "SELECT id, modem, sender, body, received_at, parts, metadata_json FROM inbound"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit + 1)
+        with read_tx(self.engine) as conn:
+            rows = conn.exec_driver_sql(sql, tuple(args)).all()
+        items = [
+            InboundView(r[0], r[1], r[2], r[3], _dt(r[4]), r[5], json.loads(r[6]) if r[6] else None)  # type: ignore[arg-type]
+            for r in rows[:limit]
+        ]
+        return Page(items, _encode_cursor("i", items[-1].id) if len(rows) > limit else None)
+
+    def opt_out(self, number: str, *, source: str, note: str | None = None) -> bool:
+        """Add ``number`` to the suppression list; False if it was already on it. Logged."""
+        now = self.clock()
+        with write_tx(self.engine) as conn:
+            added = conn.exec_driver_sql(
+                "INSERT INTO opt_outs (number, created_at, source) VALUES (?, ?, ?) ON CONFLICT(number) DO NOTHING",
+                (number, now, source),
+            ).rowcount
+            conn.exec_driver_sql(
+                "INSERT INTO consent_log (number, action, source, at, note) VALUES (?, 'opt_out', ?, ?, ?)",
+                (number, source, now, note),
+            )
+        return bool(added)
+
+    def opt_in(self, number: str, *, source: str, note: str | None = None) -> bool:
+        """Remove ``number`` from the suppression list; False if it was not on it. Logged."""
+        now = self.clock()
+        with write_tx(self.engine) as conn:
+            removed = conn.exec_driver_sql("DELETE FROM opt_outs WHERE number = ?", (number,)).rowcount
+            conn.exec_driver_sql(
+                "INSERT INTO consent_log (number, action, source, at, note) VALUES (?, 'opt_in', ?, ?, ?)",
+                (number, source, now, note),
+            )
+        return bool(removed)
+
+    def is_opted_out(self, number: str) -> bool:
+        with read_tx(self.engine) as conn:
+            return conn.exec_driver_sql("SELECT 1 FROM opt_outs WHERE number = ?", (number,)).first() is not None
+
+    def list_opt_outs(self, *, limit: int = 100, cursor: str | None = None) -> Page:
+        """The suppression list, ordered by number."""
+        if not 1 <= limit <= 1000:
+            raise InvalidRequest("limit: must be between 1 and 1000")
+        after = _decode_cursor("o", cursor)
+        with read_tx(self.engine) as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT number, created_at, source FROM opt_outs WHERE number > ? ORDER BY number LIMIT ?",
+                (after or "", limit + 1),
+            ).all()
+        items = [OptOutView(r[0], _dt(r[1]), r[2]) for r in rows[:limit]]  # type: ignore[arg-type]
+        return Page(items, _encode_cursor("o", items[-1].number) if len(rows) > limit else None)
+
+    def consent_log(self, number: str) -> list[tuple[datetime, str, str, str | None]]:
+        """``(at, action, source, note)`` of every consent change of ``number``, oldest first."""
+        with read_tx(self.engine) as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT at, action, source, note FROM consent_log WHERE number = ? ORDER BY at, id", (number,)
+            ).all()
+        return [(_dt(r[0]), r[1], r[2], r[3]) for r in rows]  # type: ignore[misc]
+
+    # ------------------------------------------------------------------ status reports
+
+    def apply_status_report(
+        self, modem: str, reference: int, recipient: str, status: int, *, at: float | None = None
+    ) -> ReportMatch | None:
+        """Match a status report on (modem, TP-MR, recipient) within the report window.
+
+        The newest matching part wins (TP-MR wraps at 256). A completed TP-ST delivers the
+        part (the message when all parts are); a temporary one keeps it waiting; a permanent
+        one fails part and message. None if no part matched.
+        """
+        from appliance.pdu.status import status_outcome
+
+        now = self.clock() if at is None else at
+        outcome = status_outcome(status)
+        with write_tx(self.engine) as conn:
+            candidates = conn.exec_driver_sql(
+                "SELECT p.id, p.message_id, p.seq, m.recipient, m.status FROM parts p "
+                "JOIN messages m ON m.id = p.message_id "
+                "WHERE p.modem = ? AND p.mr = ? AND p.sent_at >= ? AND p.state IN ('sent', 'delivered', 'failed') "
+                "ORDER BY p.sent_at DESC",
+                (modem, reference % 256, now - self.report_window_s),
+            ).all()
+            match = next((c for c in candidates if _same_number(c[3], recipient)), None)
+            if match is None:
+                scheduler._event(conn, now, "report_unmatched", None, modem=modem,
+                                 detail={"mr": reference, "recipient": recipient, "status": status})
+                return None
+            part_id, mid, seq, _to, mstatus = match
+            if outcome == "delivered":
+                conn.exec_driver_sql(
+                    "UPDATE parts SET state = 'delivered', delivered_at = ?, report_status = ? WHERE id = ?",
+                    (now, status, part_id),
+                )
+                remaining = conn.exec_driver_sql(
+                    "SELECT COUNT(*) FROM parts WHERE message_id = ? AND state != 'delivered'", (mid,)
+                ).scalar_one()
+                if remaining == 0 and mstatus == "sent":
+                    conn.exec_driver_sql(
+                        "UPDATE messages SET status = 'delivered', delivered_at = ?, updated_at = ? WHERE id = ?",
+                        (now, now, mid),
+                    )
+                    scheduler._event(conn, now, "delivered", mid, modem=modem)
+                    mstatus = "delivered"
+            elif outcome == "pending":
+                conn.exec_driver_sql("UPDATE parts SET report_status = ? WHERE id = ?", (status, part_id))
+            else:
+                error = f"undelivered: the network reports status 0x{status:02X} for part {seq}"
+                conn.exec_driver_sql(
+                    "UPDATE parts SET state = 'failed', report_status = ?, error = ? WHERE id = ?",
+                    (status, error, part_id),
+                )
+                if mstatus in ("sending", "sent", "delivered"):
+                    conn.exec_driver_sql(
+                        "UPDATE messages SET status = 'failed', error = ?, updated_at = ? WHERE id = ?",
+                        (error, now, mid),
+                    )
+                    scheduler._event(conn, now, "undelivered", mid, part_id=part_id, modem=modem,
+                                     detail={"status": status})
+                    mstatus = "failed"
+        return ReportMatch(mid, seq, outcome, mstatus)
+
+    def apply_status_report_event(self, event: Any) -> ReportMatch | None:
+        """:meth:`apply_status_report` for an :class:`appliance.modem.StatusReportEvent`."""
+        report = event.report
+        return self.apply_status_report(event.modem, report.reference, report.recipient, report.status)
+
+    # ------------------------------------------------------------------ dispatcher side
+
+    def recover(self) -> Recovery:
+        """Crash recovery; run once at start-up before any worker claims."""
+        with write_tx(self.engine) as conn:
+            result = scheduler.recover(conn, self.clock())
+        if result.unknown or result.requeued:
+            _log.warning(
+                "recovery: %d message(s) left mid-send are now unknown; %d claim(s) went back to the queue",
+                len(result.unknown), len(result.requeued),
+            )
+        return result
+
+    def claim(self, modem: str, *, max_parts: int, now: float | None = None) -> Claim | None:
+        """Claim the next message ``modem`` may send now (at most ``max_parts`` parts)."""
+        now = self.clock() if now is None else now
+        # Sweeping expired messages costs a statement: at most once a second is enough (a
+        # claimed message's own validity is checked again before its first part leaves).
+        sweep = not (0 <= now - self._last_sweep < EXPIRY_SWEEP_S)
+        with write_tx(self.engine) as conn:
+            claim = scheduler.claim_next(conn, modem, max_parts=max_parts, now=now, sweep=sweep)
+        if sweep:
+            self._last_sweep = now
+        return claim
+
+    def next_wakeup(self, modem: str) -> float | None:
+        """The earliest due or expiry time of queued work ``modem`` could take (None: none)."""
+        with read_tx(self.engine) as conn:
+            due = conn.exec_driver_sql(
+                "SELECT due_at FROM messages INDEXED BY ix_messages_queued_due "
+                "WHERE status = 'queued' AND (modem IS NULL OR modem = ?) "
+                "ORDER BY due_at LIMIT 1", (modem,)
+            ).scalar()
+            exp = conn.exec_driver_sql(
+                "SELECT expires_at FROM messages INDEXED BY ix_messages_queued_expiry "
+                "WHERE status = 'queued' AND expires_at IS NOT NULL "
+                "ORDER BY expires_at LIMIT 1"
+            ).scalar()
+        times = [t for t in (due, exp) if t is not None]
+        return min(times) if times else None
+
+    def begin_part(self, claim: Claim, part: ClaimedPart, now: float) -> str:
+        with write_tx(self.engine) as conn:
+            return scheduler.begin_part(conn, claim, part, now)
+
+    def part_sent(self, claim: Claim, part: ClaimedPart, mr: int, now: float) -> bool:
+        with write_tx(self.engine) as conn:
+            return scheduler.part_sent(conn, claim, part, mr, now)
+
+    def part_unknown(self, claim: Claim, part: ClaimedPart, error: str) -> None:
+        with write_tx(self.engine) as conn:
+            scheduler.part_unknown(conn, claim, part, self.clock(), error)
+
+    def part_failed(self, claim: Claim, part: ClaimedPart | None, error: str) -> None:
+        with write_tx(self.engine) as conn:
+            scheduler.part_failed(conn, claim, part, self.clock(), error)
+
+    def part_retry(self, claim: Claim, part: ClaimedPart, error: str, *, forget_send: bool) -> str:
+        delay = self.backoff.delay(claim.attempts + 1)
+        with write_tx(self.engine) as conn:
+            return scheduler.part_retry(conn, claim, part, self.clock(), error, delay=delay,
+                                        forget_send=forget_send)
+
+    def release(self, claim: Claim, reason: str, *, part: ClaimedPart | None = None) -> None:
+        with write_tx(self.engine) as conn:
+            scheduler.release(conn, claim, self.clock(), reason, part=part)
+        self._notify()
+
+    def close(self) -> None:
+        self.engine.dispose()

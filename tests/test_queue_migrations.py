@@ -1,0 +1,79 @@
+"""Schema migrations: upgrades keep data, migrate() is idempotent, head matches the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from appliance.queue import Queue, current_revision, head_revision, make_engine, migrate
+from appliance.queue.models import metadata
+
+QUEUE_TABLES = {
+    "batches", "messages", "parts", "modems", "send_log", "inbound", "opt_outs", "consent_log", "events",
+}
+
+
+def test_upgrade_from_the_first_revision_keeps_data(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path / "q.db")
+    migrate(engine, "0001_queue_core")
+    assert current_revision(engine) == "0001_queue_core"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO batches (id, fingerprint, created_at, count) VALUES (1, 'f', 1.0, 1)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO messages (id, batch_id, recipient, body, encoding, parts, priority, status, "
+            "created_at, updated_at, due_at, attempts, max_attempts, resends) "
+            "VALUES (1, 1, '+15550000001', 'kept', 'gsm7', 1, 1, 'sent', 1.0, 1.0, 1.0, 0, 5, 0)"
+        )
+        conn.exec_driver_sql("INSERT INTO send_log (modem, at, message_id) VALUES ('m1', 1.0, 1)")
+    migrate(engine)
+    assert current_revision(engine) == head_revision()
+    queue = Queue(engine)
+    msg = queue.get(1)
+    assert (msg.to, msg.body, msg.status) == ("+15550000001", "kept", "sent")
+    assert queue.send_times("m1", since=0) == [1.0]
+    queue.opt_out("+15550000002", source="test")  # a table of the second revision works
+    assert queue.is_opted_out("+15550000002")
+
+
+def test_migrate_is_idempotent_and_head_matches_the_models(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path / "q.db")
+    migrate(engine)
+    Queue(engine).enqueue(["+15550000001"], "still here")
+    migrate(engine)
+    migrate(engine)
+    assert Queue(engine).stats()["queued"] == 1
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = [
+            d for d in compare_metadata(ctx, metadata)
+            if _table_of(d) in QUEUE_TABLES or _table_of(d) is None
+        ]
+    assert diff == []
+
+
+def test_pragmas(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'q.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0
+
+
+def _table_of(diff: object) -> str | None:
+    """The table a compare_metadata entry is about (entries are tuples or lists of them)."""
+    item = diff[0] if isinstance(diff, list) else diff
+    for obj in item[1:]:  # type: ignore[index]
+        name = getattr(obj, "name", None)
+        table = getattr(obj, "table", None)
+        if table is not None:
+            return table.name
+        if getattr(obj, "columns", None) is not None and name:
+            return name
+        if isinstance(obj, str):
+            return obj
+    return None

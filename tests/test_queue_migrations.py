@@ -12,6 +12,7 @@ from appliance.queue.models import metadata
 
 QUEUE_TABLES = {
     "batches", "messages", "parts", "modems", "send_log", "inbound", "opt_outs", "consent_log", "events",
+    "api_keys", "inbound_fragments", "webhook_outbox", "cursors",
 }
 
 

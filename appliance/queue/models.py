@@ -12,7 +12,10 @@ from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "ApiKeyRecord",
     "Batch",
+    "Cursor",
+    "InboundFragment",
     "ConsentLogEntry",
     "Event",
     "InboundMessage",
@@ -21,6 +24,7 @@ __all__ = [
     "OptOut",
     "Part",
     "SendLogEntry",
+    "WebhookDelivery",
     "metadata",
 ]
 
@@ -81,6 +85,8 @@ class Message(SQLModel, table=True):
     delivered_at: float | None = None
     error: str | None = None
     metadata_json: str | None = None
+    # A reply to a STOP must reach a number that has just opted out; nothing else may.
+    ignore_opt_out: bool = Field(default=False, sa_column_kwargs={"server_default": text("0")})
 
 
 class Part(SQLModel, table=True):
@@ -134,10 +140,20 @@ class SendLogEntry(SQLModel, table=True):
 
 
 class InboundMessage(SQLModel, table=True):
-    """A received SMS (already reassembled by the inbound handler when it had parts)."""
+    """A received SMS (already reassembled by the inbound handler when it had parts).
+
+    ``digest`` identifies the PDU(s) it came from, so the same stored PDU read twice is one
+    message; ``complete`` is False when the reassembly timeout passed with parts missing;
+    ``keyword`` is stop/start/help when the text was one; ``handled_at`` is set once its
+    keyword actions and webhook events have been recorded.
+    """
 
     __tablename__ = "inbound"
-    __table_args__ = (Index("ix_inbound_received", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbound_received", "received_at"),
+        Index("ix_inbound_digest", "digest", unique=True),
+        Index("ix_inbound_unhandled", "id", sqlite_where=text("handled_at IS NULL")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     modem: str
@@ -147,6 +163,31 @@ class InboundMessage(SQLModel, table=True):
     parts: int = 1
     pdu_hex: str | None = None
     metadata_json: str | None = None
+    digest: str | None = None
+    complete: bool = Field(default=True, sa_column_kwargs={"server_default": text("1")})
+    keyword: str | None = None
+    handled_at: float | None = None
+
+
+class InboundFragment(SQLModel, table=True):
+    """One part of a multipart SMS waiting for its siblings (keyed by sender, ref, total)."""
+
+    __tablename__ = "inbound_fragments"
+    __table_args__ = (
+        Index("ix_inbound_fragments_digest", "digest", unique=True),
+        Index("ix_inbound_fragments_group", "sender", "ref", "total", "seq"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    modem: str
+    sender: str
+    ref: int
+    total: int
+    seq: int
+    body: str
+    pdu_hex: str
+    digest: str
+    received_at: float
 
 
 class OptOut(SQLModel, table=True):
@@ -187,3 +228,47 @@ class Event(SQLModel, table=True):
     modem: str | None = None
     detail: str | None = None
 
+
+
+class ApiKeyRecord(SQLModel, table=True):
+    """An API key: only the SHA-256 of the key is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True)
+    name: str
+    digest: str
+    scopes: str  # comma-separated: send, read, admin
+    created_at: float
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """The webhook outbox: one row per (event, receiver), kept until delivered."""
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (
+        UniqueConstraint("event_id", "url", name="uq_webhook_outbox_event_url"),
+        Index("ix_webhook_outbox_due", "next_attempt_at", sqlite_where=text("delivered_at IS NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str
+    url: str
+    event: str  # "inbound" or "status"
+    payload: str  # the JSON body, exactly as signed and sent
+    created_at: float
+    attempts: int = 0
+    next_attempt_at: float
+    delivered_at: float | None = None
+    last_error: str | None = None
+
+
+class Cursor(SQLModel, table=True):
+    """A named position in a table (e.g. the last event turned into webhook deliveries)."""
+
+    __tablename__ = "cursors"
+
+    name: str = Field(primary_key=True)
+    value: int = 0

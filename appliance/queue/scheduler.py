@@ -92,6 +92,7 @@ class Claim:
     parts: list[ClaimedPart]
     left: int  # parts of this message already handed to the network (before this claim)
     sent_now: int = field(default=0)
+    ignore_opt_out: bool = False  # a STOP confirmation goes to a number that just opted out
 
     @property
     def any_left(self) -> bool:
@@ -167,15 +168,15 @@ def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool 
     if sweep:
         expire_due(conn, now)
     row = conn.exec_driver_sql(
-        "SELECT id, recipient, body, parts, concat_ref, expires_at, modem, attempts, max_attempts "
-        "FROM messages INDEXED BY ix_messages_claim "
+        "SELECT id, recipient, body, parts, concat_ref, expires_at, modem, attempts, max_attempts, "
+        "ignore_opt_out FROM messages INDEXED BY ix_messages_claim "
         "WHERE status = 'queued' AND due_at <= ? AND parts <= ? "
         "AND (modem IS NULL OR modem = ?) ORDER BY priority, due_at, id LIMIT 1",
         (now, max_parts, modem),
     ).first()
     if row is None:
         return None
-    mid, to, body, total, ref, expires_at, pinned, attempts, max_attempts = row
+    mid, to, body, total, ref, expires_at, pinned, attempts, max_attempts, ignore_opt_out = row
     rows = conn.exec_driver_sql(
         "SELECT id, seq, state FROM parts WHERE message_id = ? ORDER BY seq", (mid,)
     ).all()
@@ -200,6 +201,7 @@ def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool 
         message_id=mid, modem=modem, to=to, body=body, total=total, concat_ref=ref,
         expires_at=expires_at, attempts=attempts, max_attempts=max_attempts,
         parts=[ClaimedPart(r[0], r[1]) for r in rows if r[2] == "queued"], left=left,
+        ignore_opt_out=bool(ignore_opt_out),
     )
 
 
@@ -227,7 +229,9 @@ def begin_part(conn: Tx, claim: Claim, part: ClaimedPart, now: float) -> str:
         status = conn.exec_driver_sql("SELECT status FROM messages WHERE id = ?", (claim.message_id,)).scalar()
         if status != "sending":
             return "gone"
-        if conn.exec_driver_sql("SELECT 1 FROM opt_outs WHERE number = ?", (claim.to,)).first():
+        if not claim.ignore_opt_out and conn.exec_driver_sql(
+            "SELECT 1 FROM opt_outs WHERE number = ?", (claim.to,)
+        ).first():
             _finish_message(conn, claim, "suppressed", now, "recipient opted out", kind="suppressed")
             return "suppressed"
         if claim.expires_at is not None and claim.expires_at <= now:
@@ -260,12 +264,13 @@ def part_sent(conn: Tx, claim: Claim, part: ClaimedPart, mr: int, now: float) ->
     claim.sent_now += 1
     if claim.left + claim.sent_now < claim.total:
         return False
-    # No event row for an ordinary send: sent_at, the part and the send log record it.
     done = conn.exec_driver_sql(
         "UPDATE messages SET status = 'sent', sent_at = ?, updated_at = ?, claimed_at = NULL, error = NULL "
         "WHERE id = ? AND status = 'sending'",
         (now, now, claim.message_id),
     ).rowcount
+    if done:  # one row per message (not per part): status webhooks are made from events
+        _event(conn, now, "sent", claim.message_id, modem=claim.modem)
     return bool(done)
 
 

@@ -164,8 +164,8 @@ _MSG_COLS = (
 )
 _INSERT_MSG = (
     "INSERT INTO messages (id, batch_id, recipient, body, encoding, parts, priority, status, created_at, "
-    "updated_at, send_at, due_at, expires_at, attempts, max_attempts, resends, error, metadata_json) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 0, ?, ?)"
+    "updated_at, send_at, due_at, expires_at, attempts, max_attempts, resends, error, metadata_json, "
+    "modem, ignore_opt_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 0, ?, ?, ?, ?)"
 )
 
 
@@ -280,12 +280,16 @@ class Queue:
         validity_s: float | None = None,
         idempotency_key: str | None = None,
         metadata: dict[str, Any] | None = None,
+        modem: str | None = None,
+        ignore_opt_out: bool = False,
     ) -> list[MessageView]:
         """Queue ``body`` to every recipient (E.164); one message per recipient.
 
         Opted-out recipients are stored as ``suppressed``. A repeated ``idempotency_key``
         with the same request returns the original messages; with a different request it
-        raises :class:`DuplicateIdempotencyKey`.
+        raises :class:`DuplicateIdempotencyKey`. ``modem`` prefers that modem (a reply goes
+        out through the modem its question came in on; a retry may fail over).
+        ``ignore_opt_out`` is for the one confirmation a STOP gets, never for content.
         """
         if isinstance(recipients, str):
             recipients = [recipients]
@@ -312,7 +316,8 @@ class Queue:
         meta_json = json.dumps(metadata, separators=(",", ":"), sort_keys=True) if metadata else None
         prio = PRIORITIES[priority]
         fingerprint = hashlib.sha256(
-            json.dumps([list(recipients), body, priority, send_ts, validity_s, meta_json]).encode()
+            json.dumps([list(recipients), body, priority, send_ts, validity_s, meta_json, modem,
+                        ignore_opt_out]).encode()
         ).hexdigest()
 
         with write_tx(self.engine) as conn:
@@ -335,7 +340,7 @@ class Queue:
                 "RETURNING id",
                 (idempotency_key, fingerprint, now, len(recipients)),
             ).scalar_one()
-            opted = self._opted_out_among(conn, recipients)
+            opted = set() if ignore_opt_out else self._opted_out_among(conn, recipients)
             base = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM messages").scalar_one()
             enc, total, maxa = p.encoding, p.total, self.max_attempts
             rows_in = [
@@ -343,7 +348,8 @@ class Queue:
                     base + i, batch_id, to, body, enc, total, prio,
                     "suppressed" if to in opted else "queued",
                     now, now, send_ts, start, expires, maxa,
-                    "recipient opted out" if to in opted else None, meta_json,
+                    "recipient opted out" if to in opted else None, meta_json, modem,
+                    int(ignore_opt_out),
                 )
                 for i, to in enumerate(recipients, start=1)
             ]
@@ -588,7 +594,12 @@ class Queue:
         return Page(items, _encode_cursor("i", items[-1].id) if len(rows) > limit else None)
 
     def opt_out(self, number: str, *, source: str, note: str | None = None) -> bool:
-        """Add ``number`` to the suppression list; False if it was already on it. Logged."""
+        """Add ``number`` to the suppression list; False if it was already on it. Logged.
+
+        In the same transaction every message still queued to ``number`` becomes
+        ``suppressed``; one already claimed is stopped before its first part by the check in
+        :func:`scheduler.begin_part`, which takes the same write lock.
+        """
         now = self.clock()
         with write_tx(self.engine) as conn:
             added = conn.exec_driver_sql(
@@ -599,6 +610,16 @@ class Queue:
                 "INSERT INTO consent_log (number, action, source, at, note) VALUES (?, 'opt_out', ?, ?, ?)",
                 (number, source, now, note),
             )
+            suppressed = conn.exec_driver_sql(
+                "UPDATE messages SET status = 'suppressed', error = 'recipient opted out', updated_at = ? "
+                "WHERE recipient = ? AND status = 'queued' AND NOT ignore_opt_out RETURNING id",
+                (now, number),
+            ).all()
+            if suppressed:
+                conn.exec_driver_sql(
+                    "INSERT INTO events (at, kind, message_id, detail) VALUES (?, 'suppressed', ?, ?)",
+                    [(now, r[0], '{"at": "opt-out"}') for r in suppressed],
+                )
         return bool(added)
 
     def opt_in(self, number: str, *, source: str, note: str | None = None) -> bool:

@@ -12,7 +12,7 @@ from appliance.queue.models import metadata
 
 QUEUE_TABLES = {
     "batches", "messages", "parts", "modems", "send_log", "inbound", "opt_outs", "consent_log", "events",
-    "api_keys", "inbound_fragments", "webhook_outbox", "cursors",
+    "api_keys", "inbound_fragments", "webhook_outbox", "cursors", "inbound_pdus",
 }
 
 
@@ -78,3 +78,16 @@ def _table_of(diff: object) -> str | None:
         if isinstance(obj, str):
             return obj
     return None
+
+
+def test_non_durable_write_restores_full_sync(tmp_path: Path) -> None:
+    from appliance.queue.db import write_tx
+
+    engine = make_engine(tmp_path / "q.db")
+    migrate(engine)
+    with write_tx(engine, durable=False) as tx:
+        assert tx.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL inside
+        tx.exec_driver_sql("INSERT INTO cursors (name, value) VALUES ('x', 1)")
+    for _ in range(3):  # whichever pooled connection comes back is FULL again
+        with write_tx(engine) as tx:
+            assert tx.exec_driver_sql("PRAGMA synchronous").scalar() == 2

@@ -140,31 +140,47 @@ def _write_lock(engine: Engine) -> threading.Lock:
 
 
 @contextmanager
-def _tx(engine: Engine, begin: str) -> Iterator[Tx]:
+def _tx(engine: Engine, begin: str, *, synchronous: str | None = None) -> Iterator[Tx]:
     pooled = engine.raw_connection()
     try:
         conn: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
-        conn.execute(begin)
+        if synchronous is not None:
+            conn.execute(f"PRAGMA synchronous={synchronous}")
         try:
-            yield Tx(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute(begin)
+            try:
+                yield Tx(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if synchronous is not None:
+                conn.execute("PRAGMA synchronous=FULL")
     finally:
         pooled.close()
 
 
 @contextmanager
-def write_tx(engine: Engine) -> Iterator[Tx]:
+def write_tx(engine: Engine, *, durable: bool = True) -> Iterator[Tx]:
     """A short write transaction (``BEGIN IMMEDIATE``), committed on success.
 
     Writers of one process queue on a Python lock first: SQLite's own busy handler sleeps
     in growing steps, which would throttle worker threads contending for the write lock.
     Other processes still wait through the busy timeout.
+
+    ``durable=False`` commits without the fsync (``synchronous=NORMAL`` for this one
+    transaction). Only for writes whose loss in a power cut is harmless — a claim, which
+    start-up recovery would undo anyway. The WAL is append-only, so the next durable commit
+    syncs these frames too: a later state can never survive without an earlier one.
     """
-    with _write_lock(engine), _tx(engine, "BEGIN IMMEDIATE") as tx:
-        yield tx
+    with _write_lock(engine):
+        if durable:
+            with _tx(engine, "BEGIN IMMEDIATE") as tx:
+                yield tx
+        else:
+            with _tx(engine, "BEGIN IMMEDIATE", synchronous="NORMAL") as tx:
+                yield tx
 
 
 def read_tx(engine: Engine) -> AbstractContextManager[Tx]:

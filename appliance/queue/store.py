@@ -744,7 +744,9 @@ class Queue:
         # Sweeping expired messages costs a statement: at most once a second is enough (a
         # claimed message's own validity is checked again before its first part leaves).
         sweep = not (0 <= now - self._last_sweep < EXPIRY_SWEEP_S)
-        with write_tx(self.engine) as conn:
+        # Not fsynced: a claim lost in a power cut is what start-up recovery undoes anyway;
+        # the part's "submitting" commit that follows is durable and syncs this one too.
+        with write_tx(self.engine, durable=False) as conn:
             claim = scheduler.claim_next(conn, modem, max_parts=max_parts, now=now, sweep=sweep)
         if sweep:
             self._last_sweep = now

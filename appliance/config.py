@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
-
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -126,6 +124,17 @@ class InboundSection(_Section):
     reassembly_timeout_s: float = Field(default=600.0, gt=0)
 
 
+class SimulatorSection(_Section):
+    """Simulated modems added by ``appliance serve --simulate N`` (the demo and the tests)."""
+
+    personas: list[Literal["sim800", "huawei", "quectel"]] = ["sim800", "huawei", "quectel"]
+    latency_s: float = Field(default=0.5, ge=0)
+    min_interval_s: float = Field(default=0.0, ge=0)
+    max_parts_per_minute: int = Field(default=60, ge=1)
+    max_parts_per_hour: int = Field(default=2000, ge=1)
+    max_parts_per_day: int = Field(default=20000, ge=1)
+
+
 class _TomlFile(PydanticBaseSettingsSource):
     """Reads the TOML file given to :func:`load_settings`."""
 
@@ -153,6 +162,7 @@ class Settings(BaseSettings):
     webhooks: list[WebhookConfig] = []
     keywords: KeywordsSection = KeywordsSection()
     inbound: InboundSection = InboundSection()
+    simulator: SimulatorSection = SimulatorSection()
 
     @model_validator(mode="after")
     def _unique_modem_names(self) -> "Settings":
@@ -163,7 +173,7 @@ class Settings(BaseSettings):
         return self
 
     # Filled by load_settings so the init source can see the file's contents.
-    _toml_data: dict[str, Any] = {}
+    _toml_data: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def settings_customise_sources(

@@ -78,3 +78,19 @@ def test_e164(raw: str, region: str, expected: str) -> None:
 def test_invalid_numbers_say_why(raw: str, words: str) -> None:
     with pytest.raises(InvalidNumber, match=words):
         to_e164(raw, "US")
+
+
+def test_table_from_settings() -> None:
+    from appliance.config import KeywordLanguage, KeywordsSection
+
+    table = KeywordTable.from_settings(KeywordsSection(
+        help_reply="Call 555-0100.",
+        languages=[KeywordLanguage(name="es", stop=["BAJA"], help=["AYUDA"], help_reply="Llame al 555-0100.")],
+    ))
+    assert [lang.name for lang in table.languages] == ["en", "es"]
+    assert table.classify("help").reply == "Call 555-0100."  # type: ignore[union-attr]
+    assert table.classify("Ayuda").reply == "Llame al 555-0100."  # type: ignore[union-attr]
+    assert table.classify("baja").keyword is Keyword.STOP  # type: ignore[union-attr]
+    assert table.reply_for(Keyword.HELP, "es") == "Llame al 555-0100."
+    assert table.reply_for(Keyword.STOP, "xx") == table.languages[0].replies[Keyword.STOP]
+    assert KeywordTable.from_settings(KeywordsSection(english=False)).classify("STOP") is None

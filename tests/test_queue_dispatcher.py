@@ -170,7 +170,7 @@ def test_temporary_cms_error_retries_permanent_fails(rig_factory: Callable[..., 
     assert wait_until(lambda: rig.queue.get(retried).status == "sent")
     msg = rig.queue.get(retried)
     assert msg.attempts == 2 and len(sim.sent) == 1
-    assert [e.kind for e in rig.queue.events(retried)] == ["retry", "retry"]
+    assert [e.kind for e in rig.queue.events(retried)] == ["retry", "retry", "sent"]
     sim.fail_sends(21, 1)  # short message transfer rejected: permanent
     failed = rig.queue.enqueue(["+15550000002"], "permanent")[0].id
     assert wait_until(lambda: rig.queue.get(failed).status == "failed")

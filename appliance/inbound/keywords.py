@@ -11,6 +11,10 @@ import enum
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from appliance.config import KeywordsSection
 
 DEFAULT_STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE")
 DEFAULT_START = ("START", "UNSTOP", "YES")
@@ -99,6 +103,32 @@ class KeywordTable:
     """Keyword lists of every configured language, English first by default."""
 
     languages: tuple[Language, ...] = (ENGLISH,)
+
+    @classmethod
+    def from_settings(cls, section: KeywordsSection) -> KeywordTable:
+        """The table the ``[keywords]`` settings describe: English (unless
+        ``english = false``, with its replies overridden by ``*_reply``), then every
+        ``[[keywords.languages]]`` in order."""
+        languages: list[Language] = []
+        if section.english:
+            languages.append(Language.build(
+                ENGLISH.name, stop=DEFAULT_STOP, start=DEFAULT_START, help=DEFAULT_HELP,
+                stop_reply=section.stop_reply, start_reply=section.start_reply,
+                help_reply=section.help_reply,
+            ))
+        for lang in section.languages:
+            languages.append(Language.build(
+                lang.name, stop=lang.stop, start=lang.start, help=lang.help,
+                stop_reply=lang.stop_reply, start_reply=lang.start_reply, help_reply=lang.help_reply,
+            ))
+        return cls(tuple(languages))
+
+    def reply_for(self, keyword: Keyword, language: str | None = None) -> str:
+        """The reply to ``keyword`` in ``language`` (by name), else in the first language."""
+        for lang in self.languages:
+            if lang.name == language:
+                return lang.replies[keyword]
+        return self.languages[0].replies[keyword] if self.languages else DEFAULT_REPLIES[keyword]
 
     def classify(self, text: str) -> KeywordMatch | None:
         """The keyword ``text`` is, or ``None`` for an ordinary message."""

@@ -16,6 +16,7 @@ __all__ = [
     "Batch",
     "Cursor",
     "InboundFragment",
+    "InboundPdu",
     "ConsentLogEntry",
     "Event",
     "InboundMessage",
@@ -187,6 +188,17 @@ class InboundFragment(SQLModel, table=True):
     body: str
     pdu_hex: str
     digest: str
+    received_at: float
+
+
+class InboundPdu(SQLModel, table=True):
+    """A PDU consumed into a stored multipart message (so a re-read of it is ignored)."""
+
+    __tablename__ = "inbound_pdus"
+    __table_args__ = (Index("ix_inbound_pdus_received", "received_at"),)
+
+    digest: str = Field(primary_key=True)
+    inbound_id: int
     received_at: float
 
 

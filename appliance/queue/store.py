@@ -32,6 +32,7 @@ from appliance.queue.scheduler import PRIORITIES, PRIORITY_NAMES, Backoff, Claim
 
 __all__ = [
     "EventView",
+    "InboundFragmentView",
     "InboundView",
     "MessageView",
     "ModemView",
@@ -40,6 +41,7 @@ __all__ = [
     "PartView",
     "Queue",
     "ReportMatch",
+    "StoredInbound",
 ]
 
 _log = logging.getLogger(__name__)
@@ -118,6 +120,8 @@ class InboundView:
     received_at: datetime
     parts: int
     metadata: dict[str, Any] | None
+    complete: bool = True  # False: parts were missing when the reassembly timeout passed
+    keyword: str | None = None  # stop / start / help when the text was one
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,7 +584,7 @@ class Queue:
         if after is not None:
             where.append("id < ?")
             args.append(int(after))
-        sql = "SELECT id, modem, sender, body, received_at, parts, metadata_json FROM inbound"
+        sql = "SELECT id, modem, sender, body, received_at, parts, metadata_json, complete, keyword FROM inbound"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
@@ -588,7 +592,8 @@ class Queue:
         with read_tx(self.engine) as conn:
             rows = conn.exec_driver_sql(sql, tuple(args)).all()
         items = [
-            InboundView(r[0], r[1], r[2], r[3], _dt(r[4]), r[5], json.loads(r[6]) if r[6] else None)  # type: ignore[arg-type]
+            InboundView(r[0], r[1], r[2], r[3], _dt(r[4]), r[5], json.loads(r[6]) if r[6] else None,  # type: ignore[arg-type]
+                        bool(r[7]), r[8])
             for r in rows[:limit]
         ]
         return Page(items, _encode_cursor("i", items[-1].id) if len(rows) > limit else None)
@@ -797,3 +802,179 @@ class Queue:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # ------------------------------------------------------------------ inbound storage (reassembly, keywords)
+
+    def store_inbound(
+        self, modem: str, sender: str, body: str, *, digest: str, received_at: float | None = None,
+        parts: int = 1, complete: bool = True, keyword: str | None = None, handled: bool = False,
+        pdu_hex: str | None = None, metadata: dict[str, Any] | None = None,
+        fragments: Sequence[InboundFragmentView] = (),
+    ) -> StoredInbound:
+        """Store a received SMS once: ``digest`` names the PDU(s) it came from, and a second
+        call with the same digest returns the row the first stored (``created=False``).
+
+        ``handled=False`` leaves ``handled_at`` NULL until :meth:`mark_inbound_handled`
+        (keyword actions still to do). ``fragments`` are the :meth:`store_inbound_fragment`
+        rows it was reassembled from: they are deleted in the same transaction and their
+        digests remembered, so a re-read of one of them is ignored.
+        """
+        at = self.clock() if received_at is None else received_at
+        meta_json = json.dumps(metadata, separators=(",", ":"), sort_keys=True) if metadata else None
+        with write_tx(self.engine) as conn:
+            new_id = conn.exec_driver_sql(
+                "INSERT INTO inbound (modem, sender, body, received_at, parts, pdu_hex, metadata_json, digest, "
+                "complete, keyword, handled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(digest) DO NOTHING RETURNING id",
+                (modem, sender, body, at, parts, pdu_hex, meta_json, digest, int(complete), keyword,
+                 at if handled else None),
+            ).scalar()
+            created = new_id is not None
+            if not created:
+                new_id = conn.exec_driver_sql("SELECT id FROM inbound WHERE digest = ?", (digest,)).scalar()
+            if fragments:
+                ids = [f.id for f in fragments]
+                marks = ",".join("?" * len(ids))
+                gone = conn.exec_driver_sql(
+                    f"DELETE FROM inbound_fragments WHERE id IN ({marks})", tuple(ids)
+                ).rowcount
+                if created and gone != len(ids):
+                    raise InvalidState(
+                        "the parts of this multipart message were already taken by another reassembly"
+                    )
+                conn.exec_driver_sql(
+                    "INSERT INTO inbound_pdus (digest, inbound_id, received_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(digest) DO NOTHING",
+                    [(f.digest, new_id, at) for f in fragments],
+                )
+            row = conn.exec_driver_sql(f"SELECT {_INBOUND_COLS} FROM inbound WHERE id = ?", (new_id,)).first()
+        return _stored_inbound(row, created)
+
+    def store_inbound_fragment(
+        self, modem: str, sender: str, *, ref: int, total: int, seq: int, body: str, pdu_hex: str,
+        digest: str, received_at: float | None = None,
+    ) -> list[InboundFragmentView] | None:
+        """Keep one part of a multipart SMS (once per ``digest``) until its siblings arrive.
+
+        Parts belong together by (modem, sender, ref, total). Returns every stored part of
+        the group, in ``seq`` order, once parts 1..total are all there (also when this part
+        was a repeat: a crash may have come between storing the last part and assembling);
+        ``None`` while parts are missing or when this PDU already went into a stored message.
+        """
+        at = self.clock() if received_at is None else received_at
+        with write_tx(self.engine) as conn:
+            if conn.exec_driver_sql("SELECT 1 FROM inbound_pdus WHERE digest = ?", (digest,)).first():
+                return None
+            conn.exec_driver_sql(
+                "INSERT INTO inbound_fragments (modem, sender, ref, total, seq, body, pdu_hex, digest, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(digest) DO NOTHING",
+                (modem, sender, ref, total, seq, body, pdu_hex, digest, at),
+            )
+            rows = conn.exec_driver_sql(
+                f"SELECT {_FRAGMENT_COLS} FROM inbound_fragments "
+                "WHERE sender = ? AND ref = ? AND total = ? AND modem = ? ORDER BY seq, id",
+                (sender, ref, total, modem),
+            ).all()
+        group = [InboundFragmentView(*r) for r in rows]
+        if {f.seq for f in group} >= set(range(1, total + 1)):
+            return group
+        return None
+
+    def stale_inbound_fragments(self, before: float) -> list[list[InboundFragmentView]]:
+        """Groups of stored parts whose first part arrived before ``before`` (seq order)."""
+        with read_tx(self.engine) as conn:
+            keys = conn.exec_driver_sql(
+                "SELECT modem, sender, ref, total FROM inbound_fragments "
+                "GROUP BY modem, sender, ref, total HAVING MIN(received_at) < ?",
+                (before,),
+            ).all()
+            groups = []
+            for modem, sender, ref, total in keys:
+                rows = conn.exec_driver_sql(
+                    f"SELECT {_FRAGMENT_COLS} FROM inbound_fragments "
+                    "WHERE sender = ? AND ref = ? AND total = ? AND modem = ? ORDER BY seq, id",
+                    (sender, ref, total, modem),
+                ).all()
+                groups.append([InboundFragmentView(*r) for r in rows])
+        return groups
+
+    def get_inbound_record(self, inbound_id: int) -> StoredInbound:
+        """One inbound row with its handling state; :class:`NotFound` if there is none."""
+        with read_tx(self.engine) as conn:
+            row = conn.exec_driver_sql(f"SELECT {_INBOUND_COLS} FROM inbound WHERE id = ?", (inbound_id,)).first()
+        if row is None:
+            raise NotFound(f"inbound message {inbound_id} does not exist")
+        return _stored_inbound(row, False)
+
+    def list_unhandled_inbound(self, *, limit: int = 100) -> list[StoredInbound]:
+        """Inbound rows whose keyword actions are not recorded as done, oldest first."""
+        with read_tx(self.engine) as conn:
+            rows = conn.exec_driver_sql(
+                f"SELECT {_INBOUND_COLS} FROM inbound INDEXED BY ix_inbound_unhandled "
+                "WHERE handled_at IS NULL ORDER BY id LIMIT ?",
+                (limit,),
+            ).all()
+        return [_stored_inbound(r, False) for r in rows]
+
+    def mark_inbound_handled(self, inbound_id: int, *, at: float | None = None) -> bool:
+        """Record that the keyword actions of ``inbound_id`` are done; False if they already were."""
+        now = self.clock() if at is None else at
+        with write_tx(self.engine) as conn:
+            return bool(conn.exec_driver_sql(
+                "UPDATE inbound SET handled_at = ? WHERE id = ? AND handled_at IS NULL", (now, inbound_id)
+            ).rowcount)
+
+    def prune_inbound_pdus(self, before: float) -> int:
+        """Forget digests of parts consumed before ``before`` (a re-read comes within days)."""
+        with write_tx(self.engine) as conn:
+            return conn.exec_driver_sql("DELETE FROM inbound_pdus WHERE received_at < ?", (before,)).rowcount
+
+
+_INBOUND_COLS = (
+    "id, modem, sender, body, received_at, parts, complete, keyword, handled_at, metadata_json, digest"
+)
+_FRAGMENT_COLS = "id, modem, sender, ref, total, seq, body, digest, received_at"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInbound:
+    """An inbound row as the inbound handler sees it (times in UNIX seconds).
+
+    ``created`` is False when the row was already there (the same PDU read again).
+    """
+
+    id: int
+    modem: str
+    sender: str
+    body: str
+    received_at: float
+    parts: int
+    complete: bool
+    keyword: str | None
+    handled_at: float | None
+    metadata: dict[str, Any] | None
+    digest: str | None
+    created: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InboundFragmentView:
+    """One stored part of a multipart SMS waiting for its siblings."""
+
+    id: int
+    modem: str
+    sender: str
+    ref: int
+    total: int
+    seq: int
+    body: str
+    digest: str
+    received_at: float
+
+
+def _stored_inbound(r: Sequence[Any], created: bool) -> StoredInbound:
+    return StoredInbound(
+        id=r[0], modem=r[1], sender=r[2], body=r[3], received_at=r[4], parts=r[5], complete=bool(r[6]),
+        keyword=r[7], handled_at=r[8], metadata=json.loads(r[9]) if r[9] else None, digest=r[10],
+        created=created,
+    )

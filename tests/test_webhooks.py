@@ -1,0 +1,277 @@
+"""Webhooks: the outbox pump, signed deliveries to a real HTTP receiver on localhost,
+retries with backoff, at-least-once across a restart, status events, signature checks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from appliance.config import WebhookConfig
+from appliance.inbound import InboundService
+from appliance.modem.types import InboundSms
+from appliance.pdu import decode, encode_deliver
+from appliance.queue import Queue
+from appliance.webhooks import Outbox, WebhookService, sign, verify
+
+SECRET = "s3cret-for-tests"
+ALICE = "+15551230001"
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1: answers the queued status codes (then 200) and keeps
+    every request it got."""
+
+    def __init__(self) -> None:
+        self.answers: list[int] = []
+        self.delay_s = 0.0
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.lock:
+                    receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    code = receiver.answers.pop(0) if receiver.answers else 200
+                    delay = receiver.delay_s
+                if delay:
+                    time.sleep(delay)
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> Iterator[Queue]:
+    q = Queue(tmp_path / "q.db")
+    yield q
+    q.close()
+
+
+def wait_for(cond: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def receive(queue: Queue, text: str, sender: str = ALICE) -> None:
+    (pdu,) = encode_deliver(sender, text, timestamp=datetime(2026, 3, 1, tzinfo=UTC))
+    InboundService(queue).handle_sms(InboundSms("sim-a", pdu, decode(pdu)))
+
+
+def hook(url: str, **kwargs: object) -> WebhookConfig:
+    return WebhookConfig(url=url, secret=SECRET, timeout_s=kwargs.pop("timeout_s", 2.0), **kwargs)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- signatures
+
+
+def test_sign_and_verify() -> None:
+    body = b'{"id":"inb_1"}'
+    sig = sign(SECRET, 1_800_000_000, body)
+    assert sig.startswith("sha256=") and len(sig) == 7 + 64
+    assert verify(SECRET, "1800000000", body, sig, now=1_800_000_100)
+    assert verify(SECRET, 1_800_000_000, body.decode(), sig, now=1_800_000_000)
+    assert not verify(SECRET, 1_800_000_000, b'{"id":"inb_2"}', sig, now=1_800_000_000)  # tampered body
+    assert not verify(SECRET, 1_800_000_000, body, sig, now=1_800_000_301)  # too old
+    assert not verify(SECRET, 1_800_000_001, body, sig, now=1_800_000_001)  # other timestamp
+    assert not verify("other", 1_800_000_000, body, sig, now=1_800_000_000)
+    assert not verify(SECRET, "yesterday", body, sig)
+    assert not verify(SECRET, int(time.time()), body, "sha256=" + "0" * 64)
+
+
+# ---------------------------------------------------------------------- delivery
+
+
+def test_inbound_event_retried_after_500_then_delivered_once(queue: Queue, receiver: Receiver) -> None:
+    receive(queue, "Hello there")
+    receiver.answers = [500]
+    url = receiver.url("/hook?token=abc")
+    service = WebhookService(queue, [hook(url)], backoff_base_s=0.05, poll_interval_s=0.05)
+    service.start()
+    try:
+        wait_for(lambda: service.outbox.entries(pending=False))
+    finally:
+        service.stop()
+    (entry,) = service.outbox.entries()
+    assert (entry.event_id, entry.event, entry.attempts, entry.last_error) == ("inb_1", "inbound", 2, None)
+    assert len(receiver.requests) == 2
+    for headers, body in receiver.requests:
+        assert headers["content-type"] == "application/json"
+        assert headers["x-appliance-event"] == "inbound"
+        assert headers["x-appliance-event-id"] == "inb_1"
+        assert verify(SECRET, headers["x-appliance-timestamp"], body, headers["x-appliance-signature"])
+        assert body.decode() == entry.payload
+    event = json.loads(receiver.requests[1][1])
+    assert (event["id"], event["type"]) == ("inb_1", "inbound")
+    data = event["data"]
+    assert (data["id"], data["from"], data["body"], data["parts"], data["complete"], data["keyword"],
+            data["modem"]) == (1, ALICE, "Hello there", 1, True, None, "sim-a")
+    assert data["received_at"].endswith("Z")
+
+
+def test_outbox_survives_a_restart(queue: Queue, receiver: Receiver, tmp_path: Path) -> None:
+    receive(queue, "STOP")  # a keyword row: handled before its event is made
+    receiver.answers = [503] * 1000
+    url = receiver.url()
+    first = WebhookService(queue, [hook(url)], backoff_base_s=0.05, backoff_cap_s=0.1, poll_interval_s=0.05)
+    first.start()
+    wait_for(lambda: len(receiver.requests) >= 2)
+    first.stop()
+    (entry,) = first.outbox.entries(pending=True)
+    assert entry.attempts >= 2 and entry.last_error == "HTTP 503"
+    assert json.loads(entry.payload)["data"]["keyword"] == "stop"
+
+    # Restart on a fresh engine (a new process): the row is still owed and gets delivered.
+    receiver.answers = []
+    again = Queue(tmp_path / "q.db")
+    second = WebhookService(again, [hook(url)], backoff_base_s=0.05, backoff_cap_s=0.1, poll_interval_s=0.05)
+    second.start()
+    try:
+        wait_for(lambda: second.outbox.entries(pending=False))
+        assert second.pump() == 0  # nothing is made twice
+    finally:
+        second.stop()
+        again.close()
+    assert [e.event_id for e in second.outbox.entries()] == ["inb_1"]
+    ids = {h["x-appliance-event-id"] for h, _b in receiver.requests}
+    assert ids == {"inb_1"}
+
+
+def test_pump_waits_for_unhandled_rows(queue: Queue) -> None:
+    outbox = Outbox(queue.engine)
+    subs = {"inbound": ["http://127.0.0.1:9/a"], "status": []}
+    unhandled = queue.store_inbound("m1", ALICE, "STOP", digest="d1", keyword="stop", handled=False)
+    queue.store_inbound("m1", ALICE, "later", digest="d2", handled=True)
+    assert outbox.has_new() is False
+    assert outbox.pump(subs) == 0
+    queue.mark_inbound_handled(unhandled.id)
+    assert outbox.has_new() is True
+    assert outbox.pump(subs) == 2
+    assert outbox.pump(subs) == 0 and outbox.has_new() is False
+    assert [e.event_id for e in outbox.entries()] == ["inb_1", "inb_2"]
+
+
+def test_status_events_after_a_send(queue: Queue, receiver: Receiver) -> None:
+    receive(queue, "not for the status hook")
+    msg = queue.enqueue([ALICE], "Your code is 1234")[0]
+    claim = queue.claim("sim-a", max_parts=10)
+    assert claim is not None
+    now = time.time()
+    assert queue.begin_part(claim, claim.parts[0], now) == "go"
+    queue.part_sent(claim, claim.parts[0], 17, now)
+    queue.apply_status_report("sim-a", 17, ALICE, 0)
+    queue.opt_out("+15551230009", source="test")
+    suppressed = queue.enqueue(["+15551230009"], "blocked")[0]
+
+    service = WebhookService(queue, [hook(receiver.url("/status"), events=["status"])], poll_interval_s=0.05)
+    service.start()
+    try:
+        wait_for(lambda: len(service.outbox.entries(pending=False)) == 3)
+    finally:
+        service.stop()
+    events = [json.loads(body) for _h, body in sorted(receiver.requests, key=lambda r: r[0]["x-appliance-event-id"])]
+    by_status = {e["data"]["status"]: e for e in events}
+    assert set(by_status) == {"sent", "delivered", "suppressed"}
+    assert all(e["type"] == "status" and e["id"].startswith("evt_") for e in events)
+    sent = by_status["sent"]["data"]
+    assert (sent["message_id"], sent["to"], sent["modem"], sent["error"]) == (msg.id, ALICE, "sim-a", None)
+    assert by_status["delivered"]["data"]["message_id"] == msg.id
+    blocked = by_status["suppressed"]["data"]
+    assert (blocked["message_id"], blocked["error"]) == (suppressed.id, "recipient opted out")
+    assert {h["x-appliance-event"] for h, _b in receiver.requests} == {"status"}
+
+
+def test_timeout_counts_as_a_failure_and_max_attempts_parks(
+    queue: Queue, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receive(queue, "hi")
+    receiver.delay_s = 0.5
+    url = receiver.url("/private/path?token=abc")
+    service = WebhookService(queue, [hook(url, timeout_s=0.1)], backoff_base_s=0.01, max_attempts=2,
+                             poll_interval_s=0.05)
+    with caplog.at_level(logging.WARNING, logger="appliance.webhooks"):
+        service.start()
+        try:
+            wait_for(lambda: (e := service.outbox.entries()) and e[0].attempts == 2)
+            time.sleep(0.1)
+        finally:
+            service.stop()
+    (entry,) = service.outbox.entries()
+    assert entry.delivered_at is None and entry.next_attempt_at == float("inf")
+    assert entry.last_error is not None and entry.last_error.startswith("gave up after 2 attempts")
+    assert "no answer within 0.1 s" in entry.last_error
+    assert "127.0.0.1" in caplog.text
+    assert "token=abc" not in caplog.text and "/private" not in caplog.text and SECRET not in caplog.text
+
+
+def test_kick_wakes_the_pump(queue: Queue, receiver: Receiver) -> None:
+    service = WebhookService(queue, [hook(receiver.url())], poll_interval_s=30)
+    service.start()
+    try:
+        time.sleep(0.1)  # the pump's first look found nothing; its next poll is 30 s away
+        receive(queue, "wake up")
+        service.kick()
+        wait_for(lambda: receiver.requests, timeout=3)
+    finally:
+        service.stop()
+    assert json.loads(receiver.requests[0][1])["data"]["body"] == "wake up"
+
+
+def test_no_receivers_no_threads(queue: Queue) -> None:
+    service = WebhookService(queue, [])
+    service.start()
+    try:
+        assert not [t for t in threading.enumerate() if t.name.startswith("webhooks")]
+    finally:
+        service.stop()
+
+
+def test_a_failing_receiver_is_backed_off_as_a_whole_and_order_is_kept(queue: Queue, receiver: Receiver) -> None:
+    for text in ("one", "two", "three"):
+        receive(queue, text)
+    receiver.answers = [500, 500]
+    service = WebhookService(queue, [hook(receiver.url())], backoff_base_s=0.4, poll_interval_s=0.05)
+    service.start()
+    try:
+        time.sleep(0.15)
+        # One attempt, not one per pending event, while the receiver is backed off.
+        assert [h["x-appliance-event-id"] for h, _b in receiver.requests] == ["inb_1"]
+        wait_for(lambda: len(service.outbox.entries(pending=False)) == 3)
+    finally:
+        service.stop()
+    assert [h["x-appliance-event-id"] for h, _b in receiver.requests] == ["inb_1", "inb_1", "inb_1", "inb_2", "inb_3"]
+    assert [e.attempts for e in service.outbox.entries()] == [3, 1, 1]

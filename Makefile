@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test install clean bench
+.PHONY: test install clean bench run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,21 @@ install: $(STAMP)
 test: $(STAMP)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+
+# `make run`: the demo — the daemon on two simulated modems, database under ./var/.
+PORT ?= 8080
+run: $(STAMP)
+	@mkdir -p var
+	@export APPLIANCE_APPLIANCE__DATABASE_URL="sqlite:///$(CURDIR)/var/appliance.db"; \
+	if [ ! -s var/admin.key ] || [ ! -f var/appliance.db ]; then \
+		out=$$($(BIN)/appliance keys create make-run --scope admin) || exit 1; \
+		printf '%s\n' "$$out" | tail -n 1 > var/admin.key; \
+	fi; \
+	echo "API:           http://127.0.0.1:$(PORT)"; \
+	echo "Docs:          http://127.0.0.1:$(PORT)/docs"; \
+	echo "Admin API key: $$(cat var/admin.key)"; \
+	echo "Try:  curl -H \"Authorization: Bearer $$(cat var/admin.key)\" http://127.0.0.1:$(PORT)/v1/modems"; \
+	exec $(BIN)/appliance serve --simulate 2 --port $(PORT)
 
 bench: $(STAMP)
 	@for b in bench/*_bench.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

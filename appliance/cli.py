@@ -494,6 +494,117 @@ def ussd(
     console.print(reply, markup=False, highlight=False)
 
 
+@app.command()
+def serve(
+    config: str | None = typer.Option(
+        None, "--config", "-c", envvar="APPLIANCE_CONFIG", help="Settings file (TOML)."
+    ),
+    simulate: int = typer.Option(
+        0, "--simulate", min=0, max=64, help="Add N simulated modems (the demo)."
+    ),
+    host: str | None = typer.Option(None, "--host", help="Listen address (overrides [api] host)."),
+    port: int | None = typer.Option(None, "--port", help="Listen port (overrides [api] port)."),
+) -> None:
+    """The daemon: REST API, dispatcher and one worker per modem, until SIGTERM/Ctrl-C."""
+    from appliance.config import load_settings
+    from appliance.daemon import configure_logging, serve as run_daemon
+
+    settings = load_settings(config)
+    if host is not None:
+        settings.api.host = host
+    if port is not None:
+        settings.api.port = port
+    configure_logging(settings.appliance.log_level)
+
+    def ready(url: str) -> None:
+        console.print(f"SMS appliance API on {url}  (docs: {url}/docs)", markup=False, highlight=False)
+
+    run_daemon(settings, simulate=simulate, on_ready=ready)
+
+
+# --------------------------------------------------------------------------- API keys
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+_CONFIG_OPTION = typer.Option(None, "--config", "-c", envvar="APPLIANCE_CONFIG", help="Settings file (TOML).")
+
+
+def _api_keys(config: str | None):  # type: ignore[no-untyped-def]
+    """The ApiKeys of the configured database (migrated to the newest schema)."""
+    from appliance.api.keys import ApiKeys
+    from appliance.config import load_settings
+    from appliance.queue import make_engine, migrate
+
+    settings = load_settings(config)
+    engine = make_engine(settings.appliance.database_url)
+    migrate(engine)
+    return ApiKeys(engine), settings.appliance.database_url
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Argument(..., help="Who or what uses the key, e.g. 'crm'."),
+    scope: list[str] = typer.Option(
+        [], "--scope", "-s", help="send, read or admin (admin allows everything); repeat for several."
+    ),
+    config: str | None = _CONFIG_OPTION,
+) -> None:
+    """Create an API key. The key is printed once, alone on the last line of stdout."""
+    if not scope:
+        raise fail("give at least one --scope: send, read or admin (e.g. --scope send --scope read)")
+    keys, url = _api_keys(config)
+    key, secret = keys.create(name, scope)
+    print(f"created key {key.id} {key.name!r} with scopes {', '.join(sorted(key.scopes))} in {url}")
+    print("store it now: it is not shown again")
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(
+    config: str | None = _CONFIG_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """List API keys (never their secrets)."""
+    import json
+
+    from rich.table import Table
+
+    keys, _ = _api_keys(config)
+    listed = keys.list()
+    if as_json:
+        print(json.dumps([
+            {"id": k.id, "name": k.name, "scopes": sorted(k.scopes), "created_at": k.created_at.isoformat(),
+             "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+             "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}
+            for k in listed
+        ]))
+        return
+    if not listed:
+        console.print("no API keys; make one with 'appliance keys create NAME --scope ...'")
+        return
+    table = Table("id", "name", "scopes", "created", "last used", "revoked")
+    stamp = "%Y-%m-%d %H:%M"
+    for k in listed:
+        table.add_row(
+            k.id, k.name, ",".join(sorted(k.scopes)), k.created_at.strftime(stamp),
+            k.last_used_at.strftime(stamp) if k.last_used_at else "-",
+            k.revoked_at.strftime(stamp) if k.revoked_at else "-",
+        )
+    console.print(table, markup=False)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: str = typer.Argument(..., metavar="ID", help="The key's id (see 'appliance keys list')."),
+    config: str | None = _CONFIG_OPTION,
+) -> None:
+    """Revoke an API key: requests with it get 401 from now on."""
+    keys, _ = _api_keys(config)
+    key = keys.revoke(key_id)
+    print(f"revoked key {key.id} {key.name!r}")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -58,3 +58,92 @@ def huawei(sim_factory: Callable[..., SimulatedModem]) -> SimulatedModem:
 @pytest.fixture
 def quectel(sim_factory: Callable[..., SimulatedModem]) -> SimulatedModem:
     return sim_factory("quectel")
+
+
+class LiveServer:
+    """A running appliance (simulated modems) with its API on a free localhost port."""
+
+    def __init__(self, app: Any, url: str, admin_key: str) -> None:
+        self.app = app
+        self.url = url
+        self.admin_key = admin_key
+
+    @property
+    def simulators(self) -> list[SimulatedModem]:
+        return self.app.simulators
+
+    def client(self, key: str | None = None, **kwargs: Any) -> Any:
+        """An httpx client for the API, authenticated with ``key`` (default: admin)."""
+        import httpx
+
+        headers = {"Authorization": f"Bearer {key or self.admin_key}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10, **kwargs)
+
+
+@pytest.fixture
+def live_server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start appliances: ``make(simulate=2, settings=None, simulator_kwargs=None)``.
+
+    The database lives in ``tmp_path``; simulated modems have zero latency and no caps
+    unless ``settings`` (a dict merged into the defaults) says otherwise.
+    """
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from appliance.api import create_app
+    from appliance.config import Settings
+    from appliance.daemon import Appliance
+
+    running: list[tuple[Any, Any, threading.Thread]] = []
+
+    def make(
+        simulate: int = 2,
+        settings: dict[str, Any] | None = None,
+        simulator_kwargs: dict[str, Any] | None = None,
+    ) -> LiveServer:
+        data: dict[str, Any] = {
+            "appliance": {"database_url": f"sqlite:///{tmp_path / f'appliance{len(running)}.db'}"},
+            "simulator": {"latency_s": 0.0, "max_parts_per_minute": 100000,
+                          "max_parts_per_hour": 100000, "max_parts_per_day": 100000},
+        }
+        for key, value in (settings or {}).items():
+            data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+        appliance = Appliance(
+            Settings.model_validate(data), simulate=simulate, simulator_kwargs=simulator_kwargs,
+            modem_kwargs={"poll_interval": 2.0},
+        )
+        appliance.start()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(appliance), log_config=None, access_log=False, lifespan="on")
+        )
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        running.append((appliance, server, thread))
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API server did not start")
+            time.sleep(0.02)
+        if not appliance.wait_online(15):
+            raise RuntimeError("simulated modems did not come online")
+        _, admin_key = appliance.keys.create("test-admin", ["admin"])
+        return LiveServer(appliance, f"http://127.0.0.1:{port}", admin_key)
+
+    yield make
+    for appliance, server, thread in reversed(running):
+        server.should_exit = True
+        thread.join(10)
+        appliance.stop()
+
+
+@pytest.fixture
+def live_server(live_server_factory: Callable[..., LiveServer]) -> LiveServer:
+    """One appliance with two zero-latency simulated modems and an admin key."""
+    return live_server_factory(simulate=2)

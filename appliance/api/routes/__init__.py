@@ -1,0 +1,9 @@
+"""The API's routers, one module per route group."""
+
+from __future__ import annotations
+
+from appliance.api.routes import inbound, messages, modems, optouts, segments, system
+
+ROUTERS = (messages.router, inbound.router, modems.router, optouts.router, segments.router, system.router)
+
+__all__ = ["ROUTERS"]

@@ -1,0 +1,253 @@
+"""The daemon: one process running the REST API, the dispatcher and one worker per modem.
+
+:class:`Appliance` wires the parts together (DESIGN §1): the queue on SQLite, a
+:class:`~appliance.modem.ManagedModem` per configured modem (plus simulated ones), the
+dispatcher that sends through them, the inbound service that takes what they receive, and
+the webhook service. :func:`serve` runs it under uvicorn until SIGTERM/SIGINT.
+
+A configured modem that is missing or failing at start is simply offline: its
+ManagedModem keeps looking for it in the background, the API serves regardless and
+messages wait in the queue for a modem.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.api.keys import ApiKeys
+from appliance.config import ModemConfig, Settings
+from appliance.inbound.keywords import KeywordTable
+from appliance.inbound.service import InboundService
+from appliance.modem.discovery import DEFAULT_PATTERNS
+from appliance.modem.managed import ManagedModem
+from appliance.pdu import SubmitPdu
+from appliance.queue import Dispatcher, Queue
+from appliance.webhooks import WebhookService
+
+__all__ = ["Appliance", "TimedModem", "configure_logging", "serve"]
+
+_log = logging.getLogger(__name__)
+
+
+class TimedModem:
+    """A :class:`ManagedModem` whose sends are timed for the metrics.
+
+    Everything but :meth:`send_pdu` is the wrapped modem's own (attribute access passes
+    through), so the dispatcher and the API see the real state.
+    """
+
+    def __init__(self, modem: ManagedModem, observe: Callable[[str, float], None]) -> None:
+        self._modem = modem
+        self._observe = observe
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._modem, name)
+
+    @property
+    def wrapped(self) -> ManagedModem:
+        return self._modem
+
+    def send_pdu(self, pdu: SubmitPdu, *, timeout: float | None = None) -> int:
+        started = time.monotonic()
+        try:
+            return self._modem.send_pdu(pdu, timeout=timeout)
+        finally:
+            self._observe(self._modem.name, time.monotonic() - started)
+
+
+class Appliance:
+    """The running system, built from :class:`Settings`.
+
+    ``simulate`` adds that many simulated modems (pty simulator, personas from
+    ``settings.simulator``); ``simulator_kwargs`` are passed to each
+    :class:`~appliance.modem.simulator.SimulatedModem` (tests use it for latency).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        simulate: int = 0,
+        simulator_kwargs: dict[str, Any] | None = None,
+        modem_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.started_at = time.time()
+        self._simulate = simulate
+        self._simulator_kwargs = dict(simulator_kwargs or {})
+        self._modem_kwargs = dict(modem_kwargs or {})
+        self._link_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._started = False
+        self._stop_lock = threading.Lock()
+        self.simulators: list[Any] = []
+        self.modems: list[Any] = []
+        self.queue = Queue(settings.appliance.database_url, max_parts=settings.appliance.max_parts)
+        self.keys = ApiKeys(self.queue.engine)
+        self.inbound = InboundService(
+            self.queue,
+            keywords=KeywordTable.from_settings(settings.keywords),
+            reassembly_timeout_s=settings.inbound.reassembly_timeout_s,
+            default_region=settings.appliance.default_region,
+        )
+        self.webhooks = WebhookService(self.queue, settings.webhooks)
+        self.inbound.subscribe(self.webhooks.kick)  # inbound events go out at once
+        self.metrics: Any = None  # set by the API app (appliance.api.metrics) when it is built
+        self.dispatcher: Dispatcher = Dispatcher(self.queue, [])
+
+    # ------------------------------------------------------------------ modems
+
+    def _start_simulators(self) -> list[ModemConfig]:
+        from appliance.modem.simulator import SimulatedModem
+
+        sim = self.settings.simulator
+        self._link_dir = tempfile.TemporaryDirectory(prefix="appliance-sim-")
+        configs = []
+        for i in range(self._simulate):
+            kwargs = {"latency_s": sim.latency_s, **self._simulator_kwargs}
+            modem = SimulatedModem(
+                sim.personas[i % len(sim.personas)],
+                name=f"sim{i + 1}",
+                link_dir=self._link_dir.name,
+                **kwargs,
+            )
+            modem.start()
+            self.simulators.append(modem)
+            configs.append(
+                ModemConfig(
+                    name=modem.name,
+                    port=modem.path,
+                    imei=modem.imei,
+                    min_interval_s=sim.min_interval_s,
+                    max_parts_per_minute=sim.max_parts_per_minute,
+                    max_parts_per_hour=sim.max_parts_per_hour,
+                    max_parts_per_day=sim.max_parts_per_day,
+                )
+            )
+        return configs
+
+    def _build_modems(self) -> None:
+        names = {m.name for m in self.settings.modems}
+        simulated = self._start_simulators() if self._simulate else []
+        clash = names & {c.name for c in simulated}
+        if clash:
+            raise ValueError(f"configured modem names clash with simulated ones: {sorted(clash)}")
+        patterns = list(DEFAULT_PATTERNS)
+        if self._link_dir is not None:
+            patterns.append(str(Path(self._link_dir.name) / "ttyUSB*"))
+        for config in [*self.settings.modems, *simulated]:
+            managed = ManagedModem(
+                config,
+                scan_patterns=patterns,
+                on_sms=self.inbound.handle_sms,
+                on_status_report=self.inbound.handle_status_report,
+                on_state=self._on_modem_state,
+                **self._modem_kwargs,
+            )
+            self.modems.append(TimedModem(managed, self._observe_send))
+
+    def _observe_send(self, modem: str, seconds: float) -> None:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.observe_send(modem, seconds)
+
+    def _on_modem_state(self, name: str, state: str) -> None:
+        _log.info("[%s] modem state: %s", name, state)
+        self.dispatcher.kick()
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        """Start modems, dispatcher, inbound handling and webhooks. Returns at once: modems
+        come online in the background."""
+        if self._started:
+            return
+        self._started = True
+        self._build_modems()
+        for modem in self.modems:
+            modem.start()
+        self.dispatcher = Dispatcher(self.queue, self.modems)
+        self.dispatcher.start()
+        self.inbound.start()
+        self.webhooks.start()
+        _log.info(
+            "appliance started: %d modem(s) (%d simulated), database %s",
+            len(self.modems), len(self.simulators), self.settings.appliance.database_url,
+        )
+
+    def wait_online(self, timeout: float = 15.0) -> bool:
+        """Wait until every modem is online (tests and the demo); False on timeout."""
+        deadline = time.monotonic() + timeout
+        return all(m.wait_online(max(0.0, deadline - time.monotonic())) for m in self.modems)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop in order: no new sends (in-flight ones finish), then modems, then the rest."""
+        with self._stop_lock:
+            if not self._started:
+                return
+            self._started = False
+        self.dispatcher.stop(timeout)
+        for modem in self.modems:
+            modem.stop()
+        self.inbound.stop()
+        self.webhooks.stop()
+        for sim in self.simulators:
+            sim.stop()
+        if self._link_dir is not None:
+            self._link_dir.cleanup()
+        self.queue.close()
+        _log.info("appliance stopped")
+
+
+def configure_logging(level: str) -> None:
+    """Log lines with time, level and logger; the modem name is in each modem line."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+
+
+def _make_server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, except that SIGTERM/SIGINT only stop it.
+
+        uvicorn re-raises the signal after its own shutdown, which would kill the process
+        before the dispatcher lets the in-flight AT+CMGS finish and the modems close.
+        """
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
+
+    return Server
+
+
+def serve(settings: Settings, *, simulate: int = 0, on_ready: Callable[[str], None] | None = None) -> None:
+    """Run the appliance and its API until SIGTERM/SIGINT, then shut down cleanly."""
+    import uvicorn
+
+    from appliance.api import create_app
+
+    server_class = _make_server_class()
+    appliance = Appliance(settings, simulate=simulate)
+    appliance.start()
+    try:
+        app = create_app(appliance)
+        host, port = settings.api.host, settings.api.port
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+        server = server_class(config)
+        if on_ready is not None:
+            on_ready(f"http://{host}:{port}")
+        server.run()
+    finally:
+        appliance.stop()

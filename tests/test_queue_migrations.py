@@ -13,6 +13,7 @@ from appliance.queue.models import metadata
 QUEUE_TABLES = {
     "batches", "messages", "parts", "modems", "send_log", "inbound", "opt_outs", "consent_log", "events",
     "api_keys", "inbound_fragments", "webhook_outbox", "cursors", "inbound_pdus",
+    "contacts", "contact_groups", "group_members", "broadcasts",
 }
 
 
@@ -91,3 +92,23 @@ def test_non_durable_write_restores_full_sync(tmp_path: Path) -> None:
     for _ in range(3):  # whichever pooled connection comes back is FULL again
         with write_tx(engine) as tx:
             assert tx.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+
+
+def test_shipped_head_is_read_without_alembic_and_matches_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from appliance.queue.db import _shipped_head
+
+    assert _shipped_head() == head_revision()
+    engine = make_engine(tmp_path / "q.db")
+    migrate(engine)
+    # A start on a database at head imports neither alembic nor SQLModel (memory).
+    code = (
+        "import sys\n"
+        "from appliance.queue import Queue\n"
+        f"Queue({str(tmp_path / 'q.db')!r})\n"
+        "print('alembic' in sys.modules, 'sqlmodel' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -64,8 +64,13 @@ def test_sigkill_at_random_moments_loses_nothing_and_never_resends(
         if stats["queued"] + stats["sending"] == 0:
             break
     # A last run without a kill finishes the work, then stops cleanly on SIGTERM.
+    runs_before = log.read_text(errors="replace").count("running")
     proc = _daemon(db, sims, log)
-    deadline = time.monotonic() + 8
+    deadline = time.monotonic() + 20
+    # SIGTERM only once the runner has installed its handler (it prints "running").
+    while log.read_text(errors="replace").count("running") == runs_before:
+        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.05)
     while time.monotonic() < deadline:
         stats = queue.stats()
         if stats["queued"] + stats["sending"] == 0:

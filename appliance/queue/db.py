@@ -213,9 +213,23 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
     try:
         with engine.connect() as conn:
-            conn = conn.execution_options(sqlite_immediate=True)
-            with conn.begin():
-                command.upgrade(_alembic_config(conn), revision)
+            # SQLite's procedure for rebuilding a table (batch mode copies, drops and renames
+            # it): foreign keys off *outside* the transaction, else dropping a table that
+            # other rows reference fails; checked before the commit instead.
+            raw: Any = conn.connection.driver_connection
+            raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                conn = conn.execution_options(sqlite_immediate=True)
+                with conn.begin():
+                    command.upgrade(_alembic_config(conn), revision)
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise MigrationError(
+                            f"migrating to {revision} would break {len(broken)} reference(s), "
+                            f"e.g. in table {broken[0][0]}; nothing was changed"
+                        )
+            finally:
+                raw.execute("PRAGMA foreign_keys=ON")
     except MigrationError:
         raise
     except Exception as exc:  # alembic and SQLAlchemy raise many unrelated types here

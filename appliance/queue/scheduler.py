@@ -34,8 +34,10 @@ __all__ = [
     "ClaimedPart",
     "Recovery",
     "begin_part",
+    "cancel_broadcast_messages",
     "claim_next",
     "expire_due",
+    "hold_broadcast_messages",
     "part_failed",
     "part_retry",
     "part_sent",
@@ -159,19 +161,24 @@ def _expire(conn: Tx, ids: Sequence[int], now: float) -> None:
     )
 
 
-def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool = True) -> Claim | None:
+def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool = True,
+               marketing: bool = True) -> Claim | None:
     """Claim the next due message ``modem`` may send (at most ``max_parts`` parts).
 
-    Messages pinned to another modem (a part already left through it) are skipped. With
-    ``sweep``, queued messages past their validity are expired first.
+    Messages pinned to another modem (a part already left through it) are skipped, and so
+    are held ones (a paused broadcast's) and, with ``marketing=False`` (quiet hours),
+    marketing ones. With ``sweep``, queued messages past their validity are expired first.
     """
     if sweep:
         expire_due(conn, now)
+    quiet = "" if marketing else " AND kind != 'marketing'"
+    index = "ix_messages_claim" if marketing else "ix_messages_claim_tx"
     row = conn.exec_driver_sql(
         "SELECT id, recipient, body, parts, concat_ref, expires_at, modem, attempts, max_attempts, "
-        "ignore_opt_out FROM messages INDEXED BY ix_messages_claim "
-        "WHERE status = 'queued' AND due_at <= ? AND parts <= ? "
-        "AND (modem IS NULL OR modem = ?) ORDER BY priority, due_at, id LIMIT 1",
+        f"ignore_opt_out FROM messages INDEXED BY {index} "
+        "WHERE status = 'queued' AND held = 0 AND due_at <= ? AND parts <= ? "
+        f"AND (modem IS NULL OR modem = ?){quiet} "
+        "ORDER BY priority, due_at, id LIMIT 1",
         (now, max_parts, modem),
     ).first()
     if row is None:
@@ -301,6 +308,54 @@ def _put_back(conn: Tx, claim: Claim, now: float, *, due_at: float | None, attem
         (attempts, now, due_at, claim.modem if pinned else None, claim.concat_ref if pinned else None,
          claim.message_id),
     )
+    follow_broadcast(conn, [claim.message_id], now)
+
+
+def follow_broadcast(conn: Tx, message_ids: Sequence[int], now: float) -> None:
+    """Messages just put back in the queue take their broadcast's state: held while it is
+    paused, cancelled once it is cancelled (they were sending when it changed)."""
+    for mid in message_ids:
+        state = conn.exec_driver_sql(
+            "SELECT b.status FROM messages m JOIN broadcasts b ON b.id = m.broadcast_id WHERE m.id = ?", (mid,)
+        ).scalar()
+        if state == "paused":
+            conn.exec_driver_sql("UPDATE messages SET held = 1 WHERE id = ? AND status = 'queued'", (mid,))
+        elif state == "cancelled":
+            _cancel_queued(conn, [mid], now, {"by": "broadcast cancelled"})
+
+
+def _cancel_queued(conn: Tx, ids: Sequence[int], now: float, detail: object) -> None:
+    conn.exec_driver_sql(
+        "UPDATE messages SET status = 'cancelled', held = 0, updated_at = ?, error = 'cancelled' "
+        "WHERE id = ? AND status = 'queued'",
+        [(now, i) for i in ids],
+    )
+    conn.exec_driver_sql(
+        "UPDATE parts SET state = 'cancelled' WHERE message_id = ? AND state = 'queued'", [(i,) for i in ids]
+    )
+    text = json.dumps(detail)
+    conn.exec_driver_sql(
+        "INSERT INTO events (at, kind, message_id, detail) VALUES (?, 'cancelled', ?, ?)",
+        [(now, i, text) for i in ids],
+    )
+
+
+def hold_broadcast_messages(conn: Tx, broadcast_id: int, *, held: bool) -> int:
+    """Hold (pause) or release (resume) the queued messages of a broadcast; returns how many."""
+    return conn.exec_driver_sql(
+        "UPDATE messages SET held = ? WHERE broadcast_id = ? AND status = 'queued' AND held = ?",
+        (int(held), broadcast_id, int(not held)),
+    ).rowcount
+
+
+def cancel_broadcast_messages(conn: Tx, broadcast_id: int, now: float, *, by: str) -> int:
+    """Cancel every queued message of a broadcast (those sending finish); returns how many."""
+    ids = [r[0] for r in conn.exec_driver_sql(
+        "SELECT id FROM messages WHERE broadcast_id = ? AND status = 'queued'", (broadcast_id,)
+    )]
+    if ids:
+        _cancel_queued(conn, ids, now, {"by": by, "broadcast_id": broadcast_id})
+    return len(ids)
 
 
 def part_retry(conn: Tx, claim: Claim, part: ClaimedPart, now: float, error: str, *,
@@ -378,4 +433,5 @@ def recover(conn: Tx, now: float) -> Recovery:
             "INSERT INTO events (at, kind, message_id, detail) VALUES (?, 'requeued', ?, ?)",
             [(now, m, json.dumps({"at": "start-up"})) for m in claimed],
         )
+        follow_broadcast(conn, claimed, now)
     return Recovery(unknown=tuple(unknown), requeued=tuple(claimed))

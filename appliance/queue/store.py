@@ -27,6 +27,7 @@ from appliance.pdu import PduError, plan
 from appliance.queue import scheduler
 from appliance.queue.db import Tx, make_engine, migrate, read_tx, write_tx
 from appliance.queue.errors import DuplicateIdempotencyKey, InvalidRequest, InvalidState, NotFound
+from appliance.queue.quiet import QuietHours
 from appliance.queue.ratelimit import BudgetView, RateLimits, SendBudget
 from appliance.queue.scheduler import PRIORITIES, PRIORITY_NAMES, Backoff, Claim, ClaimedPart, Recovery
 
@@ -222,7 +223,8 @@ class Queue:
     ``migrate=False``. ``clock`` returns UNIX seconds (tests pass a fake).
     ``max_attempts``/``backoff`` govern temporary failures; ``max_parts`` refuses longer
     bodies at enqueue; ``report_window_s`` is how old a part may be for a status report to
-    match it.
+    match it. ``quiet_hours`` (a :class:`QuietHours`, or None) keeps ``marketing``
+    messages waiting inside its window; it may be replaced at any time.
     """
 
     def __init__(
@@ -235,6 +237,7 @@ class Queue:
         max_parts: int = 10,
         report_window_s: float = DEFAULT_REPORT_WINDOW_S,
         migrate_schema: bool = True,
+        quiet_hours: QuietHours | None = None,
     ) -> None:
         self.engine = db if isinstance(db, Engine) else make_engine(db)
         self.clock = clock
@@ -242,6 +245,7 @@ class Queue:
         self.backoff = backoff
         self.max_parts = max_parts
         self.report_window_s = report_window_s
+        self.quiet_hours = quiet_hours
         self._listeners: list[Callable[[], None]] = []
         self._listeners_lock = threading.Lock()
         self._last_sweep = float("-inf")
@@ -262,6 +266,10 @@ class Queue:
                     self._listeners.remove(callback)
 
         return unsubscribe
+
+    def notify(self) -> None:
+        """Tell the subscribers new work may be claimable (e.g. a broadcast was resumed)."""
+        self._notify()
 
     def _notify(self) -> None:
         with self._listeners_lock:
@@ -375,6 +383,94 @@ class Queue:
             )
             for r in rows_in
         ]
+
+    def enqueue_many(
+        self,
+        items: Sequence[tuple[str, str] | tuple[str, str, str, int]],
+        *,
+        broadcast_id: int | None = None,
+        kind: str = "transactional",
+        priority: str = "normal",
+        send_at: datetime | float | None = None,
+        validity_s: float | None = None,
+        held: bool = False,
+        guard: Callable[[Tx, int], None] | None = None,
+    ) -> tuple[int, int, int]:
+        """Queue a different body per recipient in one transaction (a broadcast).
+
+        ``items`` are ``(to, body)`` or ``(to, body, encoding, parts)`` where the last two
+        are what :func:`appliance.pdu.plan` said of ``body`` (saves planning it twice).
+        Opted-out recipients are stored ``suppressed``, as :meth:`enqueue` does. ``held``
+        stores them held (a broadcast paused before it started). ``guard(tx, batch_id)``
+        runs inside the transaction before the rows go in (raise to abort, e.g. the
+        broadcast is no longer a draft). Returns ``(batch_id, first_id, last_id)``; the
+        messages have consecutive ids.
+        """
+        if not items:
+            raise InvalidRequest("to: give at least one recipient")
+        if priority not in PRIORITIES:
+            raise InvalidRequest(f"priority: {priority!r} is not one of high, normal, low")
+        if kind not in ("transactional", "marketing"):
+            raise InvalidRequest(f"kind: {kind!r} is not one of transactional, marketing")
+        if validity_s is not None and validity_s <= 0:
+            raise InvalidRequest("validity_s: must be a positive number of seconds")
+        planned: list[tuple[str, str, str, int]] = []
+        for item in items:
+            if len(item) == 4:
+                planned.append(item)  # type: ignore[arg-type]
+                continue
+            to, body = item  # type: ignore[misc]
+            if not body:
+                raise InvalidRequest(f"body: the message text to {to} is empty")
+            try:
+                p = plan(body)
+            except PduError as exc:
+                raise InvalidRequest(f"body: the message to {to}: {exc}") from exc
+            planned.append((to, body, p.encoding, p.total))
+        too_long = next((p for p in planned if p[3] > self.max_parts), None)
+        if too_long is not None:
+            raise InvalidRequest(
+                f"body: the message to {too_long[0]} needs {too_long[3]} SMS parts; "
+                f"at most {self.max_parts} are allowed"
+            )
+        now = self.clock()
+        send_ts = _ts(send_at)
+        start = send_ts if send_ts is not None else now
+        expires = start + validity_s if validity_s is not None else None
+        prio = PRIORITIES[priority]
+        maxa = self.max_attempts
+        with write_tx(self.engine) as conn:
+            batch_id = conn.exec_driver_sql(
+                "INSERT INTO batches (idempotency_key, fingerprint, created_at, count) VALUES (NULL, ?, ?, ?) "
+                "RETURNING id",
+                (f"broadcast:{broadcast_id}", now, len(planned)),
+            ).scalar_one()
+            if guard is not None:
+                guard(conn, batch_id)
+            opted = self._opted_out_among(conn, [p[0] for p in planned])
+            base = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM messages").scalar_one()
+            rows_in = [
+                (
+                    base + i, batch_id, to, body, enc, total, prio,
+                    "suppressed" if to in opted else "queued",
+                    now, now, send_ts, start, expires, maxa,
+                    "recipient opted out" if to in opted else None, broadcast_id, kind, int(held),
+                )
+                for i, (to, body, enc, total) in enumerate(planned, start=1)
+            ]
+            conn.exec_driver_sql(
+                "INSERT INTO messages (id, batch_id, recipient, body, encoding, parts, priority, status, "
+                "created_at, updated_at, send_at, due_at, expires_at, attempts, max_attempts, resends, error, "
+                "broadcast_id, kind, held) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 0, ?, ?, ?, ?)",
+                rows_in,
+            )
+            if opted:
+                conn.exec_driver_sql(
+                    "INSERT INTO events (at, kind, message_id, detail) VALUES (?, 'suppressed', ?, ?)",
+                    [(now, r[0], '{"at": "enqueue"}') for r in rows_in if r[7] == "suppressed"],
+                )
+        self._notify()
+        return batch_id, base + 1, base + len(planned)
 
     @staticmethod
     def _opted_out_among(conn: Tx, numbers: Sequence[str]) -> set[str]:
@@ -746,25 +842,49 @@ class Queue:
     def claim(self, modem: str, *, max_parts: int, now: float | None = None) -> Claim | None:
         """Claim the next message ``modem`` may send now (at most ``max_parts`` parts)."""
         now = self.clock() if now is None else now
+        quiet = self.quiet_hours
+        marketing = quiet is None or not quiet.contains(now)
         # Sweeping expired messages costs a statement: at most once a second is enough (a
         # claimed message's own validity is checked again before its first part leaves).
         sweep = not (0 <= now - self._last_sweep < EXPIRY_SWEEP_S)
         # Not fsynced: a claim lost in a power cut is what start-up recovery undoes anyway;
         # the part's "submitting" commit that follows is durable and syncs this one too.
         with write_tx(self.engine, durable=False) as conn:
-            claim = scheduler.claim_next(conn, modem, max_parts=max_parts, now=now, sweep=sweep)
+            claim = scheduler.claim_next(conn, modem, max_parts=max_parts, now=now, sweep=sweep,
+                                         marketing=marketing)
         if sweep:
             self._last_sweep = now
         return claim
 
-    def next_wakeup(self, modem: str) -> float | None:
-        """The earliest due or expiry time of queued work ``modem`` could take (None: none)."""
+    def next_wakeup(self, modem: str, *, now: float | None = None) -> float | None:
+        """The earliest due or expiry time of queued work ``modem`` could take (None: none).
+
+        Held messages are not work. Inside quiet hours marketing messages are not work
+        until the window ends: then the window's end is their wake-up time.
+        """
+        now = self.clock() if now is None else now
+        quiet = self.quiet_hours
+        in_quiet = quiet is not None and quiet.contains(now)
         with read_tx(self.engine) as conn:
-            due = conn.exec_driver_sql(
-                "SELECT due_at FROM messages INDEXED BY ix_messages_queued_due "
-                "WHERE status = 'queued' AND (modem IS NULL OR modem = ?) "
-                "ORDER BY due_at LIMIT 1", (modem,)
-            ).scalar()
+            if in_quiet:  # transactional work only: few rows at night, whatever waits for morning
+                due = conn.exec_driver_sql(
+                    "SELECT MIN(due_at) FROM messages INDEXED BY ix_messages_claim_tx "
+                    "WHERE status = 'queued' AND held = 0 AND kind != 'marketing' AND (modem IS NULL OR modem = ?)",
+                    (modem,),
+                ).scalar()
+            else:
+                due = conn.exec_driver_sql(
+                    "SELECT due_at FROM messages INDEXED BY ix_messages_queued_due "
+                    "WHERE status = 'queued' AND held = 0 AND (modem IS NULL OR modem = ?) "
+                    "ORDER BY due_at LIMIT 1", (modem,)
+                ).scalar()
+            if in_quiet and quiet is not None and conn.exec_driver_sql(
+                "SELECT 1 FROM messages INDEXED BY ix_messages_queued_due "
+                "WHERE status = 'queued' AND held = 0 AND kind = 'marketing' AND (modem IS NULL OR modem = ?) "
+                "LIMIT 1", (modem,)
+            ).first():
+                end = quiet.ends_at(now)
+                due = end if due is None else min(due, end)
             exp = conn.exec_driver_sql(
                 "SELECT expires_at FROM messages INDEXED BY ix_messages_queued_expiry "
                 "WHERE status = 'queued' AND expires_at IS NOT NULL "

@@ -1,0 +1,533 @@
+"""Broadcasts: one template sent to many, previewed first, started, paused, resumed,
+cancelled, and followed until done.
+
+Life cycle (stored ``status``): ``draft`` → ``running`` ⇄ ``paused``, or ``cancelled``.
+The API also shows ``scheduled`` (running, ``send_at`` still ahead) and ``done`` (running
+or paused with nothing left to send). :meth:`BroadcastService.start` renders every
+recipient's text and queues it in one transaction (:meth:`Queue.enqueue_many`); from
+then on the messages are ordinary queue messages tagged with the broadcast, its ``kind``
+and, while paused, ``held`` (they stay ``queued`` to the API and are not claimed).
+
+Decisions:
+
+- The audience is resolved at preview and again at start (a contact added in between is
+  included); each number once (first occurrence wins); CSV rows with invalid numbers are
+  counted ``invalid`` and left out.
+- Opted-out recipients are counted in the preview (``opted_out``) and stored as
+  ``suppressed`` messages at start, so preview and stats agree: ``sendable`` in the
+  preview is ``total − suppressed`` in the stats. Parts and encodings count sendable
+  recipients only.
+- A placeholder with no default that a recipient lacks (absent or empty) is *missing*;
+  the preview reports each such field with a count and examples, and start is refused
+  unless ``allow_missing`` (then it renders as nothing). A field no recipient has is
+  listed in ``unknown_fields``.
+- Marketing texts get the configured opt-out footer appended on a new line, counted in
+  the parts; they wait out quiet hours in the queue.
+- Broadcast messages go at priority ``low`` unless asked otherwise, so one-off messages
+  sent meanwhile are not stuck behind a 10,000-recipient broadcast.
+"""
+
+from __future__ import annotations
+
+import json
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from appliance.broadcasts.estimate import finish_time, humanize, send_duration
+from appliance.broadcasts.templates import Template
+from appliance.contacts import ContactBook, Recipient, read_csv
+from appliance.numbers import InvalidNumber, to_e164
+from appliance.pdu import PduError, plan
+from appliance.queue import InvalidRequest, InvalidState, NotFound, Queue, RateLimits
+from appliance.queue.db import Tx, read_tx, write_tx
+from appliance.queue.quiet import QuietHours
+from appliance.queue.scheduler import (
+    MESSAGE_STATES,
+    PRIORITIES,
+    PRIORITY_NAMES,
+    _event,
+    cancel_broadcast_messages,
+    hold_broadcast_messages,
+)
+
+__all__ = [
+    "KINDS",
+    "Audience",
+    "BroadcastService",
+    "BroadcastSpec",
+    "BroadcastStats",
+    "BroadcastView",
+    "Preview",
+    "Sample",
+]
+
+KINDS = ("transactional", "marketing")
+_COLS = (
+    "id, name, template, kind, status, audience_json, priority, send_at, validity_s, allow_missing, footer, "
+    "created_by, created_at, updated_at, started_at, paused_at, cancelled_at, recipients, parts"
+)
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who a broadcast goes to: contacts in ``groups``, ``numbers`` (any format; their
+    contact fields if they are contacts), and/or the rows of ``csv`` (a ``number`` column
+    plus any columns the template uses; ``csv_map`` renames columns as in an import)."""
+
+    groups: tuple[str, ...] = ()
+    numbers: tuple[str, ...] = ()
+    csv: str | None = None
+    csv_map: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps({"groups": list(self.groups), "numbers": list(self.numbers), "csv": self.csv,
+                           "csv_map": dict(self.csv_map)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Audience:
+        d = json.loads(text)
+        return cls(tuple(d.get("groups") or ()), tuple(d.get("numbers") or ()), d.get("csv"),
+                   tuple((d.get("csv_map") or {}).items()))
+
+    @property
+    def empty(self) -> bool:
+        return not (self.groups or self.numbers or self.csv)
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastSpec:
+    """What to send: ``template`` to ``audience``, of ``kind``, from ``send_at`` (UNIX
+    seconds, None = now), at ``priority``, valid ``validity_s`` seconds."""
+
+    template: str
+    audience: Audience
+    kind: str = "transactional"
+    name: str = ""
+    send_at: float | None = None
+    priority: str = "low"
+    validity_s: float | None = None
+    allow_missing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    to: str
+    body: str
+    parts: int
+    encoding: str
+    missing: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Preview:
+    """What a broadcast would send. ``recipients`` counts distinct valid numbers;
+    ``sendable`` = ``recipients − opted_out``; ``parts`` and ``encodings`` are over sendable
+    recipients; ``estimate_s`` is from the first send to the last under the modems' caps
+    (quiet hours included for marketing), ``estimate`` says it in words."""
+
+    recipients: int = 0
+    opted_out: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    sendable: int = 0
+    parts: int = 0
+    encodings: dict[str, int] = field(default_factory=dict)
+    max_parts: int = 0
+    parts_limit: int = 0
+    too_long: int = 0
+    too_long_examples: list[str] = field(default_factory=list)
+    missing: dict[str, int] = field(default_factory=dict)
+    missing_examples: list[dict[str, Any]] = field(default_factory=list)
+    unknown_fields: list[str] = field(default_factory=list)
+    invalid_examples: list[dict[str, Any]] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    footer: str | None = None
+    modems: int = 0
+    estimate_s: float = 0.0
+    estimate: str = ""
+    starts_at: datetime | None = None
+    finishes_at: datetime | None = None
+    quiet_hours: str | None = None
+    # what start would queue: (to, body, encoding, parts), suppressed included
+    items: list[tuple[str, str, str, int]] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastStats:
+    """Counts of the broadcast's messages by status, replies from its recipients since it
+    started, and messages sent per hour (UTC hour → count)."""
+
+    total: int
+    by_status: dict[str, int]
+    parts_sent: int
+    replies: int
+    per_hour: list[tuple[datetime, int]]
+
+    @property
+    def remaining(self) -> int:
+        return self.by_status.get("queued", 0) + self.by_status.get("sending", 0)
+
+    @property
+    def done(self) -> int:
+        return self.total - self.remaining
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastView:
+    id: int
+    name: str
+    template: str
+    kind: str
+    status: str
+    audience: Audience
+    priority: str
+    send_at: datetime | None
+    validity_s: float | None
+    allow_missing: bool
+    footer: str | None
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    paused_at: datetime | None
+    cancelled_at: datetime | None
+    recipients: int
+    parts: int
+    stats: BroadcastStats | None = None
+    waiting_for_quiet_hours: bool = False
+
+
+class BroadcastService:
+    """Broadcasts on the queue's database.
+
+    ``limits()`` returns the :class:`RateLimits` of the modems to estimate with (the daemon
+    passes those online, or all configured if none is); ``footer`` is the opt-out footer of
+    marketing texts (empty: none); quiet hours are the queue's (``queue.quiet_hours``).
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        book: ContactBook,
+        *,
+        footer: str = "Reply STOP to opt out",
+        limits: Callable[[], Sequence[RateLimits]] = lambda: (),
+        samples: int = 5,
+    ) -> None:
+        self.queue = queue
+        self.book = book
+        self.footer = footer
+        self.limits = limits
+        self.samples = samples
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.queue.clock
+
+    # ------------------------------------------------------------------ validation
+
+    @staticmethod
+    def _check(spec: BroadcastSpec) -> Template:
+        if spec.kind not in KINDS:
+            raise InvalidRequest(f"kind: {spec.kind!r} is not one of transactional, marketing")
+        if spec.priority not in PRIORITIES:
+            raise InvalidRequest(f"priority: {spec.priority!r} is not one of high, normal, low")
+        if spec.audience.empty:
+            raise InvalidRequest("audience: give groups, numbers or a csv")
+        return Template(spec.template)
+
+    # ------------------------------------------------------------------ audience and preview
+
+    def _recipients(self, audience: Audience, preview: Preview) -> list[Recipient]:
+        region = self.book.default_region
+        numbers: list[str] = []
+        for raw in audience.numbers:
+            try:
+                numbers.append(to_e164(raw, region))
+            except InvalidNumber as exc:
+                preview.invalid += 1
+                if len(preview.invalid_examples) < 5:
+                    preview.invalid_examples.append({"number": raw, "detail": str(exc)})
+        seen_numbers = len(numbers)
+        numbers = list(dict.fromkeys(numbers))
+        preview.duplicates += seen_numbers - len(numbers)
+        recipients = self.book.recipients(groups=audience.groups, numbers=numbers)
+        if audience.csv is not None:
+            have = {r.number for r in recipients}
+            table = read_csv(audience.csv, dict(audience.csv_map))
+            for line, cells in table.rows:
+                values = {f: cells[i].strip() for i, f in enumerate(table.fields) if f and i < len(cells)}
+                try:
+                    number = to_e164(values.get("number", ""), region)
+                except InvalidNumber as exc:
+                    preview.invalid += 1
+                    if len(preview.invalid_examples) < 5:
+                        preview.invalid_examples.append({"row": line, "number": values.get("number"),
+                                                         "detail": str(exc)})
+                    continue
+                if number in have:
+                    preview.duplicates += 1
+                    continue
+                have.add(number)
+                if "name" in values and not values.get("first_name") and not values.get("last_name"):
+                    first, _, last = values["name"].partition(" ")
+                    values["first_name"], values["last_name"] = first, last.strip()
+                values["number"] = number
+                values.setdefault("name", f"{values.get('first_name', '')} {values.get('last_name', '')}".strip())
+                recipients.append(Recipient(number, values))
+        return recipients
+
+    def _opted_out(self, numbers: Sequence[str]) -> set[str]:
+        with read_tx(self.queue.engine) as conn:
+            return Queue._opted_out_among(conn, numbers)
+
+    def preview(self, spec: BroadcastSpec, *, samples: int | None = None) -> Preview:
+        """Render every recipient's text and count what would be sent (nothing is stored)."""
+        template = self._check(spec)
+        p = Preview(parts_limit=self.queue.max_parts)
+        recipients = self._recipients(spec.audience, p)
+        p.recipients = len(recipients)
+        opted = self._opted_out([r.number for r in recipients])
+        footer = self.footer.strip() if spec.kind == "marketing" else ""
+        p.footer = footer or None
+        suffix = f"\n{footer}" if footer else ""
+        planned: dict[str, tuple[str, int]] = {}
+        encodings: Counter[str] = Counter()
+        missing: Counter[str] = Counter()
+        present: set[str] = set()
+        want = samples if samples is not None else self.samples
+        for r in recipients:
+            body, gaps = template.render(r.fields)
+            body += suffix
+            if gaps:
+                missing.update(gaps)
+                if len(p.missing_examples) < 5:
+                    p.missing_examples.append({"number": r.number, "missing": list(gaps)})
+            for f in template.fields:
+                if f not in present and r.fields.get(f):
+                    present.add(f)
+            got = planned.get(body)
+            if got is None:
+                if not body.strip():
+                    got = ("gsm7", 0)
+                else:
+                    try:
+                        pl = plan(body)
+                    except PduError as exc:
+                        raise InvalidRequest(f"template: the text for {r.number} cannot be sent: {exc}") from exc
+                    got = (pl.encoding, pl.total)
+                planned[body] = got
+            enc, parts = got
+            p.items.append((r.number, body, enc, parts))
+            if r.number in opted:
+                p.opted_out += 1
+                continue
+            p.sendable += 1
+            p.parts += parts
+            encodings[enc] += 1
+            p.max_parts = max(p.max_parts, parts)
+            if parts > p.parts_limit or parts == 0:
+                p.too_long += 1
+                if len(p.too_long_examples) < 5:
+                    p.too_long_examples.append(r.number)
+            if len(p.samples) < want:
+                p.samples.append(Sample(r.number, body, parts, enc, gaps))
+        p.encodings = dict(encodings)
+        p.missing = dict(missing)
+        p.unknown_fields = [f for f in template.fields if f not in present] if recipients else list(template.fields)
+        limits = list(self.limits())
+        p.modems = len(limits)
+        start = spec.send_at if spec.send_at is not None and spec.send_at > self.clock() else self.clock()
+        quiet: QuietHours | None = self.queue.quiet_hours if spec.kind == "marketing" else None
+        p.quiet_hours = quiet.describe() if quiet is not None else None
+        duration = send_duration(p.parts, limits)
+        end = finish_time(start, duration, quiet)
+        p.starts_at = _dt(quiet.ends_at(start) if quiet is not None else start)
+        p.finishes_at = None if end == float("inf") else _dt(end)
+        p.estimate_s = end - start
+        modems = f"{p.modems} modem{'s' if p.modems != 1 else ''}"
+        waits = " (including quiet hours)" if quiet is not None and p.estimate_s > duration + 1 else ""
+        p.estimate = f"≈ {humanize(p.estimate_s)} with {modems}{waits}" if p.modems else "never: no modem is configured"
+        return p
+
+    # ------------------------------------------------------------------ life cycle
+
+    def create(self, spec: BroadcastSpec, *, created_by: str | None = None) -> BroadcastView:
+        """Store a draft (checked: template, kind, priority, a non-empty audience)."""
+        self._check(spec)
+        if spec.audience.csv is not None:
+            read_csv(spec.audience.csv, dict(spec.audience.csv_map))  # a fatal CSV error now, not at start
+        now = self.clock()
+        with write_tx(self.queue.engine) as conn:
+            bid = conn.exec_driver_sql(
+                "INSERT INTO broadcasts (name, template, kind, status, audience_json, priority, send_at, validity_s, "
+                "allow_missing, created_by, created_at, updated_at, recipients, parts) "
+                "VALUES (?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?, ?, 0, 0) RETURNING id",
+                (spec.name or f"broadcast {datetime.fromtimestamp(now, UTC):%Y-%m-%d %H:%M}", spec.template,
+                 spec.kind, spec.audience.to_json(), PRIORITIES[spec.priority], spec.send_at, spec.validity_s,
+                 int(spec.allow_missing), created_by, now, now),
+            ).scalar_one()
+        return self.get(bid, with_stats=False)
+
+    def spec_of(self, broadcast_id: int) -> BroadcastSpec:
+        v = self.get(broadcast_id, with_stats=False)
+        return BroadcastSpec(
+            template=v.template, audience=v.audience, kind=v.kind, name=v.name,
+            send_at=v.send_at.timestamp() if v.send_at else None, priority=v.priority,
+            validity_s=v.validity_s, allow_missing=v.allow_missing,
+        )
+
+    def start(self, broadcast_id: int, *, allow_missing: bool | None = None) -> BroadcastView:
+        """Render and queue every recipient's message (one transaction); the broadcast
+        becomes ``running``. Refused (409) unless it is a draft; refused (422) when fields
+        are missing (unless ``allow_missing``), a text is too long or no one is left."""
+        spec = self.spec_of(broadcast_id)
+        p = self.preview(spec, samples=0)
+        allow = spec.allow_missing if allow_missing is None else allow_missing
+        if p.missing and not allow:
+            detail = ", ".join(f"{{{f}}} for {n}" for f, n in p.missing.items())
+            example = p.missing_examples[0]["number"] if p.missing_examples else ""
+            raise InvalidRequest(
+                f"template: fields are missing: {detail} recipient(s) (e.g. {example}); give a default like "
+                "{first_name|there}, fill the contacts in, or start with allow_missing"
+            )
+        if p.too_long:
+            raise InvalidRequest(
+                f"template: {p.too_long} recipient(s) would get a text of more than {p.parts_limit} parts or "
+                f"an empty one (e.g. {p.too_long_examples[0]}); shorten the template"
+            )
+        if not p.items:
+            raise InvalidRequest("audience: it has no valid recipient")
+        now = self.clock()
+
+        def guard(conn: Tx, batch_id: int) -> None:
+            changed = conn.exec_driver_sql(
+                "UPDATE broadcasts SET status = 'running', started_at = ?, updated_at = ?, batch_id = ?, "
+                "recipients = ?, parts = ?, footer = ?, allow_missing = ? WHERE id = ? AND status = 'draft'",
+                (now, now, batch_id, len(p.items), p.parts, p.footer, int(allow), broadcast_id),
+            ).rowcount
+            if not changed:
+                raise InvalidState(f"broadcast {broadcast_id} was already started (or cancelled)")
+
+        self.queue.enqueue_many(
+            p.items, broadcast_id=broadcast_id, kind=spec.kind, priority=spec.priority,
+            send_at=spec.send_at, validity_s=spec.validity_s, guard=guard,
+        )
+        return self.get(broadcast_id)
+
+    def _transition(self, broadcast_id: int, allowed: tuple[str, ...], verb: str,
+                    action: Callable[[Tx, float], None]) -> BroadcastView:
+        now = self.clock()
+        with write_tx(self.queue.engine) as conn:
+            status = conn.exec_driver_sql("SELECT status FROM broadcasts WHERE id = ?", (broadcast_id,)).scalar()
+            if status is None:
+                raise NotFound(f"broadcast {broadcast_id} does not exist")
+            if status not in allowed:
+                raise InvalidState(f"broadcast {broadcast_id} is {status}; only a {' or '.join(allowed)} one can be {verb}")
+            action(conn, now)
+        return self.get(broadcast_id)
+
+    def pause(self, broadcast_id: int) -> BroadcastView:
+        """Hold the messages not yet claimed (those sending finish)."""
+        def act(conn: Tx, now: float) -> None:
+            hold_broadcast_messages(conn, broadcast_id, held=True)
+            conn.exec_driver_sql("UPDATE broadcasts SET status = 'paused', paused_at = ?, updated_at = ? WHERE id = ?",
+                                 (now, now, broadcast_id))
+            _event(conn, now, "broadcast_paused", None, detail={"broadcast_id": broadcast_id})
+        return self._transition(broadcast_id, ("running",), "paused", act)
+
+    def resume(self, broadcast_id: int) -> BroadcastView:
+        def act(conn: Tx, now: float) -> None:
+            hold_broadcast_messages(conn, broadcast_id, held=False)
+            conn.exec_driver_sql("UPDATE broadcasts SET status = 'running', paused_at = NULL, updated_at = ? "
+                                 "WHERE id = ?", (now, broadcast_id))
+            _event(conn, now, "broadcast_resumed", None, detail={"broadcast_id": broadcast_id})
+        view = self._transition(broadcast_id, ("paused",), "resumed", act)
+        self.queue.notify()
+        return view
+
+    def cancel(self, broadcast_id: int, *, by: str = "api") -> BroadcastView:
+        """Cancel what is still queued (a draft is simply cancelled); sending ones finish."""
+        def act(conn: Tx, now: float) -> None:
+            conn.exec_driver_sql("UPDATE broadcasts SET status = 'cancelled', cancelled_at = ?, updated_at = ? "
+                                 "WHERE id = ?", (now, now, broadcast_id))
+            cancel_broadcast_messages(conn, broadcast_id, now, by=by)
+        return self._transition(broadcast_id, ("draft", "running", "paused"), "cancelled", act)
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, broadcast_id: int, *, with_stats: bool = True) -> BroadcastView:
+        with read_tx(self.queue.engine) as conn:
+            row = conn.exec_driver_sql(f"SELECT {_COLS} FROM broadcasts WHERE id = ?", (broadcast_id,)).first()
+            if row is None:
+                raise NotFound(f"broadcast {broadcast_id} does not exist")
+            stats = self._stats(conn, row) if with_stats or row[4] in ("running", "paused") else None
+        return self._view(row, stats)
+
+    def list(self, *, limit: int = 50) -> list[BroadcastView]:
+        """The newest broadcasts first (with their counts by status)."""
+        if not 1 <= limit <= 1000:
+            raise InvalidRequest("limit: must be between 1 and 1000")
+        with read_tx(self.queue.engine) as conn:
+            rows = conn.exec_driver_sql(f"SELECT {_COLS} FROM broadcasts ORDER BY id DESC LIMIT ?", (limit,)).all()
+            return [self._view(r, self._stats(conn, r, replies=False)) for r in rows]
+
+    def stats(self, broadcast_id: int) -> BroadcastStats:
+        view = self.get(broadcast_id)
+        assert view.stats is not None
+        return view.stats
+
+    def _stats(self, conn: Tx, row: Any, *, replies: bool = True) -> BroadcastStats:
+        bid, started = row[0], row[14]
+        by_status = dict.fromkeys(MESSAGE_STATES, 0)
+        for status, n in conn.exec_driver_sql(
+            "SELECT status, COUNT(*) FROM messages WHERE broadcast_id = ? GROUP BY status", (bid,)
+        ):
+            by_status[status] = n
+        parts_sent = conn.exec_driver_sql(
+            "SELECT COALESCE(SUM(parts), 0) FROM messages WHERE broadcast_id = ? AND status IN ('sent', 'delivered')",
+            (bid,),
+        ).scalar_one()
+        hours = conn.exec_driver_sql(
+            "SELECT CAST(sent_at / 3600 AS INTEGER) AS h, COUNT(*) FROM messages "
+            "WHERE broadcast_id = ? AND sent_at IS NOT NULL GROUP BY h ORDER BY h", (bid,)
+        ).all()
+        got_replies = 0
+        if replies and started is not None:
+            got_replies = conn.exec_driver_sql(
+                "SELECT COUNT(*) FROM inbound WHERE received_at >= ? AND sender IN "
+                "(SELECT recipient FROM messages WHERE broadcast_id = ?)", (started, bid)
+            ).scalar_one()
+        return BroadcastStats(
+            total=sum(by_status.values()), by_status=by_status, parts_sent=int(parts_sent), replies=int(got_replies),
+            per_hour=[(datetime.fromtimestamp(h * 3600, UTC), n) for h, n in hours],
+        )
+
+    def _view(self, r: Any, stats: BroadcastStats | None) -> BroadcastView:
+        status = r[4]
+        now = self.clock()
+        waiting = False
+        if status in ("running", "paused") and stats is not None and stats.remaining == 0:
+            status = "done"
+        elif status == "running" and r[7] is not None and r[7] > now:
+            status = "scheduled"
+        if status == "running" and r[3] == "marketing":
+            quiet = self.queue.quiet_hours
+            waiting = quiet is not None and quiet.contains(now)
+        return BroadcastView(
+            id=r[0], name=r[1], template=r[2], kind=r[3], status=status, audience=Audience.from_json(r[5]),
+            priority=PRIORITY_NAMES.get(r[6], str(r[6])), send_at=_dt(r[7]), validity_s=r[8],
+            allow_missing=bool(r[9]), footer=r[10], created_by=r[11], created_at=_dt(r[12]),  # type: ignore[arg-type]
+            updated_at=_dt(r[13]), started_at=_dt(r[14]), paused_at=_dt(r[15]),  # type: ignore[arg-type]
+            cancelled_at=_dt(r[16]), recipients=r[17], parts=r[18], stats=stats, waiting_for_quiet_hours=waiting,
+        )
+
+

@@ -1,0 +1,96 @@
+"""Group filters: ``class = "5B"``, ``class = "5B" and school != North``.
+
+A filter is one or more conditions joined by ``and``; a condition is a field, ``=`` or
+``!=``, and a value (quoted with ``"`` or ``'``, or a bare word). Fields are the contact's
+``number``, ``first_name``, ``last_name``, ``name`` or any free field. Values compare as
+text, ignoring case; a contact without the field has it empty (so ``f != x`` matches it).
+:func:`compile_filter` turns a filter into a SQL condition on the ``contacts`` table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from appliance.contacts.errors import FilterError
+
+__all__ = ["Condition", "compile_filter", "parse_filter"]
+
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<op>!=|=)|"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<word>[^\s=!"']+))"""
+)
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_COLUMNS = {
+    "number": "c.number",
+    "first_name": "c.first_name",
+    "last_name": "c.last_name",
+    "name": "TRIM(c.first_name || ' ' || c.last_name)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    field: str
+    op: str  # "=" or "!="
+    value: str
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            raise FilterError(f"filter: cannot read {text[pos:]!r} (e.g. class = \"5B\" and school = North)")
+        pos = m.end()
+        if m["op"]:
+            out.append(("op", m["op"]))
+        elif m["dq"] is not None:
+            out.append(("value", m["dq"]))
+        elif m["sq"] is not None:
+            out.append(("value", m["sq"]))
+        else:
+            out.append(("word", m["word"]))
+    return out
+
+
+def parse_filter(text: str) -> list[Condition]:
+    """The conditions of ``text``; :class:`FilterError` saying what is wrong."""
+    tokens = _tokens(text)
+    if not tokens:
+        raise FilterError("filter: it is empty; write e.g. class = \"5B\"")
+    conditions: list[Condition] = []
+    i = 0
+    while True:
+        if i + 3 > len(tokens):
+            raise FilterError(f"filter: {text!r} ends too early; a condition is: field = value")
+        (k1, field), (k2, op), (k3, value) = tokens[i:i + 3]
+        if k1 != "word" or not FIELD_NAME.fullmatch(field):
+            raise FilterError(f"filter: {field!r} is not a field name (letters, digits, _)")
+        if k2 != "op":
+            raise FilterError(f"filter: expected = or != after {field!r}, found {op!r}")
+        if k3 == "op":
+            raise FilterError(f"filter: expected a value after {field} {op}")
+        conditions.append(Condition(field, op, value))
+        i += 3
+        if i == len(tokens):
+            return conditions
+        kind, word = tokens[i]
+        if kind != "word" or word.lower() != "and":
+            raise FilterError(f"filter: expected 'and' between conditions, found {word!r}")
+        i += 1
+
+
+def compile_filter(text: str) -> tuple[str, list[str]]:
+    """A SQL condition on ``contacts c`` and its parameters."""
+    sql: list[str] = []
+    args: list[str] = []
+    for cond in parse_filter(text):
+        column = _COLUMNS.get(cond.field)
+        if column is None:
+            column = "CAST(json_extract(c.fields_json, ?) AS TEXT)"
+            args.append(f'$."{cond.field}"')
+        sql.append(f"IFNULL({column}, '') {'=' if cond.op == '=' else '!='} ? COLLATE NOCASE")
+        args.append(cond.value)
+    return " AND ".join(sql), args

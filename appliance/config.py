@@ -124,6 +124,47 @@ class InboundSection(_Section):
     reassembly_timeout_s: float = Field(default=600.0, gt=0)
 
 
+class BroadcastsSection(_Section):
+    """Broadcasts: the appliance's timezone, the quiet hours of marketing messages (a
+    window ``quiet_hours_start``–``quiet_hours_end`` in that timezone, which may cross
+    midnight; both empty = none) and the opt-out footer appended to marketing texts
+    (empty = none)."""
+
+    timezone: str = "UTC"
+    quiet_hours_start: str = "21:00"
+    quiet_hours_end: str = "08:00"
+    opt_out_footer: str = "Reply STOP to opt out"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA timezone name (e.g. Europe/London)") from None
+        return value
+
+    @field_validator("quiet_hours_start", "quiet_hours_end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        import re
+
+        value = value.strip()
+        if value and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"{value!r} is not a time of day as HH:MM (e.g. 21:00)")
+        return value
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> "BroadcastsSection":
+        if bool(self.quiet_hours_start) != bool(self.quiet_hours_end):
+            raise ValueError("give both quiet_hours_start and quiet_hours_end, or leave both empty")
+        if self.quiet_hours_start and self.quiet_hours_start == self.quiet_hours_end:
+            raise ValueError("quiet_hours_start and quiet_hours_end are the same; leave both empty for none")
+        return self
+
+
 class SimulatorSection(_Section):
     """Simulated modems added by ``appliance serve --simulate N`` (the demo and the tests)."""
 
@@ -133,6 +174,23 @@ class SimulatorSection(_Section):
     max_parts_per_minute: int = Field(default=60, ge=1)
     max_parts_per_hour: int = Field(default=2000, ge=1)
     max_parts_per_day: int = Field(default=20000, ge=1)
+
+
+class HealthSection(_Section):
+    """Thresholds of ``/healthz``, the watchdog and the start-up checks."""
+
+    # /healthz says "degraded" below either (the database's filesystem).
+    min_free_disk_percent: float = Field(default=5.0, ge=0, le=100)
+    min_free_disk_mb: float = Field(default=200.0, ge=0)
+    # The daemon refuses to start below this (exit code 78): SQLite cannot commit safely.
+    refuse_start_below_mb: float = Field(default=20.0, ge=0)
+    # Queued work due this long, with an online modem that has budget but sent nothing
+    # for as long, makes the queue "stuck".
+    queue_stuck_after_s: float = Field(default=900.0, gt=0)
+    # A dispatcher worker is stuck when a wait or send outlasts its own timeout by this.
+    worker_stuck_margin_s: float = Field(default=60.0, gt=0)
+    # Backups taken before a schema migration at start-up that are kept.
+    keep_migration_backups: int = Field(default=3, ge=1)
 
 
 class _TomlFile(PydanticBaseSettingsSource):
@@ -163,6 +221,8 @@ class Settings(BaseSettings):
     keywords: KeywordsSection = KeywordsSection()
     inbound: InboundSection = InboundSection()
     simulator: SimulatorSection = SimulatorSection()
+    broadcasts: BroadcastsSection = BroadcastsSection()
+    health: HealthSection = HealthSection()
 
     @model_validator(mode="after")
     def _unique_modem_names(self) -> "Settings":

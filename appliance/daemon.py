@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from appliance.api.keys import ApiKeys
 from appliance.config import ModemConfig, Settings
@@ -31,7 +32,7 @@ from appliance.pdu import SubmitPdu
 from appliance.queue import Dispatcher, Queue
 from appliance.webhooks import WebhookService
 
-__all__ = ["Appliance", "TimedModem", "configure_logging", "serve"]
+__all__ = ["Appliance", "TimedModem", "configure_logging", "log_handler", "serve"]
 
 _log = logging.getLogger(__name__)
 
@@ -89,6 +90,10 @@ class Appliance:
         self.simulators: list[Any] = []
         self.modems: list[Any] = []
         self.queue = Queue(settings.appliance.database_url, max_parts=settings.appliance.max_parts)
+        from appliance.queue.quiet import QuietHours  # marketing broadcasts wait out quiet hours
+
+        b = settings.broadcasts
+        self.queue.quiet_hours = QuietHours.parse(b.quiet_hours_start, b.quiet_hours_end, b.timezone)
         self.keys = ApiKeys(self.queue.engine)
         self.inbound = InboundService(
             self.queue,
@@ -172,13 +177,16 @@ class Appliance:
         self._build_modems()
         for modem in self.modems:
             modem.start()
-        self.dispatcher = Dispatcher(self.queue, self.modems)
+        self.dispatcher = Dispatcher(self.queue, self.modems,
+                                     stuck_margin_s=self.settings.health.worker_stuck_margin_s)
         self.dispatcher.start()
         self.inbound.start()
         self.webhooks.start()
+        recovery = self.dispatcher.recovery
         _log.info(
-            "appliance started: %d modem(s) (%d simulated), database %s",
+            "appliance started: %d modem(s) (%d simulated), database %s, %d message(s) recovered as unknown",
             len(self.modems), len(self.simulators), self.settings.appliance.database_url,
+            len(recovery.unknown) if recovery is not None else 0,
         )
 
     def wait_online(self, timeout: float = 15.0) -> bool:
@@ -205,12 +213,38 @@ class Appliance:
         _log.info("appliance stopped")
 
 
+class _JournalFormatter(logging.Formatter):
+    """No time stamp (journald adds one); a ``<N>`` syslog priority prefix, which journald
+    turns into the line's priority (``journalctl -p warning`` works)."""
+
+    _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6,
+                 logging.DEBUG: 7}
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = max((lvl for lvl in self._PRIORITY if lvl <= record.levelno), default=logging.DEBUG)
+        return f"<{self._PRIORITY[level]}>{super().format(record)}"
+
+
+def log_handler(stream: TextIO | None = None) -> logging.Handler:
+    """A handler writing to ``stream`` (stderr): lines with time, level and logger, or,
+    when ``stream`` is systemd's journal stream, no time stamp but a priority prefix."""
+    from appliance.systemd import journal_stream
+
+    target = sys.stderr if stream is None else stream
+    handler = logging.StreamHandler(target)
+    if journal_stream(target):
+        handler.setFormatter(_JournalFormatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    return handler
+
+
 def configure_logging(level: str) -> None:
-    """Log lines with time, level and logger; the modem name is in each modem line."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    """Log to stderr at ``level`` (see :func:`log_handler`); the modem name is in each
+    modem line."""
+    # alembic narrates every start at INFO; start-up logs the migration it ran itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[log_handler()])
 
 
 def _make_server_class() -> type:
@@ -233,21 +267,34 @@ def _make_server_class() -> type:
 
 
 def serve(settings: Settings, *, simulate: int = 0, on_ready: Callable[[str], None] | None = None) -> None:
-    """Run the appliance and its API until SIGTERM/SIGINT, then shut down cleanly."""
+    """Run the appliance and its API until SIGTERM/SIGINT, then shut down cleanly.
+
+    Start-up checks and the schema upgrade come first (:func:`appliance.startup.prepare_database`
+    raises :class:`~appliance.startup.StartupRefused`); systemd is notified throughout
+    (:class:`appliance.supervision.Supervisor`).
+    """
     import uvicorn
 
+    from appliance import systemd
     from appliance.api import create_app
+    from appliance.startup import prepare_database
+    from appliance.supervision import Supervisor
 
     server_class = _make_server_class()
-    appliance = Appliance(settings, simulate=simulate)
-    appliance.start()
+    prepared = prepare_database(settings)
     try:
-        app = create_app(appliance)
-        host, port = settings.api.host, settings.api.port
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
-        server = server_class(config)
-        if on_ready is not None:
-            on_ready(f"http://{host}:{port}")
-        server.run()
+        appliance = Appliance(settings, simulate=simulate)
+        appliance.start()
+        try:
+            app = create_app(appliance)
+            host, port = settings.api.host, settings.api.port
+            config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+            server = server_class(config)
+            if on_ready is not None:
+                on_ready(f"http://{host}:{port}")
+            Supervisor(appliance).run_server(server)
+        finally:
+            systemd.notify("STOPPING=1", "STATUS=stopping: finishing sends in flight")
+            appliance.stop()
     finally:
-        appliance.stop()
+        prepared.lock.release()

@@ -83,6 +83,7 @@ REQUIRED: list[tuple[str, str, str]] = [
     ("Service", "WatchdogSec", "30s"),
     ("Service", "Restart", "on-failure"),
     ("Service", "RestartSec", "10s"),
+    ("Service", "RestartPreventExitStatus", "78"),
     ("Service", "KillSignal", "SIGTERM"),
     ("Service", "TimeoutStopSec", "90s"),
     ("Service", "User", "appliance"),
@@ -143,6 +144,16 @@ def test_unit_times_fit_the_daemon(unit: Unit) -> None:
     assert 10 <= seconds(service["WatchdogSec"][0]) <= 120
     assert seconds(service["TimeoutStopSec"][0]) >= 60
     assert seconds(service["RestartSec"][0]) >= 1
+
+
+def test_unit_does_not_restart_a_refused_start(unit: Unit) -> None:
+    """The exit code the daemon uses when it refuses to start is the one systemd does not
+    restart on (a restart loop cannot fix a wrong setting or a damaged database)."""
+    from appliance.startup import EX_CONFIG, EX_TEMPFAIL
+
+    prevented = unit["Service"]["RestartPreventExitStatus"][0].split()
+    assert str(EX_CONFIG) in prevented
+    assert str(EX_TEMPFAIL) not in prevented
 
 
 def test_unit_paths_match_config_and_installer(unit: Unit) -> None:

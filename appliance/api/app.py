@@ -31,6 +31,10 @@ _TAGS = [
     {"name": "opt-outs", "description": "The suppression list: numbers that are never sent to."},
     {"name": "segments", "description": "How a text is encoded and split before sending it."},
     {"name": "system", "description": "Health and Prometheus metrics."},
+    {"name": "contacts", "description": "The contact book: numbers, names, free fields; CSV import and export."},
+    {"name": "groups", "description": "Audiences: static members plus a filter on fields."},
+    {"name": "broadcasts", "description": "Personalised mass texts: preview, start, pause, resume, cancel, "
+                                          "progress."},
 ]
 
 _DESCRIPTION = """\

@@ -458,3 +458,7 @@ class Health(BaseModel):
     modems_total: int
     queue_depth: int | None = Field(description="Messages queued; null when the database failed.")
     uptime_s: float
+    info: list[str] = Field(default=[], description="Facts worth knowing that are not faults, "
+                            "e.g. messages recovered as `unknown` after a power cut.")
+    recovered_unknown: int = Field(default=0, description="Messages found mid-send at start-up, now `unknown`.")
+    disk_free_mb: float | None = Field(default=None, description="Free space where the database lives.")

@@ -122,6 +122,15 @@ class ManagedModem:
         modem = self._modem
         return modem.port if modem is not None else None
 
+    @property
+    def supervisor_alive(self) -> bool:
+        """False when the supervisor thread died unexpectedly. It may end on purpose: when
+        stopped, or in state ``error`` (a SIM PIN problem it must not retry)."""
+        thread = self._thread
+        if thread is None or thread.is_alive():
+            return True
+        return self._stopping.is_set() or self._state == "error"
+
     def start(self) -> None:
         """Start the supervisor thread (returns at once; see :meth:`wait_online`)."""
         if self._thread is not None:

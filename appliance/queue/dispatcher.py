@@ -20,21 +20,44 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from appliance.modem.errors import ModemDisconnected, ModemError, SendOutcomeUnknown, SendRejected
 from appliance.pdu import PduError, SubmitPdu, encode_submit
 from appliance.queue.ratelimit import DEFAULT_WINDOWS, RateLimits, SendBudget
-from appliance.queue.scheduler import Claim
+from appliance.queue.scheduler import Claim, Recovery
 from appliance.queue.store import Queue
 
-__all__ = ["Dispatcher", "SendingModem"]
+__all__ = ["Dispatcher", "SendingModem", "WorkerHealth"]
 
 _log = logging.getLogger(__name__)
 
 _ANY_SIZE = 255  # a claim may take a message of any size
 _MAX_IDLE_S = 60.0
 _MAX_VALIDITY_S = 63 * 7 * 86400
+_DEFAULT_SEND_TIMEOUT_S = 60.0
+_DEFAULT_STUCK_MARGIN_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerHealth:
+    """One worker thread as :meth:`Dispatcher.health` sees it.
+
+    ``activity`` is what it was last doing (``idle``, ``sending``...); ``silent_s`` is how
+    long ago it last reported; ``allowed_s`` how long that activity may take (its own
+    timeout plus the dispatcher's margin). ``stuck`` when silent for longer than allowed.
+    """
+
+    modem: str
+    alive: bool
+    activity: str
+    silent_s: float
+    allowed_s: float
+
+    @property
+    def stuck(self) -> bool:
+        return self.silent_s > self.allowed_s
 
 
 class SendingModem(Protocol):
@@ -66,22 +89,36 @@ class _Worker:
         self.was_online: bool | None = None
         self.thread = threading.Thread(target=self.run, name=f"dispatch-{self.name}", daemon=True)
         self.pause_until = 0.0  # monotonic; set after a disconnect so a dead port is not hammered
+        # Heartbeat (read by Dispatcher.health from other threads; plain attribute writes).
+        self.last_beat = time.monotonic()
+        self.expect_s = 0.0  # how long the current activity may take before the margin
+        self.activity = "starting"
+
+    def beat(self, activity: str, expect_s: float = 0.0) -> None:
+        """Report progress: starting ``activity``, which may take ``expect_s`` seconds."""
+        self.activity = activity
+        self.expect_s = max(0.0, expect_s)
+        self.last_beat = time.monotonic()
 
     # ------------------------------------------------------------------ loop
 
     def run(self) -> None:
         d = self.dispatcher
         queue = d.queue
+        self.beat("starting")
         now = d.clock()
         self.budget = SendBudget(self.limits, queue.send_times(self.name, since=now - max(self.limits.windows)))
         while not d.stopping.is_set():
             try:
+                self.beat("checking")
                 if not self.modem.online:
+                    self.beat("offline", 2.0)
                     self._offline()
                     continue
                 pause = self.pause_until - time.monotonic()
                 if pause > 0:
                     d.unready(self)
+                    self.beat("pausing", pause)
                     d.stopping.wait(pause)
                     continue
                 self._note_health(True)
@@ -90,10 +127,14 @@ class _Worker:
                 if claim is not None:
                     self.send(claim)
                     continue
-                self.wake.wait(self._idle_timeout())
+                idle = self._idle_timeout()
+                self.beat("idle", idle)
+                self.wake.wait(idle)
             except Exception:  # keep the worker alive; the store holds the truth
                 _log.exception("[%s] dispatcher worker error", self.name)
+                self.beat("recovering", 1.0)
                 d.stopping.wait(1.0)
+        self.beat("stopped")
         d.unready(self)
 
     def _offline(self) -> None:
@@ -163,11 +204,13 @@ class _Worker:
                 queue.release(claim, f"modem {self.name} went offline")
                 return
             started = d.clock()
+            self.beat("claiming")
             verdict = queue.begin_part(claim, part, started)
             if verdict != "go":
                 _log.info("[%s] message %d not sent: %s", self.name, claim.message_id, verdict)
                 return
             self.budget.record(started)
+            self.beat("sending", self._send_timeout())
             try:
                 mr = self.modem.send_pdu(pdus[part.seq - 1], timeout=d.send_timeout)
             except SendOutcomeUnknown as exc:
@@ -198,6 +241,7 @@ class _Worker:
                 _log.exception("[%s] unexpected error sending message %d", self.name, claim.message_id)
                 queue.part_unknown(claim, part, f"internal error while sending: {exc!r}")
                 return
+            self.beat("recording")
             done = d.clock()
             queue.part_sent(claim, part, mr, done)
             self.budget.move(started, done)
@@ -212,8 +256,14 @@ class _Worker:
             slot = self.budget.next_slot(now)
             if slot <= now:
                 return True
+            self.beat("pacing", slot - now)
             if d.stopping.wait(slot - now):
                 return False
+
+    def _send_timeout(self) -> float:
+        """How long one ``send_pdu`` may block: the dispatcher's or the modem's timeout."""
+        timeout = self.dispatcher.send_timeout or getattr(self.modem, "send_timeout", None)
+        return float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else _DEFAULT_SEND_TIMEOUT_S
 
 
 class Dispatcher:
@@ -223,6 +273,8 @@ class Dispatcher:
     modem's ``config`` (a :class:`~appliance.config.ModemConfig`) with ``windows``.
     ``recover`` runs :meth:`Queue.recover` in :meth:`start` (leave it on unless another
     component did it already in this process). ``send_timeout`` is passed to ``send_pdu``.
+    ``stuck_margin_s`` is how far a worker may overrun its current wait or send (its own
+    timeout) before :meth:`health` calls it stuck.
     """
 
     def __init__(
@@ -235,6 +287,7 @@ class Dispatcher:
         send_timeout: float | None = None,
         recover: bool = True,
         clock: Callable[[], float] | None = None,
+        stuck_margin_s: float = _DEFAULT_STUCK_MARGIN_S,
     ) -> None:
         names = [m.name for m in modems]
         if len(set(names)) != len(names):
@@ -243,6 +296,8 @@ class Dispatcher:
         self.clock = clock or queue.clock
         self.send_timeout = send_timeout
         self.recover_on_start = recover
+        self.stuck_margin_s = stuck_margin_s
+        self.recovery: Recovery | None = None  # what start-up recovery found
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._cursor = 0
@@ -261,7 +316,7 @@ class Dispatcher:
             return self
         self._started = True
         if self.recover_on_start:
-            self.queue.recover()
+            self.recovery = self.queue.recover()
         self.stopping.clear()
         self._unsubscribe = self.queue.subscribe(self.kick)
         for w in self.workers:
@@ -297,6 +352,20 @@ class Dispatcher:
         """New work may be there: wake every idle worker."""
         for w in self.workers:
             w.wake.set()
+
+    def health(self) -> list[WorkerHealth]:
+        """Each worker's heartbeat: alive, what it is doing, whether it overran (stuck)."""
+        now = time.monotonic()
+        return [
+            WorkerHealth(
+                modem=w.name,
+                alive=w.thread.is_alive(),
+                activity=w.activity,
+                silent_s=max(0.0, now - w.last_beat),
+                allowed_s=w.expect_s + self.stuck_margin_s,
+            )
+            for w in self.workers
+        ]
 
     def budgets(self) -> dict[str, Any]:
         """Each modem's budget as its worker sees it (:class:`BudgetView` by name)."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from appliance.api.routes import inbound, messages, modems, optouts, segments, system
+from appliance.api.routes import broadcasts, contacts, groups, inbound, messages, modems, optouts, segments, system
 
-ROUTERS = (messages.router, inbound.router, modems.router, optouts.router, segments.router, system.router)
+ROUTERS = (
+    messages.router, inbound.router, modems.router, optouts.router, segments.router, system.router,
+    contacts.router, groups.router, broadcasts.router,
+)
 
 __all__ = ["ROUTERS"]

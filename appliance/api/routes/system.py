@@ -14,7 +14,7 @@ from appliance.api.keys import ApiKey
 from appliance.api.problems import problem_responses
 from appliance.api.schemas import Health
 from appliance.api.services import Services
-from appliance.api.store import StoreStats
+from appliance.health import evaluate
 
 __all__ = ["router"]
 
@@ -30,31 +30,23 @@ router = APIRouter(tags=["system"])
     responses={503: {"model": Health, "description": "The database cannot be reached."}},
 )
 def healthz(services: Annotated[Services, Depends(get_services)]) -> JSONResponse:
-    """`degraded` when no modem is online (messages wait in the queue) or the database
-    fails; the status code is 200 unless the database cannot be reached (503)."""
-    reasons: list[str] = []
-    modems = list(services.modems)
-    online = sum(1 for m in modems if m.online)
-    if not modems:
-        reasons.append("no modem is configured")
-    elif online == 0:
-        reasons.append("no modem is online")
-    depth: int | None
-    try:
-        depth = StoreStats(services.queue.engine).ping()
-    except Exception as exc:
-        _log.error("health check: the database did not answer: %s", exc)
-        reasons.append(f"the database did not answer: {exc.__class__.__name__}")
-        depth = None
+    """`degraded` with the reasons: no modem online, a modem offline or in error (named), a
+    stuck queue, a dead or stuck worker thread, an almost full disk, a database that fails.
+    The status code is 200 unless the database cannot be used (503). `info` tells facts
+    that are not faults, such as messages recovered as `unknown` at start-up."""
+    report = evaluate(services)
     health = Health(
-        status="degraded" if reasons else "ok",
-        reasons=reasons,
-        modems_online=online,
-        modems_total=len(modems),
-        queue_depth=depth,
+        status="degraded" if report.reasons else "ok",
+        reasons=report.reasons,
+        modems_online=report.modems_online,
+        modems_total=report.modems_total,
+        queue_depth=report.queue_depth,
         uptime_s=round(max(0.0, time.time() - services.started_at), 3),
+        info=report.info,
+        recovered_unknown=report.recovered_unknown,
+        disk_free_mb=round(report.disk.free_mb, 1) if report.disk is not None else None,
     )
-    return JSONResponse(health.model_dump(), status_code=503 if depth is None else 200)
+    return JSONResponse(health.model_dump(), status_code=200 if report.database_ok else 503)
 
 
 @router.get(

@@ -112,3 +112,12 @@ def test_shipped_head_is_read_without_alembic_and_matches_it(tmp_path: Path) -> 
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_shipped_revisions_match_alembics_chain() -> None:
+    from alembic.script import ScriptDirectory
+
+    from appliance.queue.db import MIGRATIONS_DIR, shipped_revisions
+
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    assert list(shipped_revisions()) == [r.revision for r in reversed(list(script.walk_revisions()))]

@@ -250,19 +250,33 @@ _REVISION_LINE = re.compile(r"""^(down_revision|revision)\s*=\s*(?:["']([^"']+)[
 
 
 @functools.cache
-def _shipped_head() -> str | None:
-    """The newest revision in ``migrations/versions``, read from the files' ``revision`` and
-    ``down_revision`` lines; None when that is not a single linear head (alembic decides)."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
+def shipped_revisions() -> tuple[str, ...]:
+    """Every revision in ``migrations/versions``, oldest first (the last is the head).
+
+    Read from the files' ``revision``/``down_revision`` lines, without importing alembic;
+    empty when they do not form one linear chain (then alembic must decide).
+    """
+    parent_of: dict[str, str | None] = {}
     for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
         found = dict((m.group(1), m.group(2)) for m in _REVISION_LINE.finditer(path.read_text("utf-8")))
         if found.get("revision"):
-            revisions.add(found["revision"])
-            if found.get("down_revision"):
-                parents.add(found["down_revision"])
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
+            parent_of[found["revision"]] = found.get("down_revision")
+    children: dict[str | None, list[str]] = {}
+    for rev, parent in parent_of.items():
+        children.setdefault(parent, []).append(rev)
+    chain: list[str] = []
+    current: str | None = None
+    while current in children:
+        if len(children[current]) != 1:
+            return ()
+        current = children[current][0]
+        chain.append(current)
+    return tuple(chain) if len(chain) == len(parent_of) else ()
+
+
+def _shipped_head() -> str | None:
+    chain = shipped_revisions()
+    return chain[-1] if chain else None
 
 
 def current_revision(engine: Engine) -> str | None:

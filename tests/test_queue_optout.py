@@ -57,3 +57,20 @@ def test_opt_in_lets_new_messages_through(queue: Queue) -> None:
     assert queue.opt_in(NUMBER, source="sms:START")
     (msg,) = queue.enqueue([NUMBER], "welcome back")
     assert msg.status == "queued"
+
+
+def test_sent_and_next_claim_commit_together(queue: Queue) -> None:
+    first, second, third = queue.enqueue(["+14155550101", NUMBER, "+14155550103"], "chain")
+    claim = queue.claim("m1", max_parts=10)
+    assert claim is not None and claim.message_id == first.id
+    assert queue.begin_part(claim, claim.parts[0], queue.clock()) == "go"
+    queue.opt_out(NUMBER, source="api")  # the second message is suppressed at once
+    nxt = queue.part_sent_and_next(claim, claim.parts[0], 5, queue.clock(), max_parts=10)
+    assert queue.get(first.id).status == "sent"
+    assert queue.get(second.id).status == "suppressed"
+    assert nxt is not None and nxt.message_id == third.id
+    detail = queue.get(third.id)
+    assert detail.status == "sending"
+    assert [p.state for p in detail.part_details] == ["submitting"]  # durable before the PDU
+    assert queue.part_sent_and_next(nxt, nxt.parts[0], 6, queue.clock(), max_parts=10) is None
+    assert queue.get(third.id).status == "sent"

@@ -125,7 +125,9 @@ class _Worker:
                 self.wake.clear()
                 claim = d.assign(self)
                 if claim is not None:
-                    self.send(claim)
+                    chained = self.send(claim)
+                    while chained is not None:  # work claimed together with the last "sent"
+                        chained = self.send(chained, begun=True)
                     continue
                 idle = self._idle_timeout()
                 self.beat("idle", idle)
@@ -180,7 +182,9 @@ class _Worker:
 
     # ------------------------------------------------------------------ sending
 
-    def send(self, claim: Claim) -> None:
+    def send(self, claim: Claim, *, begun: bool = False) -> Claim | None:
+        """Send ``claim``'s parts; returns the next claim when it was taken together with the
+        last part's "sent" (its first part already ``submitting``: ``begun``)."""
         d = self.dispatcher
         queue = d.queue
         validity = None
@@ -191,31 +195,35 @@ class _Worker:
             pdus = encode_submit(claim.to, claim.body, concat_ref=claim.concat_ref, concat_ref_bits=8,
                                  request_status_report=True, validity=validity)
         except PduError as exc:
-            queue.part_failed(claim, None, f"cannot encode the message: {exc}")
-            return
+            queue.part_failed(claim, claim.parts[0] if begun else None, f"cannot encode the message: {exc}")
+            return None
         if len(pdus) != claim.total:
-            queue.part_failed(claim, None, f"the message encodes to {len(pdus)} parts, expected {claim.total}")
-            return
-        for part in claim.parts:
-            if not self._wait_for_slot():
-                queue.release(claim, "dispatcher stopping")
-                return
-            if not self.modem.online:
-                queue.release(claim, f"modem {self.name} went offline")
-                return
-            started = d.clock()
-            self.beat("claiming")
-            verdict = queue.begin_part(claim, part, started)
-            if verdict != "go":
-                _log.info("[%s] message %d not sent: %s", self.name, claim.message_id, verdict)
-                return
+            queue.part_failed(claim, claim.parts[0] if begun else None,
+                              f"the message encodes to {len(pdus)} parts, expected {claim.total}")
+            return None
+        for index, part in enumerate(claim.parts):
+            if index == 0 and begun and part.submitted_at is not None:
+                started = part.submitted_at  # committed "submitting" with the previous "sent"
+            else:
+                if not self._wait_for_slot():
+                    queue.release(claim, "dispatcher stopping")
+                    return None
+                if not self.modem.online:
+                    queue.release(claim, f"modem {self.name} went offline")
+                    return None
+                started = d.clock()
+                self.beat("claiming")
+                verdict = queue.begin_part(claim, part, started)
+                if verdict != "go":
+                    _log.info("[%s] message %d not sent: %s", self.name, claim.message_id, verdict)
+                    return None
             self.budget.record(started)
             self.beat("sending", self._send_timeout())
             try:
                 mr = self.modem.send_pdu(pdus[part.seq - 1], timeout=d.send_timeout)
             except SendOutcomeUnknown as exc:
                 queue.part_unknown(claim, part, f"no answer after the PDU was handed over: {exc}")
-                return
+                return None
             except SendRejected as exc:
                 self.budget.forget(started)
                 if exc.temporary:
@@ -224,11 +232,11 @@ class _Worker:
                                   claim.message_id, part.seq, exc, state)
                 else:
                     queue.part_failed(claim, part, f"refused: {exc}")
-                return
+                return None
             except ModemError as exc:
                 if exc.pdu_sent:
                     queue.part_unknown(claim, part, f"modem failed after the PDU was handed over: {exc}")
-                    return
+                    return None
                 self.budget.forget(started)
                 if isinstance(exc, ModemDisconnected):
                     # Nothing left: fail over at once (another modem while no part has left).
@@ -236,15 +244,30 @@ class _Worker:
                     self.pause_until = time.monotonic() + 0.5
                 else:
                     queue.part_retry(claim, part, f"modem error before sending: {exc}", forget_send=True)
-                return
+                return None
             except Exception as exc:  # a defect: the PDU may have left, so never resend silently
                 _log.exception("[%s] unexpected error sending message %d", self.name, claim.message_id)
                 queue.part_unknown(claim, part, f"internal error while sending: {exc!r}")
-                return
+                return None
             self.beat("recording")
             done = d.clock()
-            queue.part_sent(claim, part, mr, done)
             self.budget.move(started, done)
+            room = self._chain_room(done) if part is claim.parts[-1] else 0
+            if room:
+                chained = queue.part_sent_and_next(claim, part, mr, done, max_parts=room)
+                if chained is not None:
+                    return chained
+            else:
+                queue.part_sent(claim, part, mr, done)
+        return None
+
+    def _chain_room(self, now: float) -> int:
+        """Parts the next message may have if it can go at once (0: take the normal path)."""
+        if self.dispatcher.stopping.is_set() or not self.modem.online:
+            return 0
+        if self.budget.next_slot(now) > now:  # minimum interval or a full window: pace instead
+            return 0
+        return self.budget.room(now)
 
     def _wait_for_slot(self) -> bool:
         """Sleep until the budget allows one part; False if the dispatcher is stopping."""

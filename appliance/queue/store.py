@@ -901,6 +901,27 @@ class Queue:
         with write_tx(self.engine) as conn:
             return scheduler.part_sent(conn, claim, part, mr, now)
 
+    def part_sent_and_next(
+        self, claim: Claim, part: ClaimedPart, mr: int, now: float, *, max_parts: int
+    ) -> Claim | None:
+        """:meth:`part_sent`, then in the same durable transaction claim the next message the
+        modem may send now (at most ``max_parts`` parts) and commit its first part
+        ``submitting`` (opt-out and validity checked as :meth:`begin_part` does).
+
+        A busy worker so pays one fsync per part instead of two. The returned claim's first
+        part is already begun (its ``submitted_at`` is ``now``); None when there is no work
+        or the message it found was suppressed or expired instead.
+        """
+        quiet = self.quiet_hours
+        marketing = quiet is None or not quiet.contains(now)
+        with write_tx(self.engine) as conn:
+            scheduler.part_sent(conn, claim, part, mr, now)
+            nxt = scheduler.claim_next(conn, claim.modem, max_parts=max_parts, now=now, sweep=False,
+                                       marketing=marketing)
+            if nxt is not None and scheduler.begin_part(conn, nxt, nxt.parts[0], now) != "go":
+                nxt = None
+        return nxt
+
     def part_unknown(self, claim: Claim, part: ClaimedPart, error: str) -> None:
         with write_tx(self.engine) as conn:
             scheduler.part_unknown(conn, claim, part, self.clock(), error)

@@ -239,21 +239,13 @@ class ManagedModem:
                 try:
                     self._connect()
                 except SimPinError as exc:
-                    self.last_error = exc.message
-                    self._drop_modem()
-                    self._set_state("error")
-                    self._log.error("%s; not retrying", exc.message)
+                    self._give_up(exc)
                     return
-                except ModemError as exc:
-                    self.last_error = exc.message
-                    self._drop_modem()
-                    self._set_state("offline")
-                    if self._sleep(backoff):
-                        return
-                    backoff = min(backoff * 2, self.backoff_max)
-                    continue
-                except Exception:  # noqa: BLE001 - keep supervising whatever happens
-                    self._log.exception("unexpected error while connecting")
+                except Exception as exc:  # noqa: BLE001 - keep supervising whatever happens
+                    if isinstance(exc, ModemError):
+                        self.last_error = exc.message
+                    else:
+                        self._log.exception("unexpected error while connecting")
                     self._drop_modem()
                     self._set_state("offline")
                     if self._sleep(backoff):
@@ -268,11 +260,15 @@ class ManagedModem:
             try:
                 self._check()
             except SimPinError as exc:
-                self.last_error = exc.message
-                self._drop_modem()
-                self._set_state("error")
-                self._log.error("%s; not retrying", exc.message)
+                self._give_up(exc)
                 return
+
+    def _give_up(self, exc: SimPinError) -> None:
+        """A PIN problem: never retried (three wrong tries lock the SIM)."""
+        self.last_error = exc.message
+        self._drop_modem()
+        self._set_state("error")
+        self._log.error("%s; not retrying", exc.message)
 
     def _check(self) -> None:
         modem = self._modem

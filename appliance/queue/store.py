@@ -507,29 +507,30 @@ class Queue:
         """Messages newest first, filtered by ``status`` and/or recipient ``to``."""
         if status is not None and status not in scheduler.MESSAGE_STATES:
             raise InvalidRequest(f"status: {status!r} is not one of {', '.join(scheduler.MESSAGE_STATES)}")
+        rows, nxt = self._newest_first(
+            f"SELECT {_MSG_COLS} FROM messages", "m", {"status": status, "recipient": to}, limit, cursor
+        )
+        return Page([_message_view(r) for r in rows], nxt)
+
+    def _newest_first(
+        self, select: str, kind: str, equal: dict[str, Any], limit: int, cursor: str | None
+    ) -> tuple[list[Any], str | None]:
+        """One page of ``select`` by descending id: rows whose columns equal the non-None
+        values of ``equal``, after ``cursor`` (an opaque ``kind`` cursor); the next cursor."""
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit: must be between 1 and 1000")
-        after = _decode_cursor("m", cursor)
-        where, args = [], []
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
-        if to is not None:
-            where.append("recipient = ?")
-            args.append(to)
+        after = _decode_cursor(kind, cursor)
+        where = [f"{column} = ?" for column, value in equal.items() if value is not None]
+        args: list[Any] = [value for value in equal.values() if value is not None]
         if after is not None:
             where.append("id < ?")
             args.append(int(after))
-        sql = f"SELECT {_MSG_COLS} FROM messages"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
+        sql = select + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
         args.append(limit + 1)
         with read_tx(self.engine) as conn:
             rows = conn.exec_driver_sql(sql, tuple(args)).all()
-        items = [_message_view(r) for r in rows[:limit]]
-        nxt = _encode_cursor("m", items[-1].id) if len(rows) > limit else None
-        return Page(items, nxt)
+        nxt = _encode_cursor(kind, rows[limit - 1][0]) if len(rows) > limit else None
+        return rows[:limit], nxt
 
     def stats(self) -> dict[str, int]:
         """Number of messages in each state (every state present, zeros included)."""
@@ -670,29 +671,16 @@ class Queue:
 
     def list_inbound(self, *, limit: int = 50, cursor: str | None = None, sender: str | None = None) -> Page:
         """Received messages, newest first."""
-        if not 1 <= limit <= 1000:
-            raise InvalidRequest("limit: must be between 1 and 1000")
-        after = _decode_cursor("i", cursor)
-        where, args = [], []
-        if sender is not None:
-            where.append("sender = ?")
-            args.append(sender)
-        if after is not None:
-            where.append("id < ?")
-            args.append(int(after))
-        sql = "SELECT id, modem, sender, body, received_at, parts, metadata_json, complete, keyword FROM inbound"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit + 1)
-        with read_tx(self.engine) as conn:
-            rows = conn.exec_driver_sql(sql, tuple(args)).all()
+        rows, nxt = self._newest_first(
+            "SELECT id, modem, sender, body, received_at, parts, metadata_json, complete, keyword FROM inbound",
+            "i", {"sender": sender}, limit, cursor,
+        )
         items = [
             InboundView(r[0], r[1], r[2], r[3], _dt(r[4]), r[5], json.loads(r[6]) if r[6] else None,  # type: ignore[arg-type]
                         bool(r[7]), r[8])
-            for r in rows[:limit]
+            for r in rows
         ]
-        return Page(items, _encode_cursor("i", items[-1].id) if len(rows) > limit else None)
+        return Page(items, nxt)
 
     def opt_out(self, number: str, *, source: str, note: str | None = None) -> bool:
         """Add ``number`` to the suppression list; False if it was already on it. Logged.

@@ -687,6 +687,100 @@ def keys_revoke(
     print(f"revoked key {key.id} {key.name!r}")
 
 
+# --------------------------------------------------------------------------- web users
+
+users_app = typer.Typer(help="People who sign in to the web pages: create, list, password, disable.",
+                        no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+def _users(config: str | None):  # type: ignore[no-untyped-def]
+    """The Users of the configured database (migrated to the newest schema)."""
+    from appliance.config import load_settings
+    from appliance.queue import make_engine, migrate
+    from appliance.web.users import Users
+
+    settings = load_settings(config)
+    engine = make_engine(settings.appliance.database_url)
+    migrate(engine)
+    return Users(engine)
+
+
+def _new_password(password_stdin: bool) -> str:
+    """The new password: one line of stdin, or asked twice at the terminal (never echoed)."""
+    if password_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise fail("--password-stdin: stdin held no password")
+        return line
+    if not sys.stdin.isatty():
+        raise fail("no terminal to ask the password on; pipe it in with --password-stdin")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@users_app.command("create")
+def users_create(
+    username: str = typer.Argument(..., metavar="NAME", help="The user name to sign in with."),
+    role: str = typer.Option("staff", "--role", "-r",
+                             help="staff (send, read replies, contacts) or admin (also modems, keys, opt-outs)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    config: str | None = _CONFIG_OPTION,
+) -> None:
+    """Create a user for the web pages (asks for the password, at least 10 characters)."""
+    users = _users(config)
+    user = users.create(username, _new_password(password_stdin), role=role)
+    print(f"created {user.role} {user.username!r}; sign in at http://<appliance>:<port>/login")
+
+
+@users_app.command("list")
+def users_list(config: str | None = _CONFIG_OPTION) -> None:
+    """List users, their role and last sign-in."""
+    from datetime import datetime
+
+    from rich.table import Table
+
+    table = Table("name", "role", "created", "last sign-in", "state")
+    stamp = lambda t: "—" if t is None else datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")  # noqa: E731
+    for u in _users(config).list():
+        table.add_row(u.username, u.role, stamp(u.created_at), stamp(u.last_login_at),
+                      "disabled" if u.disabled_at else "active")
+    console.print(table, markup=False)
+
+
+@users_app.command("password")
+def users_password(
+    username: str = typer.Argument(..., metavar="NAME"),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    config: str | None = _CONFIG_OPTION,
+) -> None:
+    """Set a user's password (their browsers are signed out)."""
+    user = _users(config).set_password(username, _new_password(password_stdin))
+    print(f"password of {user.username!r} changed; their sessions are signed out")
+
+
+@users_app.command("role")
+def users_role(
+    username: str = typer.Argument(..., metavar="NAME"),
+    role: str = typer.Argument(..., help="staff or admin"),
+    config: str | None = _CONFIG_OPTION,
+) -> None:
+    """Make a user staff or admin."""
+    user = _users(config).set_role(username, role)
+    print(f"{user.username!r} is now {user.role}")
+
+
+@users_app.command("disable")
+def users_disable(
+    username: str = typer.Argument(..., metavar="NAME"),
+    enable: bool = typer.Option(False, "--enable", help="Allow the user to sign in again."),
+    config: str | None = _CONFIG_OPTION,
+) -> None:
+    """Stop a user from signing in (and sign out their browsers); --enable undoes it."""
+    users = _users(config)
+    user = users.enable(username) if enable else users.disable(username)
+    print(f"{user.username!r} is {'disabled' if user.disabled_at else 'active'}")
+
+
 # --------------------------------------------------------------------------- contacts and broadcasts (issue 6)
 
 contacts_app = typer.Typer(help="Contacts: import and export CSV (through the local REST API).",

@@ -279,6 +279,7 @@ def serve(settings: Settings, *, simulate: int = 0, on_ready: Callable[[str], No
     from appliance.api import create_app
     from appliance.startup import prepare_database
     from appliance.supervision import Supervisor
+    from appliance.web import mount_web
 
     server_class = _make_server_class()
     prepared = prepare_database(settings)
@@ -287,6 +288,7 @@ def serve(settings: Settings, *, simulate: int = 0, on_ready: Callable[[str], No
         appliance.start()
         try:
             app = create_app(appliance)
+            mount_web(app)
             host, port = settings.api.host, settings.api.port
             config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
             server = server_class(config)

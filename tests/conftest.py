@@ -8,6 +8,7 @@ are one started simulator each.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,6 +97,7 @@ def live_server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     from appliance.api import create_app
     from appliance.config import Settings
     from appliance.daemon import Appliance
+    from appliance.web import mount_web
 
     running: list[tuple[Any, Any, threading.Thread]] = []
 
@@ -116,12 +118,14 @@ def live_server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
             modem_kwargs={"poll_interval": 2.0},
         )
         appliance.start()
+        app = create_app(appliance)
+        mount_web(app)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         server = uvicorn.Server(
-            uvicorn.Config(create_app(appliance), log_config=None, access_log=False, lifespan="on")
+            uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
         )
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
@@ -147,3 +151,68 @@ def live_server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
 def live_server(live_server_factory: Callable[..., LiveServer]) -> LiveServer:
     """One appliance with two zero-latency simulated modems and an admin key."""
     return live_server_factory(simulate=2)
+
+
+# --------------------------------------------------------------------------- web pages
+
+_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]*)"')
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    found = _CSRF_FIELD.search(html)
+    assert found is not None, "the page has no form with a csrf_token"
+    return found.group(1)
+
+
+class WebClient:
+    """An httpx client signed in to a live server's pages as ``username``.
+
+    ``post(path, data)`` adds the session's CSRF token (read from ``GET /account``) unless
+    ``data`` has one; redirects are not followed, so tests see the 303.
+    """
+
+    def __init__(self, server: LiveServer, username: str, password: str) -> None:
+        import httpx
+
+        self.server = server
+        self.username = username
+        self.http = httpx.Client(base_url=server.url, timeout=10, follow_redirects=False,
+                                 headers={"Origin": server.url})
+        form = self.http.get("/login")
+        response = self.http.post("/login", data={
+            "username": username, "password": password, "next": "/", "csrf_token": csrf_of(form.text),
+        })
+        assert response.status_code == 303, response.text
+        self.csrf = csrf_of(self.http.get("/account").text)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.http.get(path, **kwargs)
+
+    def post(self, path: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        data = dict(data or {})
+        data.setdefault("csrf_token", self.csrf)
+        return self.http.post(path, data=data, **kwargs)
+
+
+WEB_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def web_client() -> Iterator[Callable[..., WebClient]]:
+    """``web_client(server, role="staff", username=None)``: a user made on ``server`` and an
+    httpx client signed in as that user."""
+    from appliance.web import Users
+
+    clients: list[WebClient] = []
+
+    def make(server: LiveServer, role: str = "staff", username: str | None = None) -> WebClient:
+        name = username or f"{role}{len(clients) + 1}"
+        Users(server.app.queue.engine).create(name, WEB_PASSWORD, role=role)
+        client = WebClient(server, name, WEB_PASSWORD)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.http.close()

@@ -29,6 +29,8 @@ __all__ = [
     "OptOut",
     "Part",
     "SendLogEntry",
+    "User",
+    "WebSession",
     "WebhookDelivery",
     "metadata",
 ]
@@ -377,3 +379,37 @@ class Broadcast(SQLModel, table=True):
     batch_id: int | None = None
     recipients: int = 0  # messages made at start (suppressed included)
     parts: int = 0  # parts of the messages that will be sent (suppressed excluded)
+
+
+class User(SQLModel, table=True):
+    """A person who signs in to the web pages (``appliance users create``).
+
+    ``password_hash`` is an scrypt hash with its parameters and salt
+    (``scrypt$n$r$p$salt$hash``); ``role`` is ``staff`` or ``admin``.
+    """
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True)
+    password_hash: str
+    role: str
+    created_at: float
+    password_changed_at: float
+    disabled_at: float | None = None
+    last_login_at: float | None = None
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser: only the SHA-256 of the cookie's token is stored; ``csrf`` is the
+    token every form of this session must carry."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index("ix_web_sessions_user", "user_id"),)
+
+    id: str = Field(primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    csrf: str
+    created_at: float
+    last_seen_at: float
+    expires_at: float

@@ -1,0 +1,14 @@
+"""The page routers, in the order they are mounted."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from appliance.web.pages import account, broadcasts, compose, contacts, dashboard, inbox, keys, modems, optouts
+
+__all__ = ["ROUTERS"]
+
+ROUTERS: list[APIRouter] = [
+    account.router, dashboard.router, compose.router, broadcasts.router, inbox.router,
+    contacts.router, optouts.router, modems.router, keys.router,
+]

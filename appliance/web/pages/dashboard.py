@@ -1,0 +1,95 @@
+"""The dashboard: modems (state, signal, budget left), queue depth, today's counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from appliance.api.auth import get_services
+from appliance.api.services import Services
+from appliance.queue.db import read_tx
+from appliance.web.auth import signed_in
+from appliance.web.users import Session
+
+__all__ = ["ModemRow", "modem_rows", "router"]
+
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ModemRow:
+    """One modem as the pages show it."""
+
+    name: str
+    state: str
+    online: bool
+    port: str | None
+    operator: str | None
+    dbm: int | None
+    bars: int | None
+    technology: str | None
+    last_error: str | None
+    minute_left: int | None
+    hour_left: int | None
+    day_left: int | None
+
+
+def modem_rows(services: Services) -> list[ModemRow]:
+    budgets = services.dispatcher.budgets()
+    rows = []
+    for m in list(services.modems):
+        signal: Any = getattr(m, "signal", None)
+        registration: Any = getattr(m, "registration", None)
+        budget: Any = budgets.get(m.name)
+        rows.append(ModemRow(
+            name=m.name, state=m.state, online=m.online, port=getattr(m, "port", None),
+            operator=getattr(m, "operator", None),
+            dbm=signal.dbm if signal else None, bars=signal.bars if signal else None,
+            technology=registration.technology if registration else None,
+            last_error=getattr(m, "last_error", None),
+            minute_left=budget.minute_left if budget else None,
+            hour_left=budget.hour_left if budget else None,
+            day_left=budget.day_left if budget else None,
+        ))
+    return rows
+
+
+def local_midnight(zone: ZoneInfo) -> float:
+    now = datetime.now(zone)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def today_counts(services: Services, since: float) -> dict[str, int]:
+    """Messages queued now, and sent / delivered / failed / suppressed since ``since``."""
+    with read_tx(services.queue.engine) as tx:
+        row = tx.exec_driver_sql(
+            "SELECT COALESCE(SUM(status = 'queued'), 0), "
+            "COALESCE(SUM(sent_at >= ?1), 0), COALESCE(SUM(delivered_at >= ?1), 0), "
+            "COALESCE(SUM(status = 'failed' AND updated_at >= ?1), 0), "
+            "COALESCE(SUM(status = 'suppressed' AND updated_at >= ?1), 0), "
+            "COALESCE(SUM(status = 'sending'), 0) "
+            "FROM messages WHERE status IN ('queued', 'sending') OR updated_at >= ?1",
+            (since,),
+        ).first()
+        inbound = tx.exec_driver_sql(
+            "SELECT COUNT(*) FROM inbound WHERE received_at >= ?", (since,)
+        ).scalar_one()
+    keys = ("queued", "sent", "delivered", "failed", "suppressed", "sending")
+    counts = dict(zip(keys, (int(v) for v in row), strict=True))
+    counts["received"] = int(inbound)
+    return counts
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(request: Request, _session: Annotated[Session, Depends(signed_in)],
+              services: Annotated[Services, Depends(get_services)]) -> HTMLResponse:
+    from appliance.web.render import page
+
+    zone = ZoneInfo(services.settings.broadcasts.timezone)
+    return page(request, "dashboard.html", title="Dashboard", modems=modem_rows(services),
+                counts=today_counts(services, local_midnight(zone)))

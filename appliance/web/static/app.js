@@ -1,0 +1,68 @@
+// SMS appliance pages: a live part counter on the compose page, live broadcast progress,
+// confirmation before destructive buttons. Everything works without it, only less live.
+"use strict";
+
+function debounce(fn, ms) {
+  let timer = null;
+  return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+}
+
+// <textarea data-counter-url="/compose/count" data-counter-target="id-of-output">
+function setUpCounter(area) {
+  const out = document.getElementById(area.dataset.counterTarget);
+  const form = area.form;
+  if (!out) return;
+  let seq = 0;
+  const update = async () => {
+    const mine = ++seq;
+    const params = new URLSearchParams({ text: area.value });
+    const kind = form && form.querySelector("input[name=kind]:checked");
+    if (kind) params.set("kind", kind.value);
+    try {
+      const res = await fetch(area.dataset.counterUrl + "?" + params, { headers: { Accept: "application/json" } });
+      if (!res.ok || mine !== seq) return;
+      const c = await res.json();
+      out.textContent = c.summary;
+      out.dataset.parts = c.parts;
+      out.dataset.encoding = c.encoding;
+    } catch (e) { /* offline for a moment: keep the last count */ }
+  };
+  const later = debounce(update, 150);
+  area.addEventListener("input", later);
+  if (form) form.addEventListener("change", (ev) => { if (ev.target.name === "kind") later(); });
+  update();
+}
+
+// <section data-progress-url="/broadcasts/7/progress"> with [data-field=name] children and a <progress>
+function setUpProgress(box) {
+  const bar = box.querySelector("progress");
+  const tick = async () => {
+    let data;
+    try {
+      const res = await fetch(box.dataset.progressUrl, { headers: { Accept: "application/json" } });
+      if (res.status === 401) { window.location.reload(); return; }
+      if (!res.ok) throw new Error(String(res.status));
+      data = await res.json();
+    } catch (e) { setTimeout(tick, 5000); return; }
+    for (const el of box.querySelectorAll("[data-field]")) {
+      const v = data[el.dataset.field];
+      if (v !== undefined && v !== null) el.textContent = typeof v === "number" ? v.toLocaleString() : v;
+    }
+    if (bar) { bar.max = Math.max(data.total, 1); bar.value = data.done; }
+    box.dataset.status = data.status;
+    const finished = ["done", "cancelled"].includes(data.status);
+    for (const el of document.querySelectorAll("[data-when-status]")) {
+      el.hidden = !el.dataset.whenStatus.split(" ").includes(data.status);
+    }
+    if (!finished) setTimeout(tick, document.hidden ? 5000 : 1000);
+  };
+  setTimeout(tick, 500);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("textarea[data-counter-url]").forEach(setUpCounter);
+  document.querySelectorAll("[data-progress-url]").forEach(setUpProgress);
+  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+    form.addEventListener("submit", (ev) => { if (!window.confirm(form.dataset.confirm)) ev.preventDefault(); });
+  });
+});

@@ -1,5 +1,140 @@
-"""(being written)"""
+"""Broadcasts: the list, one broadcast's progress (live), pause / resume / cancel."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.datastructures import FormData
+
+from appliance.api.auth import get_services
+from appliance.api.routes.broadcasts import broadcast_service
+from appliance.api.services import Services
+from appliance.broadcasts import BroadcastService, BroadcastView
+from appliance.queue import InvalidState, NotFound
+from appliance.queue.db import read_tx
+from appliance.web.auth import checked_form, signed_in
+from appliance.web.render import page, redirect
+from appliance.web.users import Session
+
+__all__ = ["progress_of", "router"]
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger("appliance.web")
+
+Services_ = Annotated[Services, Depends(get_services)]
+SignedIn = Annotated[Session, Depends(signed_in)]
+Form = Annotated[FormData, Depends(checked_form)]
+BroadcastId = Annotated[int, Path(ge=1)]
+
+# Shown in this order, with these words.
+STATE_LABELS = {
+    "queued": "Waiting", "sending": "Sending", "sent": "Sent", "delivered": "Delivered",
+    "failed": "Failed", "unknown": "Outcome unknown", "suppressed": "Opted out (not sent)",
+    "cancelled": "Cancelled", "expired": "Expired",
+}
+STATUS_LABELS = {
+    "draft": "draft", "scheduled": "scheduled", "running": "sending", "paused": "paused",
+    "done": "done", "cancelled": "cancelled",
+}
+
+
+def progress_of(view: BroadcastView) -> dict[str, Any]:
+    """What the progress box shows (also its JSON for the live updates)."""
+    stats = view.stats
+    by_status = dict(stats.by_status) if stats else {}
+    total = stats.total if stats else view.recipients
+    done = stats.done if stats else 0
+    status = "waiting for quiet hours to end" if view.waiting_for_quiet_hours else STATUS_LABELS.get(
+        view.status, view.status)
+    return {
+        "id": view.id,
+        "status": view.status,
+        "status_label": status,
+        "total": total,
+        "done": done,
+        "percent": round(100 * done / total) if total else 0,
+        "parts_sent": stats.parts_sent if stats else 0,
+        "replies": stats.replies if stats else 0,
+        **{state: by_status.get(state, 0) for state in STATE_LABELS},
+    }
+
+
+def _get(service: BroadcastService, broadcast_id: int, request: Request) -> BroadcastView | Response:
+    try:
+        return service.get(broadcast_id)
+    except NotFound:
+        return page(request, "error.html", status_code=404, title="No such broadcast",
+                    message=f"There is no broadcast number {broadcast_id}.")
+
+
+@router.get("/broadcasts", response_class=HTMLResponse)
+def broadcasts(request: Request, _session: SignedIn, services: Services_) -> Response:
+    views = broadcast_service(services).list(limit=200)
+    return page(request, "broadcasts.html", title="Broadcasts",
+                rows=[(v, progress_of(v)) for v in views], status_labels=STATUS_LABELS)
+
+
+@router.get("/broadcasts/{broadcast_id}", response_class=HTMLResponse)
+def broadcast(request: Request, broadcast_id: BroadcastId, _session: SignedIn, services: Services_) -> Response:
+    service = broadcast_service(services)
+    view = _get(service, broadcast_id, request)
+    if isinstance(view, Response):
+        return view
+    with read_tx(services.queue.engine) as tx:
+        problems = tx.exec_driver_sql(
+            "SELECT id, recipient, status, error FROM messages WHERE broadcast_id = ? "
+            "AND status IN ('failed', 'unknown', 'expired') ORDER BY id LIMIT 50", (broadcast_id,),
+        ).all()
+    return page(request, "broadcast.html", title=view.name, b=view, progress=progress_of(view),
+                labels=STATE_LABELS, problems=problems)
+
+
+@router.get("/broadcasts/{broadcast_id}/progress")
+def progress(broadcast_id: BroadcastId, _session: SignedIn, services: Services_) -> JSONResponse:
+    try:
+        view = broadcast_service(services).get(broadcast_id)
+    except NotFound:
+        return JSONResponse({"detail": f"no broadcast {broadcast_id}"}, status_code=404)
+    return JSONResponse(progress_of(view), headers={"Cache-Control": "no-store"})
+
+
+def _act(request: Request, broadcast_id: int, services: Services, session: Session, verb: str) -> Response:
+    service = broadcast_service(services)
+    try:
+        if verb == "pause":
+            service.pause(broadcast_id)
+            message = "Paused: nothing more leaves until you resume."
+        elif verb == "resume":
+            service.resume(broadcast_id)
+            message = "Resumed."
+        else:
+            service.cancel(broadcast_id, by=f"web:{session.user.username}")
+            message = "Cancelled: messages not yet sent will not be sent."
+    except NotFound:
+        return page(request, "error.html", status_code=404, title="No such broadcast",
+                    message=f"There is no broadcast number {broadcast_id}.")
+    except InvalidState as exc:
+        return redirect(f"/broadcasts/{broadcast_id}", flash=f"Not done: {exc}.")
+    log.info("web: %s: broadcast %d %s", session.user.username, broadcast_id, verb)
+    return redirect(f"/broadcasts/{broadcast_id}", flash=message)
+
+
+@router.post("/broadcasts/{broadcast_id}/pause")
+def pause(request: Request, broadcast_id: BroadcastId, session: SignedIn, services: Services_,
+          _form: Form) -> Response:
+    return _act(request, broadcast_id, services, session, "pause")
+
+
+@router.post("/broadcasts/{broadcast_id}/resume")
+def resume(request: Request, broadcast_id: BroadcastId, session: SignedIn, services: Services_,
+           _form: Form) -> Response:
+    return _act(request, broadcast_id, services, session, "resume")
+
+
+@router.post("/broadcasts/{broadcast_id}/cancel")
+def cancel(request: Request, broadcast_id: BroadcastId, session: SignedIn, services: Services_,
+           _form: Form) -> Response:
+    return _act(request, broadcast_id, services, session, "cancel")

@@ -62,6 +62,16 @@ function setUpProgress(box) {
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("textarea[data-counter-url]").forEach(setUpCounter);
   document.querySelectorAll("[data-progress-url]").forEach(setUpProgress);
+  // One click sends: a second click while the page loads would only be refused.
+  document.querySelectorAll("form[data-once]").forEach((form) => {
+    form.addEventListener("submit", (ev) => {
+      const button = ev.submitter;
+      if (button && button.formAction && !button.formAction.endsWith(form.getAttribute("action"))) return;
+      if (form.dataset.sent) { ev.preventDefault(); return; }
+      form.dataset.sent = "1";
+      if (button) button.setAttribute("aria-disabled", "true");
+    });
+  });
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (ev) => { if (!window.confirm(form.dataset.confirm)) ev.preventDefault(); });
   });

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test install clean bench run
+.PHONY: test install clean bench run browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# Debian's Chromium for the browser tests (SKIP_BROWSER=1 skips the install; the browser
+# tests then fail unless APPLIANCE_SKIP_BROWSER_TESTS=1 too).
+browser:
+	@if [ -z "$(SKIP_BROWSER)" ]; then scripts/install-test-browser.sh; fi
+
 # pytest exits 5 when it collects no test: report it, don't fail on it.
-test: $(STAMP)
+# Screenshots of every page are saved under screenshots/ by tests/test_web_browser.py.
+test: $(STAMP) browser
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 

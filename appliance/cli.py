@@ -279,38 +279,8 @@ def diag(
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
         return
-    for label, value in _diag_rows(report):
+    for label, value in report.rows():
         console.print(f"{label:<13} {value}", markup=False, highlight=False)
-
-
-def _diag_rows(report) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    ident, sig, reg = report.identity, report.signal, report.registration
-    signal = "unknown"
-    if sig is not None and sig.dbm is not None:
-        signal = f"{sig.dbm} dBm, {sig.bars}/5 bars (rssi {sig.rssi})"
-    registration = "unknown"
-    if reg is not None:
-        registration = reg.status + (f" ({reg.technology})" if reg.technology else "")
-        if reg.lac or reg.cell_id:
-            registration += f", LAC {reg.lac or '?'} cell {reg.cell_id or '?'}"
-    storage = ", ".join(f"{s.role} {s.memory} {s.used}/{s.total}" for s in report.storage)
-    return [
-        ("port", report.port),
-        ("SIM", report.sim_state),
-        ("signal", signal),
-        ("registration", registration),
-        ("operator", report.operator or "—"),
-        ("SMSC", report.smsc or "—"),
-        ("storage", storage or "—"),
-        ("manufacturer", ident.manufacturer or "—"),
-        ("model", ident.model or "—"),
-        ("firmware", ident.firmware or "—"),
-        ("IMEI", ident.imei or "—"),
-        ("IMSI", ident.imsi or "—"),
-        ("ICCID", ident.iccid or "—"),
-        ("own number", ident.own_number or "—"),
-        ("CNMI", report.cnmi or "—"),
-    ]
 
 
 @app.command()

@@ -106,6 +106,36 @@ class Diagnostics:
             doc["registration"]["roaming"] = self.registration.roaming
         return doc
 
+    def rows(self) -> list[tuple[str, str]]:
+        """The report as (label, value) pairs, in the order a technician reads them."""
+        ident, sig, reg = self.identity, self.signal, self.registration
+        signal = "unknown"
+        if sig is not None and sig.dbm is not None:
+            signal = f"{sig.dbm} dBm, {sig.bars}/5 bars (rssi {sig.rssi})"
+        registration = "unknown"
+        if reg is not None:
+            registration = reg.status + (f" ({reg.technology})" if reg.technology else "")
+            if reg.lac or reg.cell_id:
+                registration += f", LAC {reg.lac or '?'} cell {reg.cell_id or '?'}"
+        storage = ", ".join(f"{s.role} {s.memory} {s.used}/{s.total}" for s in self.storage)
+        return [
+            ("port", self.port),
+            ("SIM", self.sim_state),
+            ("signal", signal),
+            ("registration", registration),
+            ("operator", self.operator or "—"),
+            ("SMSC", self.smsc or "—"),
+            ("storage", storage or "—"),
+            ("manufacturer", ident.manufacturer or "—"),
+            ("model", ident.model or "—"),
+            ("firmware", ident.firmware or "—"),
+            ("IMEI", ident.imei or "—"),
+            ("IMSI", ident.imsi or "—"),
+            ("ICCID", ident.iccid or "—"),
+            ("own number", ident.own_number or "—"),
+            ("CNMI", self.cnmi or "—"),
+        ]
+
 
 def signal_from_rssi(rssi: int, ber: int = 99) -> SignalQuality:
     """``AT+CSQ`` values as dBm (−113 + 2·rssi) and 0–5 bars; rssi 99 is unknown."""

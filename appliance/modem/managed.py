@@ -24,7 +24,7 @@ from typing import Any
 
 from appliance.config import ModemConfig
 from appliance.modem.discovery import DEFAULT_PATTERNS, find_modem
-from appliance.modem.driver import Modem
+from appliance.modem.driver import Diagnostics, Modem
 from appliance.modem.errors import (
     ModemDisconnected,
     ModemError,
@@ -195,6 +195,14 @@ class ManagedModem:
         if modem is None or not self.online:
             raise ModemDisconnected(f"modem is {self._state}", modem=self.name)
         return modem.ussd(code, timeout=timeout)
+
+    def diagnostics(self) -> Diagnostics:
+        """The ``appliance diag`` report, read live over the open port (the transport's
+        command lock keeps it from interleaving with the worker's commands)."""
+        modem = self._modem
+        if modem is None or not self.online:
+            raise ModemDisconnected(f"modem is {self._state}", modem=self.name)
+        return modem.diagnostics()
 
     def __repr__(self) -> str:
         return f"<ManagedModem {self.name} {self._state} port={self.port}>"

@@ -15,9 +15,9 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from sqlite3 import IntegrityError
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 
 from appliance.errors import ApplianceError
 from appliance.queue.db import read_tx, write_tx

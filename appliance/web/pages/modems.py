@@ -1,5 +1,91 @@
-"""(being written)"""
+"""For admins: every modem (identity, counters, budget) and one modem's live diag report."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from appliance.api.auth import get_services
+from appliance.api.services import Services
+from appliance.api.store import StoreStats
+from appliance.modem.errors import ModemError
+from appliance.web.auth import admin_only
+from appliance.web.pages.dashboard import ModemRow, local_midnight, modem_rows
+from appliance.web.render import page
+from appliance.web.users import Session
+
+__all__ = ["ModemView", "modem_views", "router"]
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger("appliance.web")
+
+Admin = Annotated[Session, Depends(admin_only)]
+System = Annotated[Services, Depends(get_services)]
+
+
+@dataclass(frozen=True, slots=True)
+class ModemView:
+    """A modem on the admin pages: the dashboard's row plus registration, identity and the
+    parts it sent (today in the appliance's timezone, and ever)."""
+
+    row: ModemRow
+    registration: str | None
+    imei: str | None
+    iccid: str | None
+    model: str | None
+    sent_today: int
+    sent_total: int
+
+
+def modem_views(services: Services) -> list[ModemView]:
+    zone = ZoneInfo(services.settings.broadcasts.timezone)
+    counts = StoreStats(services.queue.engine).sent_counts(since=local_midnight(zone))
+    modems = {m.name: m for m in list(services.modems)}
+    views = []
+    for row in modem_rows(services):
+        modem = modems.get(row.name)
+        registration: Any = getattr(modem, "registration", None)
+        identity: Any = getattr(modem, "identity", None)
+        sent = counts.get(row.name)
+        views.append(ModemView(
+            row=row,
+            registration=registration.status if registration else None,
+            imei=identity.imei if identity else None,
+            iccid=identity.iccid if identity else None,
+            model=identity.model if identity else None,
+            sent_today=sent.since if sent else 0,
+            sent_total=sent.total if sent else 0,
+        ))
+    return views
+
+
+@router.get("/modems", response_class=HTMLResponse)
+def modems(request: Request, _session: Admin, services: System) -> HTMLResponse:
+    return page(request, "modems.html", title="Modems", modems=modem_views(services))
+
+
+@router.get("/modems/{name}", response_class=HTMLResponse)
+def modem(request: Request, name: str, _session: Admin, services: System) -> HTMLResponse:
+    """One modem and its diag report, read live over the port. A sync route runs in the
+    threadpool, so the AT dialogue (a few hundred ms, seconds on a hung modem) blocks no
+    other request; the transport's command lock serialises it with the modem's worker."""
+    view = next((v for v in modem_views(services) if v.row.name == name), None)
+    managed = next((m for m in list(services.modems) if m.name == name), None)
+    if view is None or managed is None:
+        return page(request, "error.html", status_code=404, title="No such modem",
+                    message=f"There is no modem named {name!r}. The modems page lists them all.")
+    rows: list[tuple[str, str]] | None = None
+    error: str | None = None
+    try:
+        rows = managed.diagnostics().rows()
+    except ModemError as exc:
+        error = exc.message
+        log.info("web: diag report of %s failed: %s", name, exc.message)
+    return page(request, "modem.html", title=f"Modem {name}", modem=view, diag=rows,
+                diag_error=error, now=time.time())

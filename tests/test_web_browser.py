@@ -1,0 +1,221 @@
+"""The staff pages in a real browser: Debian's headless Chromium driven by Playwright.
+
+`make test` installs Chromium (scripts/install-test-browser.sh); nothing is downloaded at
+test time. Each page is saved as a screenshot under ``screenshots/`` (desktop and 360 px
+wide). Set APPLIANCE_SKIP_BROWSER_TESTS=1 to skip these tests on a machine without
+Chromium; otherwise a missing browser fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import WEB_PASSWORD
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
+PHONE = {"width": 360, "height": 740}
+DESKTOP = {"width": 1280, "height": 900}
+# Without the networking flags Chromium keeps trying to reach Google's hosts, which this
+# closed network refuses; --no-sandbox because CI runs as root.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+def _chromium() -> str:
+    path = os.environ.get("APPLIANCE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        if os.environ.get("APPLIANCE_SKIP_BROWSER_TESTS") == "1":
+            pytest.skip("no Chromium here and APPLIANCE_SKIP_BROWSER_TESTS=1")
+        pytest.fail("Chromium is not installed: run scripts/install-test-browser.sh (make test does)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class Staff:
+    """A browser page signed in to a live server, with helpers to save screenshots and to
+    check the page's basic accessibility."""
+
+    def __init__(self, browser: Any, server: Any, username: str, *, viewport: dict[str, int] = DESKTOP) -> None:
+        self.server = server
+        self.context = browser.new_context(viewport=viewport, base_url=server.url)
+        self.context.set_default_timeout(10_000)
+        self.page = self.context.new_page()
+        self.page.on("dialog", lambda dialog: dialog.accept())
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        # A page may answer 4xx on purpose (a refused form); its styles, scripts and
+        # live updates may not.
+        self.page.on("response", lambda r: self.errors.append(f"{r.status} {r.url}")
+                     if r.status >= 400 and r.request.resource_type != "document" else None)
+        self.username = username
+
+    def sign_in(self, password: str = WEB_PASSWORD) -> None:
+        self.page.goto("/login")
+        self.page.get_by_label("User name").fill(self.username)
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.wait_for_url(re.compile(r".*/$"))
+
+    def shot(self, name: str) -> None:
+        """Save the page, then the same page 360 px wide; check both have labelled fields
+        and no sideways scrolling."""
+        self.check_page()
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        size = self.page.viewport_size
+        self.page.set_viewport_size(PHONE)
+        overflow = self.page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= PHONE["width"], f"{name}: the page is {overflow} px wide at 360 px"
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}-phone.png"), full_page=True)
+        self.page.set_viewport_size(size)
+
+    def check_page(self) -> None:
+        unlabelled = self.page.evaluate(
+            """() => [...document.querySelectorAll('input, select, textarea')]
+                .filter(el => el.type !== 'hidden' && !el.hidden && el.labels.length === 0
+                              && !el.getAttribute('aria-label'))
+                .map(el => el.name || el.id)"""
+        )
+        assert unlabelled == [], f"fields without a label on {self.page.url}: {unlabelled}"
+        assert self.page.locator("h1").count() == 1
+        assert not self.errors, self.errors
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def staff_page(browser: Any, live_server: Any) -> Iterator[Any]:
+    """``staff_page(role="staff")``: a browser signed in as a new user of that role."""
+    from appliance.web import Users
+
+    opened: list[Staff] = []
+
+    def make(role: str = "staff", *, viewport: dict[str, int] = DESKTOP) -> Staff:
+        name = f"{role}-{len(opened) + 1}"
+        Users(live_server.app.queue.engine).create(name, WEB_PASSWORD, role=role)
+        staff = Staff(browser, live_server, name, viewport=viewport)
+        staff.sign_in()
+        opened.append(staff)
+        return staff
+
+    yield make
+    for staff in opened:
+        staff.close()
+
+
+def test_sign_in_keyboard_and_dashboard(browser: Any, live_server: Any) -> None:
+    from appliance.web import Users
+
+    Users(live_server.app.queue.engine).create("maria", WEB_PASSWORD, role="staff")
+    staff = Staff(browser, live_server, "maria")
+    page = staff.page
+    page.goto("/")
+    assert page.url.endswith("/login")
+    staff.shot("login")
+    # Keyboard only: the skip link first, then the fields, Enter submits.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.get_by_label("User name").fill("maria")
+    page.get_by_label("Password").fill("wrong password!")
+    page.keyboard.press("Enter")
+    alert = page.get_by_role("alert")
+    assert "do not match" in alert.inner_text()
+    staff.shot("login-error")
+    page.get_by_label("Password").fill(WEB_PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/$"))
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    modems = page.get_by_role("table")
+    for sim in live_server.app.modems:
+        assert sim.name in modems.inner_text()
+    assert "online" in modems.inner_text()
+    staff.shot("dashboard")
+    # The session cookie is not readable by scripts.
+    assert page.evaluate("document.cookie") == ""
+    staff.close()
+
+
+def test_compose_counts_live_then_sends_and_progress_reaches_done(staff_page: Any) -> None:
+    staff = staff_page()
+    page = staff.page
+    page.get_by_role("link", name="Compose", exact=True).click()
+    page.get_by_label("Phone numbers").fill("+14155550121\n+14155550122\n+14155550123")
+    message = page.get_by_label("Message")
+    counter = page.locator("#counter")
+    message.fill("a" * 160)
+    expect(counter).to_have_attribute("data-parts", "1")
+    message.press("End")
+    message.type("b")
+    expect(counter).to_have_attribute("data-parts", "2")
+    assert "GSM-7" in counter.inner_text()
+    message.fill("Bus leaves at 8 🚌")
+    expect(counter).to_have_attribute("data-encoding", "ucs2")
+    assert "UCS-2" in counter.inner_text()
+    staff.shot("compose")
+    page.get_by_role("button", name="Preview").click()
+    assert page.locator("#pv-sendable").inner_text() == "3"
+    staff.shot("compose-preview")
+    page.get_by_role("button", name=re.compile("^Send to 3 people")).click()
+    page.wait_for_url(re.compile(r".*/broadcasts/\d+$"))
+    # The page updates itself: no reload until the status says done.
+    expect(page.locator("#status")).to_have_text("done", timeout=20_000)
+    assert page.locator("#done").inner_text() == "3"
+    assert page.locator("#bar").get_attribute("value") == "3"
+    expect(page.get_by_role("button", name="Pause")).to_be_hidden()
+    staff.shot("broadcast-done")
+    sent = [r for s in staff.server.simulators for r in s.sent]
+    assert len(sent) == 3
+    page.get_by_role("link", name="Broadcasts", exact=True).click()
+    staff.shot("broadcasts")
+
+
+def test_form_without_its_token_is_refused(staff_page: Any) -> None:
+    staff = staff_page()
+    page = staff.page
+    page.goto("/compose")
+    page.get_by_label("Phone numbers").fill("+14155550131")
+    page.get_by_label("Message").fill("forged?")
+    page.evaluate("document.querySelector('main input[name=csrf_token]').remove()")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_role("heading", name="Form refused")).to_be_visible()
+    assert "Nothing was changed" in page.get_by_role("alert").inner_text()
+    staff.shot("csrf-refused")
+    # And a forged token from a script on the page fares no better.
+    status = page.evaluate(
+        """async () => (await fetch('/compose/send', {method: 'POST', body: new URLSearchParams(
+               {csrf_token: 'guess', numbers: '+14155550131', text: 'x', kind: 'transactional', when: 'now'})})).status"""
+    )
+    assert status == 403
+    assert all(len(s.sent) == 0 for s in staff.server.simulators)
+
+
+def test_signed_out_after_sign_out(staff_page: Any) -> None:
+    staff = staff_page()
+    page = staff.page
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r".*/login$"))
+    page.goto("/compose")
+    assert re.search(r"/login\?next=%2Fcompose$", page.url)
+    expect(page.get_by_label("User name")).to_be_visible()

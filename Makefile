@@ -37,6 +37,13 @@ run: $(STAMP)
 		out=$$($(BIN)/appliance keys create make-run --scope admin) || exit 1; \
 		printf '%s\n' "$$out" | tail -n 1 > var/admin.key; \
 	fi; \
+	if [ ! -s var/web.password ]; then \
+		pw=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(12))'); \
+		printf '%s\n' "$$pw" | $(BIN)/appliance users create admin --role admin --password-stdin >/dev/null \
+			|| printf '%s\n' "$$pw" | $(BIN)/appliance users password admin --password-stdin >/dev/null || exit 1; \
+		printf '%s\n' "$$pw" > var/web.password; \
+	fi; \
+	echo "Web pages:     http://127.0.0.1:$(PORT)/  (sign in as admin, password $$(cat var/web.password))"; \
 	echo "API:           http://127.0.0.1:$(PORT)"; \
 	echo "Docs:          http://127.0.0.1:$(PORT)/docs"; \
 	echo "Admin API key: $$(cat var/admin.key)"; \

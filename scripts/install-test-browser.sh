@@ -20,5 +20,5 @@ fi
 echo "installing Debian's chromium for the browser tests..."
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    chromium fonts-dejavu-core >/dev/null
+    chromium fonts-dejavu-core fonts-noto-color-emoji >/dev/null
 /usr/bin/chromium --version

@@ -1,5 +1,194 @@
-"""(being written)"""
+"""Contacts (list, search, add, CSV import with the row report, export) and groups.
 
-from fastapi import APIRouter
+Also the helpers the inbox and opt-out pages share: :func:`field_errors` turns a typed
+error saying ``"field: what is wrong"`` into ``{field: message}`` for the form.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData, UploadFile
+
+from appliance.api.auth import get_services
+from appliance.api.routes.contacts import contact_book
+from appliance.api.services import Services
+from appliance.contacts import ContactBook, ContactExists, CsvError, FilterError, GroupNotFound, write_csv
+from appliance.errors import ApplianceError
+from appliance.numbers import InvalidNumber, to_e164
+from appliance.queue.errors import InvalidRequest
+from appliance.web.auth import checked_form, signed_in
+from appliance.web.render import page, redirect
+from appliance.web.users import Session
+
+__all__ = ["PAGE_SIZE", "field_errors", "router"]
 
 router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 100
+MAX_GROUP_NUMBERS = 5000
+_FIELD_PREFIX = re.compile(r"^([a-z_][a-z0-9_.]*): (.+)$", re.DOTALL)
+
+SignedIn = Annotated[Session, Depends(signed_in)]
+Form = Annotated[FormData, Depends(checked_form)]
+Svc = Annotated[Services, Depends(get_services)]
+
+
+def field_errors(exc: ApplianceError, default: str, *, rename: dict[str, str] | None = None) -> dict[str, str]:
+    """``{field: message}`` from an error worded ``"field: message"`` (else ``default``
+    gets the whole message). ``rename`` maps the error's field to the form's."""
+    text = str(exc)
+    match = _FIELD_PREFIX.match(text)
+    if match is None:
+        return {default: text[:1].upper() + text[1:]}
+    name, message = match[1], match[2]
+    name = (rename or {}).get(name, name)
+    return {name: message[:1].upper() + message[1:]}
+
+
+def _text(form: FormData, key: str) -> str:
+    value = form.get(key)
+    return value.strip() if isinstance(value, str) else ""
+
+
+# ---------------------------------------------------------------------- contacts
+
+
+def _contacts_page(
+    request: Request, book: ContactBook, *, q: str = "", group: str = "", cursor: str | None = None,
+    errors: dict[str, str] | None = None, values: dict[str, str] | None = None, status_code: int = 200,
+) -> Response:
+    problem: str | None = None
+    contacts, next_cursor = [], None
+    try:
+        listing = book.list(group=group or None, search=q or None, limit=PAGE_SIZE, cursor=cursor)
+        contacts, next_cursor = listing.items, listing.next_cursor
+    except GroupNotFound:
+        problem = f"There is no group called “{group}”."
+    except InvalidRequest as exc:
+        problem = str(exc)
+    return page(
+        request, "contacts.html", status_code=status_code, title="Contacts",
+        contacts=contacts, next_cursor=next_cursor, cursor=cursor, q=q, group=group, problem=problem,
+        total=book.count(), groups=book.list_groups(), errors=errors or {}, values=values or {},
+    )
+
+
+@router.get("/contacts", response_class=HTMLResponse)
+def contacts(request: Request, _session: SignedIn, services: Svc, q: str = "", group: str = "",
+             cursor: str | None = None) -> Response:
+    return _contacts_page(request, contact_book(services), q=q.strip()[:100], group=group.strip(),
+                          cursor=cursor or None)
+
+
+@router.post("/contacts", response_class=HTMLResponse)
+def add_contact(request: Request, services: Svc, form: Form) -> Response:
+    book = contact_book(services)
+    values = {k: _text(form, k) for k in ("number", "first_name", "last_name")}
+    try:
+        contact = book.create(values["number"], first_name=values["first_name"], last_name=values["last_name"])
+    except (InvalidRequest, ContactExists) as exc:
+        return _contacts_page(request, book, errors=field_errors(exc, "number"), values=values, status_code=422)
+    label = f"{contact.name} ({contact.number})" if contact.name else contact.number
+    return redirect("/contacts?q=" + contact.number.replace("+", "%2B"), flash=f"Added {label}.")
+
+
+@router.post("/contacts/import", response_class=HTMLResponse)
+async def import_contacts(request: Request, services: Svc, form: Form) -> Response:
+    import anyio
+
+    book = contact_book(services)
+    upload = form.get("file")
+    group = _text(form, "group") or None
+    values = {"group": group or ""}
+    error: str | None = None
+    data = b""
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        error = "Choose a CSV file to import."
+    else:
+        data = await upload.read()
+        if not data.strip():
+            error = f"{upload.filename} is empty. Choose a CSV file whose first line names the columns."
+    if error is not None:
+        return _contacts_page(request, book, errors={"file": error}, values=values, status_code=422)
+    try:
+        report = await anyio.to_thread.run_sync(lambda: book.import_csv(data, group=group))
+    except CsvError as exc:
+        return _contacts_page(request, book, errors=field_errors(exc, "file", rename={"csv": "file"}),
+                              values=values, status_code=422)
+    except InvalidRequest as exc:
+        return _contacts_page(request, book, errors=field_errors(exc, "file"), values=values, status_code=422)
+    filename = upload.filename if isinstance(upload, UploadFile) else ""
+    return page(request, "contacts_import.html", title="Import report", report=report, filename=filename)
+
+
+@router.get("/contacts/export.csv")
+def export_contacts(_session: SignedIn, services: Svc, group: str = "") -> Response:
+    try:
+        text = contact_book(services).export_csv(group=group.strip() or None)
+    except GroupNotFound as exc:
+        return Response(f"{exc}\n", status_code=404, media_type="text/plain; charset=utf-8")
+    name = f"contacts-{re.sub(r'[^A-Za-z0-9_-]+', '_', group)}.csv" if group else "contacts.csv"
+    return Response(text, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+# ---------------------------------------------------------------------- groups
+
+
+def _groups_page(request: Request, book: ContactBook, *, errors: dict[str, str] | None = None,
+                 values: dict[str, str] | None = None, status_code: int = 200) -> Response:
+    return page(request, "groups.html", status_code=status_code, title="Groups", groups=book.list_groups(),
+                errors=errors or {}, values=values or {})
+
+
+@router.get("/groups", response_class=HTMLResponse)
+def groups(request: Request, _session: SignedIn, services: Svc) -> Response:
+    return _groups_page(request, contact_book(services))
+
+
+def _numbers(text: str, region: str) -> tuple[list[str], list[str]]:
+    """The E.164 numbers of ``text`` (one a line; commas and semicolons also separate) and
+    the lines that are not numbers."""
+    good: list[str] = []
+    bad: list[str] = []
+    for raw in re.split(r"[\n,;]+", text):
+        if not raw.strip():
+            continue
+        try:
+            good.append(to_e164(raw, region))
+        except InvalidNumber:
+            bad.append(raw.strip())
+    return list(dict.fromkeys(good)), bad
+
+
+@router.post("/groups", response_class=HTMLResponse)
+def create_group(request: Request, services: Svc, form: Form) -> Response:
+    book = contact_book(services)
+    values = {k: _text(form, k) for k in ("name", "description", "filter", "numbers")}
+    errors: dict[str, str] = {}
+    if not values["name"]:
+        errors["name"] = "Give the group a name."
+    numbers, bad = _numbers(values["numbers"], book.default_region)
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        errors["numbers"] = f"Not phone numbers: {shown}. Fix or remove them."
+    elif len(numbers) > MAX_GROUP_NUMBERS:
+        errors["numbers"] = f"At most {MAX_GROUP_NUMBERS:,} numbers at once; import a CSV file for more."
+    if errors:
+        return _groups_page(request, book, errors=errors, values=values, status_code=422)
+    try:
+        made = book.create_group(values["name"], description=values["description"], filter=values["filter"] or None)
+    except FilterError as exc:
+        return _groups_page(request, book, errors=field_errors(exc, "filter"), values=values, status_code=422)
+    except (InvalidRequest, ContactExists) as exc:
+        return _groups_page(request, book, errors=field_errors(exc, "name"), values=values, status_code=422)
+    if numbers:
+        # Numbers not yet in the book become contacts, so they can be static members.
+        book.import_csv(write_csv([{"number": n} for n in numbers], ["number"]), group=made.name)
+    members = book.get_group(made.id).members
+    noun = "member" if members == 1 else "members"
+    return redirect("/groups", flash=f"Group “{made.name}” made with {members:,} {noun}.")

@@ -1,5 +1,140 @@
-"""(being written)"""
+"""The inbox: replies grouped as threads by number, and one number's conversation.
 
-from fastapi import APIRouter
+The thread list is one ``GROUP BY sender`` query over ``inbound``, newest thread first,
+:data:`THREADS_PER_PAGE` a page with a keyset cursor (the thread's last time and number).
+A thread shows the latest :data:`THREAD_MESSAGES` messages each way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from appliance.api.auth import get_services
+from appliance.api.routes.contacts import contact_book
+from appliance.api.services import Services
+from appliance.numbers import InvalidNumber, to_e164
+from appliance.queue import Queue
+from appliance.queue.db import read_tx
+from appliance.queue.errors import InvalidRequest
+from appliance.queue.store import _decode_cursor, _encode_cursor
+from appliance.web.auth import signed_in
+from appliance.web.render import page
+from appliance.web.users import Session
+
+__all__ = ["THREADS_PER_PAGE", "THREAD_MESSAGES", "ThreadEntry", "ThreadRow", "conversation", "router", "thread_rows"]
 
 router = APIRouter(include_in_schema=False)
+
+THREADS_PER_PAGE = 200
+THREAD_MESSAGES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRow:
+    """One sender in the inbox: its latest message and how many it sent."""
+
+    number: str
+    name: str | None
+    body: str
+    keyword: str | None
+    last_at: float
+    count: int
+    opted_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadEntry:
+    """One message of a conversation: ``direction`` ``in`` (received) or ``out`` (sent)."""
+
+    direction: str
+    at: datetime
+    body: str
+    keyword: str | None = None
+    status: str | None = None
+    error: str | None = None
+    modem: str | None = None
+    message_id: int | None = None
+
+
+def _names_and_opt_outs(services: Services, numbers: list[str]) -> tuple[dict[str, str], set[str]]:
+    """Contact names (for numbers in the book) and which numbers are opted out."""
+    names = {
+        r.number: r.fields.get("name", "") for r in contact_book(services).recipients(numbers=numbers)
+        if r.fields.get("name")
+    }
+    with read_tx(services.queue.engine) as conn:
+        opted = Queue._opted_out_among(conn, numbers)
+    return names, opted
+
+
+def thread_rows(services: Services, *, q: str = "", cursor: str | None = None,
+                limit: int = THREADS_PER_PAGE) -> tuple[list[ThreadRow], str | None]:
+    """Threads newest first (messages matching ``q`` by number or text only), and the
+    cursor of the next page."""
+    where = ""
+    args: list[Any] = []
+    if q:
+        where = "WHERE sender LIKE ? OR body LIKE ?"
+        args += [f"%{q}%"] * 2
+    having = ""
+    after = _decode_cursor("t", cursor)
+    if after is not None:
+        having = "HAVING last_at < ? OR (last_at = ? AND sender < ?)"
+        args += [after[0], after[0], after[1]]
+    # SQLite fills the bare columns body and keyword from the row holding MAX(received_at).
+    sql = (
+        "SELECT sender, body, keyword, MAX(received_at) AS last_at, COUNT(*) FROM inbound "
+        f"{where} GROUP BY sender {having} ORDER BY last_at DESC, sender DESC LIMIT ?"
+    )
+    with read_tx(services.queue.engine) as conn:
+        rows = conn.exec_driver_sql(sql, (*args, limit + 1)).all()
+    shown = rows[:limit]
+    names, opted = _names_and_opt_outs(services, [r[0] for r in shown])
+    threads = [ThreadRow(r[0], names.get(r[0]), r[1], r[2], r[3], int(r[4]), r[0] in opted) for r in shown]
+    nxt = _encode_cursor("t", [shown[-1][3], shown[-1][0]]) if len(rows) > limit else None
+    return threads, nxt
+
+
+@router.get("/inbox", response_class=HTMLResponse)
+def inbox(request: Request, _session: Annotated[Session, Depends(signed_in)],
+          services: Annotated[Services, Depends(get_services)], q: str = "",
+          cursor: str | None = None) -> Response:
+    q = q.strip()[:100]
+    try:
+        threads, next_cursor = thread_rows(services, q=q, cursor=cursor or None)
+    except InvalidRequest as exc:
+        return page(request, "error.html", status_code=422, title="Inbox", message=str(exc))
+    return page(request, "inbox.html", title="Inbox", threads=threads, next_cursor=next_cursor,
+                cursor=cursor, q=q, per_page=THREADS_PER_PAGE)
+
+
+def conversation(services: Services, number: str, *, limit: int = THREAD_MESSAGES) -> list[ThreadEntry]:
+    """The latest ``limit`` messages from and to ``number``, oldest first."""
+    received = services.queue.list_inbound(sender=number, limit=limit).items
+    sent = services.queue.list(to=number, limit=limit).items
+    entries = [ThreadEntry("in", m.received_at, m.body, keyword=m.keyword, modem=m.modem) for m in received]
+    entries += [
+        ThreadEntry("out", m.created_at, m.body, status=m.status, error=m.error, modem=m.modem, message_id=m.id)
+        for m in sent
+    ]
+    entries.sort(key=lambda e: e.at)
+    return entries[-limit:]
+
+
+@router.get("/inbox/{number}", response_class=HTMLResponse)
+def thread(request: Request, number: str, _session: Annotated[Session, Depends(signed_in)],
+           services: Annotated[Services, Depends(get_services)]) -> Response:
+    try:
+        e164 = to_e164(number, services.settings.appliance.default_region)
+    except InvalidNumber as exc:
+        return page(request, "error.html", status_code=404, title="No such conversation",
+                    message=f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+    names, opted = _names_and_opt_outs(services, [e164])
+    entries = conversation(services, e164)
+    return page(request, "thread.html", title=f"Messages with {names.get(e164) or e164}", number=e164,
+                name=names.get(e164), opted_out=e164 in opted, entries=entries, limit=THREAD_MESSAGES)

@@ -219,3 +219,114 @@ def test_signed_out_after_sign_out(staff_page: Any) -> None:
     page.goto("/compose")
     assert re.search(r"/login\?next=%2Fcompose$", page.url)
     expect(page.get_by_label("User name")).to_be_visible()
+
+
+def _reload_until(page: Any, text: str, timeout_s: float = 10.0) -> None:
+    """Reload ``page`` until ``text`` shows (an inbound SMS takes a moment to be stored)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while page.get_by_text(text).count() == 0:
+        assert time.monotonic() < deadline, f"{text!r} never showed on {page.url}"
+        time.sleep(0.2)
+        page.reload()
+
+
+def test_import_csv_group_send_to_it_then_read_the_replies(staff_page: Any, tmp_path: Path) -> None:
+    staff = staff_page()
+    page = staff.page
+    csv = tmp_path / "class-5b.csv"
+    csv.write_text(
+        "Phone,First name,Last name,class\n"
+        "+14155550151,Ana,Silva,5B\n"
+        "(415) 555-0152,Ben,Okoro,5B\n"
+        "not a number,Cy,Lee,5B\n"
+        "+14155550154,Dee,Park,6A\n",
+        encoding="utf-8",
+    )
+    page.get_by_role("link", name="Contacts", exact=True).click()
+    page.get_by_label("CSV file", exact=True).set_input_files(str(csv))
+    page.get_by_role("button", name="Import").click()
+    expect(page.get_by_role("heading", name="Import report")).to_be_visible()
+    report = page.locator("main").inner_text()
+    assert "not a number" in report
+    staff.shot("contacts-import")
+    page.goto("/groups")
+    page.get_by_label("Name", exact=True).fill("Class 5B")
+    page.get_by_label("Filter (optional)").fill('class = "5B"')
+    page.get_by_role("button", name="Make group").click()
+    expect(page.get_by_role("link", name="Class 5B")).to_be_visible()
+    staff.shot("groups")
+    page.goto("/contacts")
+    expect(page.get_by_text("Ana")).to_be_visible()
+    staff.shot("contacts")
+
+    page.get_by_role("link", name="Compose", exact=True).click()
+    page.get_by_label(re.compile("^Class 5B")).check()
+    page.get_by_label("Message").fill("Hello {first_name}, the trip is on Friday.")
+    page.get_by_role("button", name="Preview").click()
+    assert page.locator("#pv-sendable").inner_text() == "2"
+    expect(page.get_by_text("Hello Ana, the trip is on Friday.")).to_be_visible()
+    page.get_by_role("button", name=re.compile("^Send to 2 people")).click()
+    expect(page.locator("#status")).to_have_text("done", timeout=20_000)
+    bodies = sorted(r.text for s in staff.server.simulators for r in s.sent)
+    assert bodies == ["Hello Ana, the trip is on Friday.", "Hello Ben, the trip is on Friday."]
+
+    staff.server.simulators[0].deliver_sms("+14155550151", "Thank you! Does she need lunch?")
+    staff.server.simulators[1].deliver_sms("+14155550152", "STOP")
+    page.get_by_role("link", name="Inbox", exact=True).click()
+    _reload_until(page, "Does she need lunch?")
+    _reload_until(page, "STOP")
+    expect(page.locator("td .tag-stop")).to_have_text("STOP")
+    expect(page.locator(".opted-out")).to_have_count(1)
+    staff.shot("inbox")
+    page.get_by_role("link", name=re.compile("Ana")).first.click()
+    thread = page.locator(".thread")
+    expect(thread.locator(".out")).to_contain_text("Hello Ana, the trip is on Friday.")
+    expect(thread.locator(".in")).to_contain_text("Does she need lunch?")
+    staff.shot("thread")
+
+
+def test_opt_out_suppresses_the_next_send_and_admin_pages(staff_page: Any) -> None:
+    admin = staff_page("admin")
+    page = admin.page
+    page.get_by_role("link", name="Opt-outs", exact=True).click()
+    page.locator("#f-number").fill("(415) 555-0161")
+    page.get_by_label("Note (optional)").fill("phoned the office")
+    page.get_by_role("button", name="Opt out", exact=True).click()
+    expect(page.locator("main")).to_contain_text("+14155550161")
+    admin.shot("opt-outs")
+
+    page.goto("/compose")
+    page.get_by_label("Phone numbers").fill("+14155550161, +14155550162")
+    page.get_by_label("Message").fill("Clinic closed on Monday.")
+    page.get_by_role("button", name="Preview").click()
+    assert page.locator("#pv-opted").inner_text() == "1"
+    assert page.locator("#pv-sendable").inner_text() == "1"
+    page.get_by_role("button", name=re.compile("^Send to 1 person")).click()
+    expect(page.locator("#status")).to_have_text("done", timeout=20_000)
+    expect(page.locator("#n-suppressed")).to_have_text("1")
+    assert [r.to for s in admin.server.simulators for r in s.sent] == ["+14155550162"]
+
+    page.get_by_role("link", name="Modems", exact=True).click()
+    admin.shot("modems")
+    name = admin.server.app.modems[0].name
+    page.goto(f"/modems/{name}")
+    expect(page.locator("#diag")).to_contain_text("IMEI")
+    admin.shot("modem-diag")
+    page.get_by_role("link", name="API keys", exact=True).click()
+    page.get_by_label("Name", exact=True).fill("school-crm")
+    page.get_by_label(re.compile("^send")).check()
+    page.get_by_role("button", name=re.compile("Create")).click()
+    expect(page.locator(".secret")).to_contain_text("sk_")
+    admin.shot("keys")
+
+
+def test_staff_see_no_admin_pages(staff_page: Any) -> None:
+    staff = staff_page()
+    page = staff.page
+    expect(page.get_by_role("link", name="Modems")).to_have_count(0)
+    response = page.goto("/modems")
+    assert response is not None and response.status == 403
+    expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    staff.shot("not-allowed")

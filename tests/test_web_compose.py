@@ -18,12 +18,22 @@ def _wait_done(staff: Any, location: str, timeout: float = 20) -> dict[str, Any]
 
 def test_count_follows_the_planner(live_server: Any, web_client: Any) -> None:
     staff = web_client(live_server)
-    plain = staff.get("/compose/count", params={"text": "a" * 161}).json()
+
+    def count(text: str, kind: str = "transactional") -> dict[str, Any]:
+        response = staff.http.post("/compose/count", data={"text": text, "kind": kind},
+                                   headers={"X-CSRF-Token": staff.csrf})
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    plain = count("a" * 161)
     assert (plain["parts"], plain["encoding"]) == (2, "gsm7")
-    emoji = staff.get("/compose/count", params={"text": "Hi 👋"}).json()
+    emoji = count("Hi 👋")
     assert emoji["encoding"] == "ucs2" and emoji["parts"] == 1 and "UCS-2" in emoji["summary"]
-    footer = staff.get("/compose/count", params={"text": "a" * 150, "kind": "marketing"}).json()
+    footer = count("a" * 150, "marketing")
     assert footer["parts"] == 2 and "footer" in footer["summary"]
+    long = count("я" * 5000)
+    assert long["parts"] > 10 and "Too long" in long["summary"]
+    assert staff.http.post("/compose/count", data={"text": "x"}).status_code == 403
 
 
 def test_compose_preview_send_and_progress(live_server: Any, web_client: Any) -> None:

@@ -4,6 +4,7 @@ progress can be followed on the broadcasts page."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import secrets
@@ -25,7 +26,7 @@ from appliance.api.services import Services
 from appliance.broadcasts import Audience, BroadcastSpec
 from appliance.pdu import PduError, plan
 from appliance.queue import InvalidRequest, NotFound
-from appliance.web.auth import checked_form, signed_in
+from appliance.web.auth import CsrfRejected, checked_form, same_origin, signed_in
 from appliance.web.render import page, redirect
 from appliance.web.users import Session
 
@@ -232,9 +233,15 @@ def send(request: Request, session: SignedIn, services: Services_, form: Form) -
     return redirect(f"/broadcasts/{view.id}", flash=message)
 
 
-@router.get("/compose/count")
-def count(_session: SignedIn, services: Services_, text: str = "", kind: str = "transactional") -> JSONResponse:
-    """How the text would be sent: for the live counter under the message box."""
+@router.post("/compose/count")
+async def count(request: Request, session: SignedIn, services: Services_) -> JSONResponse:
+    """How the text would be sent: for the live counter under the message box. Posted (a
+    long text does not fit in a URL) with the session's CSRF token in ``X-CSRF-Token``."""
+    token = request.headers.get("x-csrf-token", "")
+    if not same_origin(request) or not hmac.compare_digest(token, session.csrf):
+        raise CsrfRejected("the counter request is missing its security token")
+    form = await request.form()
+    text, kind = str(form.get("text", "")), str(form.get("kind", "transactional"))
     footer = services.settings.broadcasts.opt_out_footer.strip() if kind == "marketing" else ""
     body = f"{text}\n{footer}" if footer and text else text
     data: dict[str, Any] = {"chars": len(text), "parts": 0, "encoding": "gsm7", "chars_left": 0}
@@ -248,6 +255,11 @@ def count(_session: SignedIn, services: Services_, text: str = "", kind: str = "
         data["error"] = str(exc)
         return JSONResponse(data)
     data.update(parts=p.total, encoding=p.encoding, chars_left=p.chars_left)
+    limit = services.settings.appliance.max_parts
+    if p.total > limit:
+        data["error"] = f"{p.total} parts; a message may have at most {limit}"
+        data["summary"] = f"Too long: {len(text)} characters make {p.total} parts; the limit is {limit}. Shorten it."
+        return JSONResponse(data)
     encoding = "GSM-7" if p.encoding == "gsm7" else "UCS-2 (emoji or non-GSM characters: fewer per part)"
     parts = f"{p.total} part" + ("s" if p.total != 1 else "")
     summary = f"{len(text)} characters · {encoding} · {parts}, {p.chars_left} left in the last part"

@@ -13,13 +13,17 @@ function setUpCounter(area) {
   const form = area.form;
   if (!out) return;
   let seq = 0;
+  const token = form && form.querySelector("input[name=csrf_token]");
   const update = async () => {
     const mine = ++seq;
-    const params = new URLSearchParams({ text: area.value });
+    const body = new URLSearchParams({ text: area.value });
     const kind = form && form.querySelector("input[name=kind]:checked");
-    if (kind) params.set("kind", kind.value);
+    if (kind) body.set("kind", kind.value);
     try {
-      const res = await fetch(area.dataset.counterUrl + "?" + params, { headers: { Accept: "application/json" } });
+      const res = await fetch(area.dataset.counterUrl, {
+        method: "POST", body,
+        headers: { Accept: "application/json", "X-CSRF-Token": token ? token.value : "" },
+      });
       if (!res.ok || mine !== seq) return;
       const c = await res.json();
       out.textContent = c.summary;

@@ -245,6 +245,14 @@ def test_import_csv_group_send_to_it_then_read_the_replies(staff_page: Any, tmp_
         encoding="utf-8",
     )
     page.get_by_role("link", name="Contacts", exact=True).click()
+    # Over the upload limit: refused next to the field before anything is sent.
+    big = tmp_path / "everyone.csv"
+    big.write_bytes(b"number,first_name\n" + b"+14155550199,Someone with a long name\n" * 60_000)
+    page.get_by_label("CSV file", exact=True).set_input_files(str(big))
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator("#f-file-size-error")).to_contain_text("the limit is")
+    expect(page.get_by_label("CSV file", exact=True)).to_have_attribute("aria-invalid", "true")
+    assert page.url.endswith("/contacts")
     page.get_by_label("CSV file", exact=True).set_input_files(str(csv))
     page.get_by_role("button", name="Import").click()
     expect(page.get_by_role("heading", name="Import report")).to_be_visible()

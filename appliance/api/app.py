@@ -120,6 +120,7 @@ def create_app(services: Services, *, max_request_bytes: int = MAX_REQUEST_BYTES
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(_BodyLimit, limit=max_request_bytes)
+    app.state.max_request_bytes = max_request_bytes
     _problem_schemas_in_openapi(app)
     return app
 

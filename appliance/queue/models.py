@@ -74,9 +74,13 @@ class Message(SQLModel, table=True):
             sqlite_where=text("status = 'queued' AND expires_at IS NOT NULL"),
         ),
         Index("ix_messages_status_id", "status", "id"),
+        # "Today" on the dashboard: messages that changed since midnight, without a scan.
+        Index("ix_messages_updated", "updated_at"),
         Index("ix_messages_recipient_id", "recipient", "id"),
+        # Covering for a broadcast's progress (counts by status, parts sent, per hour),
+        # which an open broadcast page asks for every second.
         Index(
-            "ix_messages_broadcast", "broadcast_id", "status",
+            "ix_messages_broadcast", "broadcast_id", "status", "parts", "sent_at",
             sqlite_where=text("broadcast_id IS NOT NULL"),
         ),
     )

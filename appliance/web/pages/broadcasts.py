@@ -72,7 +72,7 @@ def _get(service: BroadcastService, broadcast_id: int, request: Request) -> Broa
 
 @router.get("/broadcasts", response_class=HTMLResponse)
 def broadcasts(request: Request, _session: SignedIn, services: Services_) -> Response:
-    views = broadcast_service(services).list(limit=200)
+    views = broadcast_service(services).list(limit=200, hours=False)
     return page(request, "broadcasts.html", title="Broadcasts",
                 rows=[(v, progress_of(v)) for v in views], status_labels=STATUS_LABELS)
 
@@ -95,7 +95,7 @@ def broadcast(request: Request, broadcast_id: BroadcastId, _session: SignedIn, s
 @router.get("/broadcasts/{broadcast_id}/progress")
 def progress(broadcast_id: BroadcastId, _session: SignedIn, services: Services_) -> JSONResponse:
     try:
-        view = broadcast_service(services).get(broadcast_id)
+        view = broadcast_service(services).get(broadcast_id, hours=False)
     except NotFound:
         return JSONResponse({"detail": f"no broadcast {broadcast_id}"}, status_code=404)
     return JSONResponse(progress_of(view), headers={"Cache-Control": "no-store"})

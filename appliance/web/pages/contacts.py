@@ -74,6 +74,9 @@ def _contacts_page(
         request, "contacts.html", status_code=status_code, title="Contacts",
         contacts=contacts, next_cursor=next_cursor, cursor=cursor, q=q, group=group, problem=problem,
         total=book.count(), groups=book.list_groups(), errors=errors or {}, values=values or {},
+        # The whole request is capped (appliance.api's body limit); leave room for the form.
+        max_upload_bytes=request.app.state.max_request_bytes - 64 * 1024,
+        max_upload_mb=request.app.state.max_request_bytes // (1024 * 1024),
     )
 
 

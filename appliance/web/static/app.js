@@ -76,6 +76,29 @@ document.addEventListener("DOMContentLoaded", () => {
       if (button) button.setAttribute("aria-disabled", "true");
     });
   });
+  // A file over the appliance's upload limit is refused here, next to its field, rather
+  // than by the server after the whole upload.
+  document.querySelectorAll("input[type=file][data-max-bytes]").forEach((input) => {
+    input.form.addEventListener("submit", (ev) => {
+      const file = input.files && input.files[0];
+      const max = Number(input.dataset.maxBytes);
+      if (!file || file.size <= max) return;
+      ev.preventDefault();
+      let note = document.getElementById(input.id + "-size-error");
+      if (!note) {
+        note = document.createElement("p");
+        note.id = input.id + "-size-error";
+        note.className = "field-error";
+        input.before(note);
+        input.setAttribute("aria-describedby", ((input.getAttribute("aria-describedby") || "") + " " + note.id).trim());
+      }
+      const mb = (n) => (n / 1048576).toFixed(1);
+      note.textContent = `This file is ${mb(file.size)} MB; the limit is ${mb(max)} MB. Split it into smaller files.`;
+      input.setAttribute("aria-invalid", "true");
+      input.closest(".field").classList.add("has-error");
+      input.focus();
+    });
+  });
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (ev) => { if (!window.confirm(form.dataset.confirm)) ev.preventDefault(); });
   });

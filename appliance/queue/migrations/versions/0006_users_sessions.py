@@ -1,4 +1,6 @@
-"""Users and their browser sessions for the web pages.
+"""Users and their browser sessions for the web pages; a broadcast's progress is read
+from one covering index (``ix_messages_broadcast`` gains ``parts`` and ``sent_at``); the
+dashboard's "today" counts read ``ix_messages_updated`` instead of scanning every message.
 
 Revision ID: 0006_users_sessions
 Revises: 0005_contacts_broadcasts
@@ -42,9 +44,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_web_sessions_user", "web_sessions", ["user_id"], unique=False)
+    op.drop_index("ix_messages_broadcast", table_name="messages")
+    op.create_index(
+        "ix_messages_broadcast", "messages", ["broadcast_id", "status", "parts", "sent_at"], unique=False,
+        sqlite_where=sa.text("broadcast_id IS NOT NULL"),
+    )
+    op.create_index("ix_messages_updated", "messages", ["updated_at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_updated", table_name="messages")
+    op.drop_index("ix_messages_broadcast", table_name="messages")
+    op.create_index(
+        "ix_messages_broadcast", "messages", ["broadcast_id", "status"], unique=False,
+        sqlite_where=sa.text("broadcast_id IS NOT NULL"),
+    )
     op.drop_index("ix_web_sessions_user", table_name="web_sessions")
     op.drop_table("web_sessions")
     op.drop_table("users")

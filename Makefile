@@ -17,10 +17,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# Debian's Chromium for the browser tests (SKIP_BROWSER=1 skips the install; the browser
-# tests then fail unless APPLIANCE_SKIP_BROWSER_TESTS=1 too).
+# Debian's Chromium for the browser tests and shellcheck (SKIP_BROWSER=1 skips the install;
+# the browser tests then fail unless APPLIANCE_SKIP_BROWSER_TESTS=1 too).
 browser:
-	@if [ -z "$(SKIP_BROWSER)" ]; then scripts/install-test-browser.sh; fi
+	@if [ -z "$(SKIP_BROWSER)" ]; then scripts/install-test-deps.sh; fi
 
 # pytest exits 5 when it collects no test: report it, don't fail on it.
 # Screenshots of every page are saved under screenshots/ by tests/test_web_browser.py.

@@ -1,6 +1,6 @@
 """The staff pages in a real browser: Debian's headless Chromium driven by Playwright.
 
-`make test` installs Chromium (scripts/install-test-browser.sh); nothing is downloaded at
+`make test` installs Chromium (scripts/install-test-deps.sh); nothing is downloaded at
 test time. Each page is saved as a screenshot under ``screenshots/`` (desktop and 360 px
 wide). Set APPLIANCE_SKIP_BROWSER_TESTS=1 to skip these tests on a machine without
 Chromium; otherwise a missing browser fails them.
@@ -37,7 +37,7 @@ def _chromium() -> str:
     if not Path(path).exists():
         if os.environ.get("APPLIANCE_SKIP_BROWSER_TESTS") == "1":
             pytest.skip("no Chromium here and APPLIANCE_SKIP_BROWSER_TESTS=1")
-        pytest.fail("Chromium is not installed: run scripts/install-test-browser.sh (make test does)")
+        pytest.fail("Chromium is not installed: run scripts/install-test-deps.sh (make test does)")
     return path
 
 

@@ -152,6 +152,12 @@ def test_sign_in_keyboard_and_dashboard(browser: Any, live_server: Any) -> None:
         assert sim.name in modems.inner_text()
     assert "online" in modems.inner_text()
     staff.shot("dashboard")
+    # The dashboard follows the modems by itself: unplug one, the page shows it offline.
+    unplugged = live_server.simulators[1]
+    row = page.get_by_role("row", name=re.compile(live_server.app.modems[1].name))
+    unplugged.unplug()
+    expect(row).to_contain_text("offline", timeout=15_000)
+    unplugged.replug()
     # The session cookie is not readable by scripts.
     assert page.evaluate("document.cookie") == ""
     staff.close()

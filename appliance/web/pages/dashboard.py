@@ -88,11 +88,22 @@ def today_counts(services: Services, since: float) -> dict[str, int]:
     return counts
 
 
-@router.get("/", response_class=HTMLResponse)
-def dashboard(request: Request, _session: Annotated[Session, Depends(signed_in)],
-              services: Annotated[Services, Depends(get_services)]) -> HTMLResponse:
+def _dashboard(request: Request, services: Services, template: str) -> HTMLResponse:
     from appliance.web.render import page
 
     zone = ZoneInfo(services.settings.broadcasts.timezone)
-    return page(request, "dashboard.html", title="Dashboard", modems=modem_rows(services),
+    return page(request, template, title="Dashboard", modems=modem_rows(services),
                 counts=today_counts(services, local_midnight(zone)))
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(request: Request, _session: Annotated[Session, Depends(signed_in)],
+              services: Annotated[Services, Depends(get_services)]) -> HTMLResponse:
+    return _dashboard(request, services, "dashboard.html")
+
+
+@router.get("/dashboard/live", response_class=HTMLResponse)
+def dashboard_live(request: Request, _session: Annotated[Session, Depends(signed_in)],
+                   services: Annotated[Services, Depends(get_services)]) -> HTMLResponse:
+    """The counts and the modems table alone, for the page to refresh itself."""
+    return _dashboard(request, services, "_dashboard_live.html")

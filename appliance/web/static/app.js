@@ -63,7 +63,23 @@ function setUpProgress(box) {
   setTimeout(tick, 500);
 }
 
+// <div data-refresh-url="/dashboard/live" data-refresh-every="5000">: its content is
+// replaced by the server's fresh fragment, unless keyboard focus is inside it.
+function setUpRefresh(box) {
+  const every = Number(box.dataset.refreshEvery) || 10000;
+  const tick = async () => {
+    try {
+      const res = await fetch(box.dataset.refreshUrl, { headers: { Accept: "text/html" } });
+      if (res.status === 401 || res.redirected) { window.location.reload(); return; }
+      if (res.ok && !box.contains(document.activeElement)) box.innerHTML = await res.text();
+    } catch (e) { /* offline for a moment: try again later */ }
+    setTimeout(tick, document.hidden ? every * 4 : every);
+  };
+  setTimeout(tick, every);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-refresh-url]").forEach(setUpRefresh);
   document.querySelectorAll("textarea[data-counter-url]").forEach(setUpCounter);
   document.querySelectorAll("[data-progress-url]").forEach(setUpProgress);
   // One click sends: a second click while the page loads would only be refused.

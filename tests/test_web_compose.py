@@ -57,7 +57,9 @@ def test_compose_preview_send_and_progress(live_server: Any, web_client: Any) ->
     assert progress["sent"] + progress["delivered"] == 2
     page = staff.get(location)
     assert page.status_code == 200 and "Trip" in page.text
-    assert len(staff.get("/broadcasts").text.split('href="/broadcasts/')) == 2
+    unnamed = staff.post("/compose/send", {**form, "name": "", "numbers": "+14155550103"})
+    assert "To +14155550103" in staff.get(unnamed.headers["location"]).text
+    assert len(staff.get("/broadcasts").text.split('href="/broadcasts/')) == 3  # two sends, one row each
 
 
 def test_compose_errors_are_next_to_their_fields(live_server: Any, web_client: Any) -> None:

@@ -100,9 +100,20 @@ class ComposeForm:
             return None
         return BroadcastSpec(
             template=self.text, audience=Audience(tuple(self.groups), tuple(numbers)),
-            kind=self.kind, name=self.name, send_at=send_at, priority="normal",
+            kind=self.kind, name=self.name or self.default_name(numbers), send_at=send_at, priority="normal",
             allow_missing=self.allow_missing,
         )
+
+    def default_name(self, numbers: list[str]) -> str:
+        """"To Class 5B and 3 numbers", "To +14155550101": what the broadcasts list shows
+        when no name was given."""
+        parts = list(self.groups)
+        if len(numbers) == 1:
+            parts.append(numbers[0])
+        elif numbers:
+            parts.append(f"{len(numbers):,} numbers")
+        label = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+        return f"To {label}"[:120]
 
     def take_error(self, exc: InvalidRequest | NotFound) -> None:
         """Put a store error ("template: ...", "audience: ...") next to its field."""

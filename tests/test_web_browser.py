@@ -1,4 +1,5 @@
-"""The staff pages in a real browser: Debian's headless Chromium driven by Playwright.
+"""The staff pages in a real browser: Debian's headless Chromium driven by Playwright,
+each page checked with axe-core (bundled by axe-playwright-python) for WCAG 2.1 A/AA.
 
 `make test` installs Chromium (scripts/install-test-deps.sh); nothing is downloaded at
 test time. Each page is saved as a screenshot under ``screenshots/`` (desktop and 360 px
@@ -16,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from conftest import WEB_PASSWORD
 
+AXE = Axe()
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
@@ -79,8 +83,8 @@ class Staff:
         self.page.wait_for_url(re.compile(r".*/$"))
 
     def shot(self, name: str) -> None:
-        """Save the page, then the same page 360 px wide; check both have labelled fields
-        and no sideways scrolling."""
+        """Check the page (:meth:`check_page`), save it, then save it 360 px wide, where it
+        must not scroll sideways."""
         self.check_page()
         self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
         size = self.page.viewport_size
@@ -91,6 +95,8 @@ class Staff:
         self.page.set_viewport_size(size)
 
     def check_page(self) -> None:
+        """Labels on every visible field, axe-core's WCAG 2.1 A/AA rules, one h1, and no
+        failed script, style or live-update request so far."""
         unlabelled = self.page.evaluate(
             """() => [...document.querySelectorAll('input, select, textarea')]
                 .filter(el => el.type !== 'hidden' && !el.hidden && el.labels.length === 0
@@ -98,6 +104,12 @@ class Staff:
                 .map(el => el.name || el.id)"""
         )
         assert unlabelled == [], f"fields without a label on {self.page.url}: {unlabelled}"
+        # axe-core's WCAG 2.1 A and AA rules (labels, names, contrast, landmarks, ARIA use).
+        found = AXE.run(self.page, options={"runOnly": {"type": "tag", "values": WCAG},
+                                            "resultTypes": ["violations"]}).response["violations"]
+        problems = [f"{v['id']} ({v['impact']}): {v['help']}: {[n['target'] for n in v['nodes']][:3]}"
+                    for v in found]
+        assert problems == [], f"accessibility problems on {self.page.url}: {problems}"
         assert self.page.locator("h1").count() == 1
         assert not self.errors, self.errors
 
@@ -334,6 +346,24 @@ def test_opt_out_suppresses_the_next_send_and_admin_pages(staff_page: Any) -> No
     page.get_by_role("button", name=re.compile("Create")).click()
     expect(page.locator(".secret")).to_contain_text("sk_")
     admin.shot("keys")
+
+
+def test_the_accessibility_check_catches_problems(staff_page: Any) -> None:
+    """The checker that passes every page above does find faults when there are some."""
+    staff = staff_page()
+    page = staff.page
+    page.evaluate("""() => {
+        const main = document.querySelector('main');
+        main.append(document.createElement('input'));
+        const faint = document.createElement('p');
+        faint.textContent = 'faint text';
+        faint.style.color = '#eeeeee';
+        main.append(faint);
+    }""")
+    found = {v["id"] for v in AXE.run(page, options={"runOnly": {"type": "tag", "values": WCAG}}).response["violations"]}
+    assert {"label", "color-contrast"} <= found, found
+    with pytest.raises(AssertionError, match="label"):
+        staff.check_page()
 
 
 def test_staff_see_no_admin_pages(staff_page: Any) -> None:

@@ -213,6 +213,11 @@ def test_form_without_its_token_is_refused(staff_page: Any) -> None:
     staff = staff_page()
     page = staff.page
     page.goto("/compose")
+    # Errors show next to their fields, and focus can reach them.
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#f-numbers-error")).to_contain_text("at least one number")
+    expect(page.get_by_label("Message")).to_have_attribute("aria-invalid", "true")
+    staff.shot("compose-errors")
     page.get_by_label("Phone numbers").fill("+14155550131")
     page.get_by_label("Message").fill("forged?")
     page.evaluate("document.querySelector('main input[name=csrf_token]').remove()")
@@ -232,6 +237,8 @@ def test_form_without_its_token_is_refused(staff_page: Any) -> None:
 def test_signed_out_after_sign_out(staff_page: Any) -> None:
     staff = staff_page()
     page = staff.page
+    page.goto("/account")
+    staff.shot("account")
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(re.compile(r".*/login$"))
     page.goto("/compose")

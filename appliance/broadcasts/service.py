@@ -377,6 +377,16 @@ class BroadcastService:
             ).scalar_one()
         return self.get(bid, with_stats=False)
 
+    def create_and_start(self, spec: BroadcastSpec, *, created_by: str | None = None) -> BroadcastView:
+        """:meth:`create` then :meth:`start`; when the start is refused the draft is left
+        ``cancelled`` (not lying around) and the error raised."""
+        view = self.create(spec, created_by=created_by)
+        try:
+            return self.start(view.id)
+        except Exception:
+            self.cancel(view.id, by="start refused")
+            raise
+
     def spec_of(self, broadcast_id: int) -> BroadcastSpec:
         v = self.get(broadcast_id, with_stats=False)
         return BroadcastSpec(

@@ -32,6 +32,7 @@ __all__ = [
     "SignInRequired",
     "WebState",
     "admin_only",
+    "check_csrf",
     "checked_form",
     "signed_in",
     "web_state",
@@ -142,12 +143,19 @@ def same_origin(request: Request) -> bool:
     return parts.netloc == request.headers.get("host", "")
 
 
-async def checked_form(request: Request, session: Annotated[Session, Depends(signed_in)]) -> FormData:
-    """The posted form, once its CSRF token matches the session's."""
+def check_csrf(request: Request, session: Session, token: object) -> None:
+    """:class:`CsrfRejected` unless the request is same-origin and ``token`` is the
+    session's CSRF token."""
     if not same_origin(request):
         raise CsrfRejected("this form was posted from another site")
-    form = await request.form()
-    token = form.get("csrf_token")
     if not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
         raise CsrfRejected("this form is missing its security token or it has expired")
+
+
+async def checked_form(request: Request, session: Annotated[Session, Depends(signed_in)]) -> FormData:
+    """The posted form, once its CSRF token matches the session's."""
+    if not same_origin(request):  # before reading a cross-site upload
+        raise CsrfRejected("this form was posted from another site")
+    form = await request.form()
+    check_csrf(request, session, form.get("csrf_token"))
     return form

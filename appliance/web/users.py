@@ -98,6 +98,7 @@ class User:
 
 
 _USER_COLUMNS = "id, username, role, created_at, disabled_at, last_login_at"
+_SESSION_USER_COLUMNS = ", ".join(f"u.{c}" for c in _USER_COLUMNS.split(", "))
 
 
 def _user(row: tuple) -> User:  # type: ignore[type-arg]
@@ -243,8 +244,7 @@ class Sessions:
         now = time.time()
         with read_tx(self.engine) as tx:
             row = tx.exec_driver_sql(
-                "SELECT s.csrf, s.created_at, s.last_seen_at, s.expires_at, "
-                f"{', '.join('u.' + c for c in _USER_COLUMNS.split(', '))} "
+                f"SELECT s.csrf, s.created_at, s.last_seen_at, s.expires_at, {_SESSION_USER_COLUMNS} "
                 "FROM web_sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
                 (digest,),
             ).first()

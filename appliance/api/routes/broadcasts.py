@@ -76,14 +76,9 @@ def create_broadcast(body: BroadcastRequest, key: Annotated[ApiKey, Depends(requ
     """A draft to preview (`GET …/{id}/preview`) and start (`POST …/{id}/start`); with
     `"start": true` it is started at once (if it cannot start, the error is returned and
     the draft is left `cancelled`)."""
-    view = service.create(_spec(body), created_by=f"api:{key.name}")
     if body.start:
-        try:
-            view = service.start(view.id)
-        except Exception:
-            service.cancel(view.id, by="start refused")
-            raise
-    return BroadcastOut.of(view)
+        return BroadcastOut.of(service.create_and_start(_spec(body), created_by=f"api:{key.name}"))
+    return BroadcastOut.of(service.create(_spec(body), created_by=f"api:{key.name}"))
 
 
 @router.get("", response_model=BroadcastList, summary="Broadcasts, newest first",

@@ -4,7 +4,6 @@ progress can be followed on the broadcasts page."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import secrets
@@ -23,10 +22,11 @@ from appliance.api.auth import get_services
 from appliance.api.routes.broadcasts import broadcast_service
 from appliance.api.routes.contacts import contact_book
 from appliance.api.services import Services
-from appliance.broadcasts import Audience, BroadcastSpec
+from appliance.broadcasts import Audience, BroadcastService, BroadcastSpec
 from appliance.pdu import PduError, plan
 from appliance.queue import InvalidRequest, NotFound
-from appliance.web.auth import CsrfRejected, checked_form, same_origin, signed_in
+from appliance.web.auth import check_csrf, checked_form, signed_in
+from appliance.web.forms import field_errors
 from appliance.web.render import page, redirect
 from appliance.web.users import Session
 
@@ -39,6 +39,8 @@ Services_ = Annotated[Services, Depends(get_services)]
 SignedIn = Annotated[Session, Depends(signed_in)]
 Form = Annotated[FormData, Depends(checked_form)]
 
+# The store's error prefixes → the compose form's fields.
+_STORE_FIELDS = {"template": "text", "audience": "numbers", "kind": "kind", "send_at": "send_at"}
 _SPLIT_NUMBERS = re.compile(r"[\s,;]+")
 MAX_NUMBERS = 10_000
 
@@ -120,12 +122,8 @@ class ComposeForm:
         if isinstance(exc, NotFound):  # a group deleted since the form was shown
             self.errors["groups"] = str(exc)
             return
-        where, sep, detail = str(exc).partition(": ")
-        target = {"template": "text", "audience": "numbers", "kind": "kind", "send_at": "send_at"}.get(where)
-        if sep and target:
-            self.errors[target] = detail[:1].upper() + detail[1:]
-        else:
-            self.errors["text"] = str(exc)
+        for name, message in field_errors(exc, "text", rename=_STORE_FIELDS).items():
+            self.errors[name if name in _STORE_FIELDS.values() else "text"] = message
 
 
 class _SentForms:
@@ -183,11 +181,16 @@ def edit(request: Request, _session: SignedIn, services: Services_, form: Form) 
     return _compose_page(request, services, ComposeForm.of(form))
 
 
-@router.post("/compose/preview", response_class=HTMLResponse)
-def preview(request: Request, _session: SignedIn, services: Services_, form: Form) -> Response:
+def _read(form: FormData, services: Services) -> tuple[ComposeForm, BroadcastService, BroadcastSpec | None]:
+    """The typed form, the broadcast service and the spec (None: ``typed.errors`` says why)."""
     typed = ComposeForm.of(form)
     service = broadcast_service(services)
-    spec = typed.spec(_zone(services), service.clock())
+    return typed, service, typed.spec(_zone(services), service.clock())
+
+
+@router.post("/compose/preview", response_class=HTMLResponse)
+def preview(request: Request, _session: SignedIn, services: Services_, form: Form) -> Response:
+    typed, service, spec = _read(form, services)
     if spec is None:
         return _compose_page(request, services, typed, status_code=422)
     try:
@@ -208,9 +211,7 @@ def preview(request: Request, _session: SignedIn, services: Services_, form: For
 
 @router.post("/compose/send", response_class=HTMLResponse)
 def send(request: Request, session: SignedIn, services: Services_, form: Form) -> Response:
-    typed = ComposeForm.of(form)
-    service = broadcast_service(services)
-    spec = typed.spec(_zone(services), service.clock())
+    typed, service, spec = _read(form, services)
     if spec is None:
         return _compose_page(request, services, typed, status_code=422)
     if typed.form_id:
@@ -221,14 +222,8 @@ def send(request: Request, session: SignedIn, services: Services_, form: Form) -
             return redirect("/broadcasts", flash="This message is already being sent.")
     broadcast_id: int | None = None
     try:
-        view = service.create(spec, created_by=f"web:{session.user.username}")
+        view = service.create_and_start(spec, created_by=f"web:{session.user.username}")
         broadcast_id = view.id
-        try:
-            view = service.start(view.id)
-        except InvalidRequest:
-            service.cancel(view.id, by="start refused")
-            broadcast_id = None
-            raise
     except (InvalidRequest, NotFound) as exc:
         typed.take_error(exc)
         return _compose_page(request, services, typed, status_code=422)
@@ -248,9 +243,7 @@ def send(request: Request, session: SignedIn, services: Services_, form: Form) -
 async def count(request: Request, session: SignedIn, services: Services_) -> JSONResponse:
     """How the text would be sent: for the live counter under the message box. Posted (a
     long text does not fit in a URL) with the session's CSRF token in ``X-CSRF-Token``."""
-    token = request.headers.get("x-csrf-token", "")
-    if not same_origin(request) or not hmac.compare_digest(token, session.csrf):
-        raise CsrfRejected("the counter request is missing its security token")
+    check_csrf(request, session, request.headers.get("x-csrf-token"))
     form = await request.form()
     text, kind = str(form.get("text", "")), str(form.get("kind", "transactional"))
     footer = services.settings.broadcasts.opt_out_footer.strip() if kind == "marketing" else ""

@@ -1,8 +1,4 @@
-"""Contacts (list, search, add, CSV import with the row report, export) and groups.
-
-Also the helpers the inbox and opt-out pages share: :func:`field_errors` turns a typed
-error saying ``"field: what is wrong"`` into ``{field: message}`` for the form.
-"""
+"""Contacts (list, search, add, CSV import with the row report, export) and groups."""
 
 from __future__ import annotations
 
@@ -17,36 +13,23 @@ from appliance.api.auth import get_services
 from appliance.api.routes.contacts import contact_book
 from appliance.api.services import Services
 from appliance.contacts import ContactBook, ContactExists, CsvError, FilterError, GroupNotFound, write_csv
-from appliance.errors import ApplianceError
 from appliance.numbers import InvalidNumber, to_e164
 from appliance.queue.errors import InvalidRequest
 from appliance.web.auth import checked_form, signed_in
+from appliance.web.forms import field_errors
 from appliance.web.render import page, redirect
 from appliance.web.users import Session
 
-__all__ = ["PAGE_SIZE", "field_errors", "router"]
+__all__ = ["PAGE_SIZE", "router"]
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 100
 MAX_GROUP_NUMBERS = 5000
-_FIELD_PREFIX = re.compile(r"^([a-z_][a-z0-9_.]*): (.+)$", re.DOTALL)
 
 SignedIn = Annotated[Session, Depends(signed_in)]
 Form = Annotated[FormData, Depends(checked_form)]
 Svc = Annotated[Services, Depends(get_services)]
-
-
-def field_errors(exc: ApplianceError, default: str, *, rename: dict[str, str] | None = None) -> dict[str, str]:
-    """``{field: message}`` from an error worded ``"field: message"`` (else ``default``
-    gets the whole message). ``rename`` maps the error's field to the form's."""
-    text = str(exc)
-    match = _FIELD_PREFIX.match(text)
-    if match is None:
-        return {default: text[:1].upper() + text[1:]}
-    name, message = match[1], match[2]
-    name = (rename or {}).get(name, name)
-    return {name: message[:1].upper() + message[1:]}
 
 
 def _text(form: FormData, key: str) -> str:

@@ -14,6 +14,7 @@ from appliance.api.auth import get_services
 from appliance.api.services import Services
 from appliance.queue.db import read_tx
 from appliance.web.auth import signed_in
+from appliance.web.render import page
 from appliance.web.users import Session
 
 __all__ = ["ModemRow", "modem_rows", "router"]
@@ -89,8 +90,6 @@ def today_counts(services: Services, since: float) -> dict[str, int]:
 
 
 def _dashboard(request: Request, services: Services, template: str) -> HTMLResponse:
-    from appliance.web.render import page
-
     zone = ZoneInfo(services.settings.broadcasts.timezone)
     return page(request, template, title="Dashboard", modems=modem_rows(services),
                 counts=today_counts(services, local_midnight(zone)))

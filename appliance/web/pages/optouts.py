@@ -18,7 +18,7 @@ from appliance.api.services import Services
 from appliance.numbers import InvalidNumber, to_e164
 from appliance.queue.errors import InvalidRequest
 from appliance.web.auth import admin_only, checked_form, signed_in
-from appliance.web.pages.contacts import field_errors
+from appliance.web.forms import field_errors
 from appliance.web.render import page, redirect
 from appliance.web.users import Session
 

@@ -119,7 +119,7 @@ def stuck_queue(engine: Any, modems: Sequence[Any], budgets: dict[str, Any], *, 
                 now: float | None = None) -> str | None:
     """A reason when due work waits with a modem able to take it that sends nothing (see
     the module doc); None otherwise. Raises if the database fails."""
-    from appliance.queue.db import read_tx
+    from appliance.db.engine import read_tx
 
     now = time.time() if now is None else now
     cutoff = now - after_s
@@ -224,7 +224,7 @@ def evaluate(services: Any, *, now: float | None = None) -> HealthReport:
 
 def queue_depth(engine: Any) -> int:
     """Messages waiting in the queue (raises if the database fails)."""
-    from appliance.queue.db import read_tx
+    from appliance.db.engine import read_tx
 
     with read_tx(engine) as conn:
         return int(conn.exec_driver_sql("SELECT COUNT(*) FROM messages WHERE status = 'queued'").scalar_one())

@@ -132,7 +132,7 @@ def revision_of(path: Path) -> str | None:
 
 def known_revisions() -> list[str]:
     """Every schema revision this code ships, oldest first (the last one is the head)."""
-    from appliance.queue.db import MIGRATIONS_DIR, shipped_revisions
+    from appliance.db.migrate import MIGRATIONS_DIR, shipped_revisions
 
     chain = shipped_revisions()
     if chain:  # read without alembic, which costs the daemon ~10 MB of memory

@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 from appliance.broadcasts import Audience, BroadcastService, BroadcastSpec  # noqa: E402
 from appliance.contacts import ContactBook  # noqa: E402
 from appliance.queue import Queue, RateLimits  # noqa: E402
-from appliance.queue.db import write_tx  # noqa: E402
+from appliance.db.engine import write_tx  # noqa: E402
 from appliance.queue.quiet import QuietHours  # noqa: E402
-from appliance.queue.scheduler import hold_broadcast_messages  # noqa: E402
+from appliance.db.sending import hold_broadcast_messages  # noqa: E402
 
 TEMPLATE = "Dear {first_name|parent}, {child} ({class}) has a school trip on {date}. Reply YES to confirm."
 

@@ -96,7 +96,7 @@ def run_sims(n: int, latency: float, messages: int) -> tuple[float, int]:
 
 
 def _last_sent_at(queue: Queue) -> float:
-    from appliance.queue.db import read_tx
+    from appliance.db.engine import read_tx
 
     with read_tx(queue.engine) as conn:
         return float(conn.exec_driver_sql("SELECT MAX(sent_at) FROM messages").scalar())

@@ -31,7 +31,7 @@ import httpx  # noqa: E402
 from appliance.broadcasts import Audience, BroadcastService, BroadcastSpec  # noqa: E402
 from appliance.contacts import ContactBook  # noqa: E402
 from appliance.queue import Queue  # noqa: E402
-from appliance.queue.db import write_tx  # noqa: E402
+from appliance.db.engine import write_tx  # noqa: E402
 from appliance.web import Users  # noqa: E402
 
 PASSWORD = "correct horse battery"

@@ -216,3 +216,39 @@ def web_client() -> Iterator[Callable[..., WebClient]]:
     yield make
     for client in clients:
         client.http.close()
+
+
+# ---------------------------------------------------------------------- databases
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """One fresh PostgreSQL database for the whole session, migrated to the newest schema."""
+    from tests.utils.db import fresh_postgres_database, require_postgres
+
+    require_postgres(pytest)
+    from appliance.db import make_engine, migrate
+
+    with fresh_postgres_database() as url:
+        engine = make_engine(url)
+        migrate(engine)
+        engine.dispose()
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL on each engine: a SQLite file in ``tmp_path``, or the session's
+    PostgreSQL database with every table emptied."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'appliance.db'}"
+    from tests.utils.db import empty_tables
+
+    url = request.getfixturevalue("postgres_database")
+    empty_tables(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'appliance.db'}"

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from appliance.api import ApiKeys, create_app
 from appliance.config import Settings, load_settings
 from appliance.queue import Dispatcher, Queue
-from appliance.queue.db import write_tx
+from appliance.db.engine import write_tx
 
 PROBLEM = "application/problem+json"
 

@@ -53,8 +53,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def queue(tmp_path: Path, clock: Clock) -> Queue:
-    return Queue(tmp_path / "q.db", clock=clock, quiet_hours=QuietHours(time(21), time(8), PARIS))
+def queue(db_url: str, clock: Clock) -> Queue:
+    return Queue(db_url, clock=clock, quiet_hours=QuietHours(time(21), time(8), PARIS))
 
 
 def test_claim_holds_marketing_inside_the_window_but_not_transactional(queue: Queue, clock: Clock) -> None:
@@ -75,8 +75,8 @@ def test_held_messages_are_not_claimed_and_do_not_wake_anyone(queue: Queue) -> N
     queue.enqueue_many([("+14155550101", "a"), ("+14155550102", "b")], broadcast_id=7, held=True)
     assert queue.claim("m1", max_parts=10) is None and queue.next_wakeup("m1") is None
     assert queue.stats()["queued"] == 2  # held is still queued to the API
-    from appliance.queue.db import write_tx
-    from appliance.queue.scheduler import hold_broadcast_messages
+    from appliance.db.engine import write_tx
+    from appliance.db.sending import hold_broadcast_messages
 
     with write_tx(queue.engine) as conn:
         assert hold_broadcast_messages(conn, 7, held=False) == 2

@@ -34,8 +34,8 @@ def test_placeholders_defaults_and_escapes() -> None:
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> BroadcastService:
-    queue = Queue(tmp_path / "q.db", max_parts=3)
+def service(db_url: str) -> BroadcastService:
+    queue = Queue(db_url, max_parts=3)
     book = ContactBook(queue.engine)
     book.import_csv("number,first_name,appointment\n+14155550101,Ann,Tue 10:30\n+14155550102,,Wed 9:00\n"
                     "+14155550103,Cid,\n", group="patients")
@@ -105,8 +105,8 @@ def test_duration_estimate_under_the_caps() -> None:
     assert send_duration(1200, [fast, sim]) < send_duration(1200, [sim, sim])  # shares follow the rates
 
 
-def test_quiet_hours_stretch_a_marketing_estimate(tmp_path: Path) -> None:
-    queue = Queue(tmp_path / "q.db", clock=lambda: 1_800_000_000.0)  # 2027-01-15 08:00 UTC
+def test_quiet_hours_stretch_a_marketing_estimate(db_url: str) -> None:
+    queue = Queue(db_url, clock=lambda: 1_800_000_000.0)  # 2027-01-15 08:00 UTC
     queue.quiet_hours = QuietHours(parse_clock("07:00"), parse_clock("09:00"), "UTC")
     svc = BroadcastService(queue, ContactBook(queue.engine),
                            limits=lambda: [RateLimits(min_interval_s=0, per_minute=100, per_hour=100)])

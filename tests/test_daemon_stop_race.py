@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from appliance.queue.db import read_tx
+from appliance.db.engine import read_tx
 
 NUMBER = "+14155550111"
 

@@ -17,7 +17,7 @@ from appliance.modem.simulator import SimulatedModem
 from appliance.modem.types import InboundSms
 from appliance.pdu import decode, encode_deliver
 from appliance.queue import Queue
-from appliance.queue.db import read_tx
+from appliance.db.engine import read_tx
 
 ALICE = "+15551230001"
 BOB = "+15551230002"
@@ -39,8 +39,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def queue(tmp_path: Path, clock: Clock) -> Iterator[Queue]:
-    q = Queue(tmp_path / "q.db", clock=clock)
+def queue(db_url: str, clock: Clock) -> Iterator[Queue]:
+    q = Queue(db_url, clock=clock)
     yield q
     q.close()
 
@@ -324,8 +324,8 @@ def _managed(sim: SimulatedModem, service: InboundService, name: str = "sim-a") 
     return modem
 
 
-def test_simulator_multipart_and_a_double_read(sim_factory: Callable[..., SimulatedModem], tmp_path: Path) -> None:
-    queue = Queue(tmp_path / "sim.db")
+def test_simulator_multipart_and_a_double_read(sim_factory: Callable[..., SimulatedModem], db_url: str) -> None:
+    queue = Queue(db_url)
     service = InboundService(queue)
     sim = sim_factory("sim800")
     modem = _managed(sim, service)
@@ -368,9 +368,9 @@ def test_simulator_multipart_and_a_double_read(sim_factory: Callable[..., Simula
 
 
 def test_simulator_status_report_delivers_the_message(
-    sim_factory: Callable[..., SimulatedModem], tmp_path: Path
+    sim_factory: Callable[..., SimulatedModem], db_url: str
 ) -> None:
-    queue = Queue(tmp_path / "sr.db")
+    queue = Queue(db_url)
     service = InboundService(queue)
     sim = sim_factory("sim800")
     modem = _managed(sim, service)

@@ -23,7 +23,7 @@ from appliance.config import Settings
 from appliance.daemon import Appliance
 from appliance.health import stuck_queue
 from appliance.queue import BudgetView, Queue
-from appliance.queue.db import write_tx
+from appliance.db.engine import write_tx
 from appliance.startup import StartupRefused, prepare_database
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")

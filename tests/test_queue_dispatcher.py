@@ -51,12 +51,12 @@ class Rig:
 
 
 @pytest.fixture
-def rig_factory(sim_factory: Callable[..., SimulatedModem], tmp_path: Path) -> Iterator[Callable[..., Rig]]:
+def rig_factory(sim_factory: Callable[..., SimulatedModem], db_url: str) -> Iterator[Callable[..., Rig]]:
     rigs: list[Rig] = []
 
     def make(n: int, *, latency_s: float = 0.0, backoff: Backoff = Backoff(base_s=0.05, cap_s=0.2),
              max_attempts: int = 5) -> Rig:
-        queue = Queue(tmp_path / "queue.db", backoff=backoff, max_attempts=max_attempts)
+        queue = Queue(db_url, backoff=backoff, max_attempts=max_attempts)
         sims = [sim_factory("sim800", name=f"sim{i}", latency_s=latency_s) for i in range(n)]
         modems = []
         rig = Rig(queue, sims, modems)

@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from appliance.queue import Queue, current_revision, head_revision, make_engine, migrate
-from appliance.queue.models import metadata
+from appliance.db.schema import metadata
 
 QUEUE_TABLES = {
     "batches", "messages", "parts", "modems", "send_log", "inbound", "opt_outs", "consent_log", "events",
@@ -82,7 +82,7 @@ def _table_of(diff: object) -> str | None:
 
 
 def test_non_durable_write_restores_full_sync(tmp_path: Path) -> None:
-    from appliance.queue.db import write_tx
+    from appliance.db.engine import write_tx
 
     engine = make_engine(tmp_path / "q.db")
     migrate(engine)
@@ -98,7 +98,7 @@ def test_shipped_head_is_read_without_alembic_and_matches_it(tmp_path: Path) -> 
     import subprocess
     import sys
 
-    from appliance.queue.db import _shipped_head
+    from appliance.db.migrate import shipped_head as _shipped_head
 
     assert _shipped_head() == head_revision()
     engine = make_engine(tmp_path / "q.db")
@@ -117,7 +117,7 @@ def test_shipped_head_is_read_without_alembic_and_matches_it(tmp_path: Path) -> 
 def test_shipped_revisions_match_alembics_chain() -> None:
     from alembic.script import ScriptDirectory
 
-    from appliance.queue.db import MIGRATIONS_DIR, shipped_revisions
+    from appliance.db.migrate import MIGRATIONS_DIR, shipped_revisions
 
     script = ScriptDirectory(str(MIGRATIONS_DIR))
     assert list(shipped_revisions()) == [r.revision for r in reversed(list(script.walk_revisions()))]

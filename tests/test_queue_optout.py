@@ -12,8 +12,8 @@ NUMBER = "+15550000001"
 
 
 @pytest.fixture
-def queue(tmp_path: Path) -> Queue:
-    q = Queue(tmp_path / "q.db")
+def queue(db_url: str) -> Queue:
+    q = Queue(db_url)
     yield q
     q.close()
 

@@ -21,8 +21,8 @@ from appliance.queue import (
     Queue,
     RateLimits,
 )
-from appliance.queue.db import write_tx
-from appliance.queue.scheduler import Claim
+from appliance.db.engine import write_tx
+from appliance.db.sending import Claim
 
 
 class FakeClock:
@@ -42,8 +42,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def queue(tmp_path: Path, clock: FakeClock) -> Queue:
-    q = Queue(tmp_path / "queue.db", clock=clock, max_attempts=3, backoff=Backoff(base_s=10, cap_s=100, jitter=0.5))
+def queue(db_url: str, clock: FakeClock) -> Queue:
+    q = Queue(db_url, clock=clock, max_attempts=3, backoff=Backoff(base_s=10, cap_s=100, jitter=0.5))
     yield q
     q.close()
 
@@ -160,13 +160,13 @@ def test_a_message_is_claimed_once(queue: Queue) -> None:
     assert queue.stats()["sending"] == 1
 
 
-def test_concat_refs_are_per_modem_persisted_and_wrap(queue: Queue, tmp_path: Path, clock: FakeClock) -> None:
+def test_concat_refs_are_per_modem_persisted_and_wrap(queue: Queue, db_url: str, clock: FakeClock) -> None:
     queue.enqueue([f"+1555000{i:04d}" for i in range(3)], LONG)
     refs = [queue.claim("m1", max_parts=255).concat_ref for _ in range(3)]
     assert refs[1] == (refs[0] + 1) % 256 and refs[2] == (refs[1] + 1) % 256
     with write_tx(queue.engine) as conn:
         conn.exec_driver_sql("UPDATE modems SET next_concat_ref = 255 WHERE name = 'm1'")
-    reopened = Queue(tmp_path / "queue.db", clock=clock)
+    reopened = Queue(db_url, clock=clock)
     reopened.enqueue(["+15550000010", "+15550000011"], LONG)
     assert [reopened.claim("m1", max_parts=255).concat_ref for _ in range(2)] == [255, 0]
 
@@ -368,13 +368,13 @@ def test_failed_status_report_fails_the_message(queue: Queue) -> None:
 
 # ---------------------------------------------------------------- budgets, inbound, modems
 
-def test_budget_comes_from_the_durable_send_log(queue: Queue, tmp_path: Path, clock: FakeClock) -> None:
+def test_budget_comes_from_the_durable_send_log(queue: Queue, db_url: str, clock: FakeClock) -> None:
     queue.enqueue([f"+1555000{i:04d}" for i in range(4)], "b")
     for _ in range(4):
         send_all(queue, queue.claim("m1", max_parts=255))
         clock.advance(5)
     limits = RateLimits(min_interval_s=10, per_minute=6, per_hour=100, per_day=1000)
-    restarted = Queue(tmp_path / "queue.db", clock=clock)  # a restart does not reset the budget
+    restarted = Queue(db_url, clock=clock)  # a restart does not reset the budget
     view = restarted.budget("m1", limits)
     assert (view.minute_left, view.hour_left, view.day_left) == (2, 96, 996)
     assert view.next_allowed_at == pytest.approx(clock.now - 5 + 10)

@@ -73,8 +73,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def queue(tmp_path: Path) -> Iterator[Queue]:
-    q = Queue(tmp_path / "q.db")
+def queue(db_url: str) -> Iterator[Queue]:
+    q = Queue(db_url)
     yield q
     q.close()
 
@@ -143,7 +143,7 @@ def test_inbound_event_retried_after_500_then_delivered_once(queue: Queue, recei
     assert data["received_at"].endswith("Z")
 
 
-def test_outbox_survives_a_restart(queue: Queue, receiver: Receiver, tmp_path: Path) -> None:
+def test_outbox_survives_a_restart(queue: Queue, receiver: Receiver, db_url: str) -> None:
     receive(queue, "STOP")  # a keyword row: handled before its event is made
     receiver.answers = [503] * 1000
     url = receiver.url()
@@ -157,7 +157,7 @@ def test_outbox_survives_a_restart(queue: Queue, receiver: Receiver, tmp_path: P
 
     # Restart on a fresh engine (a new process): the row is still owed and gets delivered.
     receiver.answers = []
-    again = Queue(tmp_path / "q.db")
+    again = Queue(db_url)
     second = WebhookService(again, [hook(url)], backoff_base_s=0.05, backoff_cap_s=0.1, poll_interval_s=0.05)
     second.start()
     try:

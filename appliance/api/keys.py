@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 
 from appliance.errors import ApplianceError
-from appliance.queue.db import read_tx, write_tx
+from appliance.db.engine import read_tx, write_tx
 
 SCOPES = ("send", "read", "admin")
 _PREFIX = "sk_"

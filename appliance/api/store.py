@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 
 from appliance.queue import OptOutView
-from appliance.queue.db import read_tx
+from appliance.db.engine import read_tx
 
 __all__ = ["SentCounts", "StoreStats", "WebhookFailures"]
 

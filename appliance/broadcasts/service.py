@@ -43,16 +43,12 @@ from appliance.contacts import ContactBook, Recipient, read_csv
 from appliance.numbers import InvalidNumber, to_e164
 from appliance.pdu import PduError, plan
 from appliance.queue import InvalidRequest, InvalidState, NotFound, Queue, RateLimits
-from appliance.queue.db import Tx, read_tx, write_tx
+from appliance.db import consent
+from appliance.db.engine import Tx, read_tx, write_tx
 from appliance.queue.quiet import QuietHours
-from appliance.queue.scheduler import (
-    MESSAGE_STATES,
-    PRIORITIES,
-    PRIORITY_NAMES,
-    _event,
-    cancel_broadcast_messages,
-    hold_broadcast_messages,
-)
+from appliance.db.messages import add_event as _event
+from appliance.db.sending import cancel_broadcast_messages, hold_broadcast_messages
+from appliance.db.states import MESSAGE_STATES, PRIORITIES, PRIORITY_NAMES
 
 __all__ = [
     "KINDS",
@@ -287,7 +283,7 @@ class BroadcastService:
 
     def _opted_out(self, numbers: Sequence[str]) -> set[str]:
         with read_tx(self.queue.engine) as conn:
-            return Queue._opted_out_among(conn, numbers)
+            return consent.opted_out_among(conn, numbers)
 
     def preview(self, spec: BroadcastSpec, *, samples: int | None = None) -> Preview:
         """Render every recipient's text and count what would be sent (nothing is stored)."""

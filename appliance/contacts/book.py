@@ -23,9 +23,9 @@ from appliance.contacts.csvio import read_csv, write_csv
 from appliance.contacts.errors import ContactExists, ContactNotFound, GroupNotFound
 from appliance.contacts.filters import FIELD_NAME, compile_filter
 from appliance.numbers import InvalidNumber, to_e164
-from appliance.queue.db import Tx, read_tx, write_tx
+from appliance.db.engine import Tx, read_tx, write_tx
 from appliance.queue.errors import InvalidRequest
-from appliance.queue.store import Page, _decode_cursor, _encode_cursor
+from appliance.db.rows import Page, decode_cursor, encode_cursor
 
 __all__ = [
     "RESERVED_FIELDS",
@@ -257,7 +257,7 @@ class ContactBook:
         contains ``search``."""
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit: must be between 1 and 1000")
-        after = _decode_cursor("c", cursor)
+        after = decode_cursor("c", cursor)
         where, args = ["c.id > ?"], [int(after or 0)]
         with read_tx(self.engine) as conn:
             if group is not None:
@@ -272,7 +272,7 @@ class ContactBook:
                 f"FROM contacts c WHERE {' AND '.join(where)} ORDER BY c.id LIMIT ?", (*args, limit + 1)
             ).all()
             items = self._views(conn, rows[:limit])
-        return Page(items, _encode_cursor("c", items[-1].id) if len(rows) > limit else None)
+        return Page(items, encode_cursor("c", items[-1].id) if len(rows) > limit else None)
 
     def count(self) -> int:
         with read_tx(self.engine) as conn:

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from appliance.queue.db import current_revision, head_revision, make_engine, migrate
+from appliance.db import current_revision, head_revision, make_engine, migrate
 from appliance.queue.dispatcher import Dispatcher
 from appliance.queue.errors import (
     DuplicateIdempotencyKey,
@@ -20,7 +20,8 @@ from appliance.queue.errors import (
     QueueError,
 )
 from appliance.queue.ratelimit import DEFAULT_WINDOWS, BudgetView, RateLimits, SendBudget
-from appliance.queue.scheduler import FINAL_STATES, MESSAGE_STATES, PRIORITIES, Backoff, Claim, Recovery
+from appliance.db.sending import Backoff, Claim, Recovery
+from appliance.db.states import FINAL_STATES, MESSAGE_STATES, PRIORITIES
 from appliance.queue.store import (
     EventView,
     InboundView,

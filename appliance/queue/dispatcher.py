@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from appliance.modem.errors import ModemDisconnected, ModemError, SendOutcomeUnknown, SendRejected
 from appliance.pdu import PduError, SubmitPdu, encode_submit
 from appliance.queue.ratelimit import DEFAULT_WINDOWS, RateLimits, SendBudget
-from appliance.queue.scheduler import Claim, Recovery
+from appliance.db.sending import Claim, Recovery
 from appliance.queue.store import Queue
 
 __all__ = ["Dispatcher", "SendingModem", "WorkerHealth"]

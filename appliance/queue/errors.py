@@ -1,29 +1,23 @@
-"""Typed errors of the queue."""
+"""Typed errors of the queue (defined by the data layer, :mod:`appliance.db.errors`)."""
 
 from __future__ import annotations
 
-from appliance.errors import ApplianceError
+from appliance.db.errors import (
+    DatabaseUnavailable,
+    DuplicateIdempotencyKey,
+    InvalidRequest,
+    InvalidState,
+    MigrationError,
+    NotFound,
+    QueueError,
+)
 
-
-class QueueError(ApplianceError):
-    """Something the queue was asked cannot be done."""
-
-
-class NotFound(QueueError):
-    """No message (or other record) with the given id exists."""
-
-
-class InvalidState(QueueError):
-    """The message is not in a state that allows the operation (e.g. cancel once sending)."""
-
-
-class DuplicateIdempotencyKey(QueueError):
-    """The idempotency key was already used for a different request body."""
-
-
-class InvalidRequest(QueueError):
-    """An argument is out of range or malformed (unknown priority, empty recipient list...)."""
-
-
-class MigrationError(QueueError):
-    """The database schema could not be brought to the version this code needs."""
+__all__ = [
+    "DatabaseUnavailable",
+    "DuplicateIdempotencyKey",
+    "InvalidRequest",
+    "InvalidState",
+    "MigrationError",
+    "NotFound",
+    "QueueError",
+]

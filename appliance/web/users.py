@@ -15,12 +15,12 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from sqlite3 import IntegrityError
+from appliance.db.errors import ConstraintViolation as IntegrityError
 
 from sqlalchemy import Engine
 
 from appliance.errors import ApplianceError
-from appliance.queue.db import read_tx, write_tx
+from appliance.db.engine import read_tx, write_tx
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from appliance.queue.db import Tx, read_tx, write_tx
+from appliance.db.engine import Tx, read_tx, write_tx
 
 __all__ = ["EVENTS_CURSOR", "INBOUND_CURSOR", "STATUS_KINDS", "Outbox", "OutboxEntry", "iso"]
 

@@ -14,7 +14,7 @@ from appliance.api.routes.broadcasts import broadcast_service
 from appliance.api.services import Services
 from appliance.broadcasts import BroadcastService, BroadcastView
 from appliance.queue import InvalidState, NotFound
-from appliance.queue.db import read_tx
+from appliance.db.engine import read_tx
 from appliance.web.auth import checked_form, signed_in
 from appliance.web.render import page, redirect
 from appliance.web.users import Session

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from appliance.api.auth import get_services
 from appliance.api.services import Services
-from appliance.queue.db import read_tx
+from appliance.db.engine import read_tx
 from appliance.web.auth import signed_in
 from appliance.web.render import page
 from appliance.web.users import Session

@@ -19,9 +19,10 @@ from appliance.api.routes.contacts import contact_book
 from appliance.api.services import Services
 from appliance.numbers import InvalidNumber, to_e164
 from appliance.queue import Queue
-from appliance.queue.db import read_tx
+from appliance.db.engine import read_tx
 from appliance.queue.errors import InvalidRequest
-from appliance.queue.store import _decode_cursor, _encode_cursor
+from appliance.db import consent
+from appliance.db.rows import decode_cursor, encode_cursor
 from appliance.web.auth import signed_in
 from appliance.web.render import page
 from appliance.web.users import Session
@@ -68,7 +69,7 @@ def _names_and_opt_outs(services: Services, numbers: list[str]) -> tuple[dict[st
         if r.fields.get("name")
     }
     with read_tx(services.queue.engine) as conn:
-        opted = Queue._opted_out_among(conn, numbers)
+        opted = consent.opted_out_among(conn, numbers)
     return names, opted
 
 
@@ -82,7 +83,7 @@ def thread_rows(services: Services, *, q: str = "", cursor: str | None = None,
         where = "WHERE sender LIKE ? OR body LIKE ?"
         args += [f"%{q}%"] * 2
     having = ""
-    after = _decode_cursor("t", cursor)
+    after = decode_cursor("t", cursor, list)
     if after is not None:
         having = "HAVING last_at < ? OR (last_at = ? AND sender < ?)"
         args += [after[0], after[0], after[1]]
@@ -96,7 +97,7 @@ def thread_rows(services: Services, *, q: str = "", cursor: str | None = None,
     shown = rows[:limit]
     names, opted = _names_and_opt_outs(services, [r[0] for r in shown])
     threads = [ThreadRow(r[0], names.get(r[0]), r[1], r[2], r[3], int(r[4]), r[0] in opted) for r in shown]
-    nxt = _encode_cursor("t", [shown[-1][3], shown[-1][0]]) if len(rows) > limit else None
+    nxt = encode_cursor("t", [shown[-1][3], shown[-1][0]]) if len(rows) > limit else None
     return threads, nxt
 
 

@@ -1,9 +1,10 @@
 """Which message goes next, on which modem, and what a send's outcome does to the queue.
 
 Every function here runs inside one short write transaction that the caller opened with
-:func:`appliance.queue.db.write_tx` (``BEGIN IMMEDIATE``), so two workers never claim the
+:func:`appliance.db.write_tx` (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the claim's
+``FOR UPDATE SKIP LOCKED``), so two workers — of one node or of several — never claim the
 same message. The claim order is priority (high, normal, low), then due time (``send_at``,
-or the end of a retry's backoff), then age. The state machine is DESIGN §3:
+or the end of a retry's backoff), then age. The state machine (docs/architecture.md):
 
 * a part is committed ``submitting`` (and logged in ``send_log``) before its PDU is written;
 * ``+CMGS`` → part ``sent`` (message ``sent`` with its last part);
@@ -13,7 +14,8 @@ or the end of a retry's backoff), then age. The state machine is DESIGN §3:
 * no answer after the PDU was handed over → part and message ``unknown``, never resent
   silently;
 * on start-up (:func:`recover`) parts left ``submitting`` become ``unknown`` and claimed
-  messages go back to ``queued``.
+  messages go back to ``queued`` — a node's own, or a silent node's, taken over by a
+  survivor once its lease ran out.
 """
 
 from __future__ import annotations
@@ -23,12 +25,10 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from appliance.queue.db import Tx
+from appliance.db.engine import Tx
+from appliance.db.messages import add_event, ensure_modem
 
 __all__ = [
-    "FINAL_STATES",
-    "MESSAGE_STATES",
-    "PRIORITIES",
     "Backoff",
     "Claim",
     "ClaimedPart",
@@ -38,6 +38,7 @@ __all__ = [
     "claim_next",
     "expire_due",
     "hold_broadcast_messages",
+    "next_times",
     "part_failed",
     "part_retry",
     "part_sent",
@@ -46,12 +47,6 @@ __all__ = [
     "release",
 ]
 
-PRIORITIES: dict[str, int] = {"high": 0, "normal": 1, "low": 2}
-PRIORITY_NAMES: dict[int, str] = {v: k for k, v in PRIORITIES.items()}
-MESSAGE_STATES = (
-    "queued", "sending", "sent", "delivered", "failed", "unknown", "cancelled", "suppressed", "expired",
-)
-FINAL_STATES = frozenset({"delivered", "failed", "unknown", "cancelled", "suppressed", "expired"})
 _LEFT_STATES = ("sent", "delivered", "failed", "unknown")
 
 
@@ -95,6 +90,7 @@ class Claim:
     left: int  # parts of this message already handed to the network (before this claim)
     sent_now: int = field(default=0)
     ignore_opt_out: bool = False  # a STOP confirmation goes to a number that just opted out
+    sim: str | None = None  # the send log's key for the SIM (ICCID), default the modem's name
 
     @property
     def any_left(self) -> bool:
@@ -109,24 +105,9 @@ class Recovery:
     requeued: tuple[int, ...]
 
 
-def _event(conn: Tx, at: float, kind: str, message_id: int | None, *, part_id: int | None = None,
-           modem: str | None = None, detail: object = None) -> None:
-    conn.exec_driver_sql(
-        "INSERT INTO events (at, kind, message_id, part_id, modem, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        (at, kind, message_id, part_id, modem, None if detail is None else json.dumps(detail)),
-    )
-
-
-def _ensure_modem(conn: Tx, modem: str, now: float) -> None:
-    conn.exec_driver_sql(
-        "INSERT INTO modems (name, updated_at, next_concat_ref) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
-        (modem, now, random.randrange(256)),
-    )
-
-
 def next_concat_ref(conn: Tx, modem: str, now: float) -> int:
     """The next 8-bit concatenation reference of ``modem`` (persisted; wraps at 256)."""
-    _ensure_modem(conn, modem, now)
+    ensure_modem(conn, modem, now)
     ref = conn.exec_driver_sql(
         "UPDATE modems SET next_concat_ref = (next_concat_ref + 1) % 256 WHERE name = ? "
         "RETURNING (next_concat_ref + 255) % 256",
@@ -137,9 +118,10 @@ def next_concat_ref(conn: Tx, modem: str, now: float) -> int:
 
 def expire_due(conn: Tx, now: float) -> list[int]:
     """Queued messages past their validity become ``expired``."""
-    ids = [r[0] for r in conn.exec_driver_sql(
+    skip = " FOR UPDATE SKIP LOCKED" if conn.postgres else ""
+    ids = [r["id"] for r in conn.exec_driver_sql(
         "SELECT id FROM messages INDEXED BY ix_messages_queued_expiry "
-        "WHERE status = 'queued' AND expires_at IS NOT NULL AND expires_at <= ?",
+        f"WHERE status = 'queued' AND expires_at IS NOT NULL AND expires_at <= ?{skip}",
         (now,),
     )]
     if ids:
@@ -150,7 +132,7 @@ def expire_due(conn: Tx, now: float) -> list[int]:
 def _expire(conn: Tx, ids: Sequence[int], now: float) -> None:
     conn.exec_driver_sql(
         "UPDATE messages SET status = 'expired', updated_at = ?, claimed_at = NULL, "
-        "error = 'not sent before its validity ended' WHERE id = ?",
+        "error = 'not sent before its validity ended' WHERE id = ? AND status = 'queued'",
         [(now, i) for i in ids],
     )
     conn.exec_driver_sql(
@@ -162,7 +144,7 @@ def _expire(conn: Tx, ids: Sequence[int], now: float) -> None:
 
 
 def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool = True,
-               marketing: bool = True) -> Claim | None:
+               marketing: bool = True, sim: str | None = None) -> Claim | None:
     """Claim the next due message ``modem`` may send (at most ``max_parts`` parts).
 
     Messages pinned to another modem (a part already left through it) are skipped, and so
@@ -173,17 +155,19 @@ def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool 
         expire_due(conn, now)
     quiet = "" if marketing else " AND kind != 'marketing'"
     index = "ix_messages_claim" if marketing else "ix_messages_claim_tx"
+    # Another node's claim in progress holds its row: skip it rather than wait for it.
+    skip = " FOR UPDATE SKIP LOCKED" if conn.postgres else ""
     row = conn.exec_driver_sql(
-        "SELECT id, recipient, body, parts, concat_ref, expires_at, modem, attempts, max_attempts, "
+        "SELECT id, recipient, body, parts, concat_ref, expires_at, attempts, max_attempts, "
         f"ignore_opt_out FROM messages INDEXED BY {index} "
         "WHERE status = 'queued' AND held = 0 AND due_at <= ? AND parts <= ? "
         f"AND (modem IS NULL OR modem = ?){quiet} "
-        "ORDER BY priority, due_at, id LIMIT 1",
+        f"ORDER BY priority, due_at, id LIMIT 1{skip}",
         (now, max_parts, modem),
     ).first()
     if row is None:
         return None
-    mid, to, body, total, ref, expires_at, pinned, attempts, max_attempts, ignore_opt_out = row
+    mid, total, ref = row["id"], row["parts"], row["concat_ref"]
     rows = conn.exec_driver_sql(
         "SELECT id, seq, state FROM parts WHERE message_id = ? ORDER BY seq", (mid,)
     ).all()
@@ -194,9 +178,9 @@ def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool 
             conn.exec_driver_sql(
                 f"INSERT INTO parts (message_id, seq, state) VALUES {values} RETURNING id, seq, state", args
             ).all(),
-            key=lambda r: r[1],
+            key=lambda r: r["seq"],
         )
-    left = sum(1 for r in rows if r[2] in _LEFT_STATES)
+    left = sum(1 for r in rows if r["state"] in _LEFT_STATES)
     if left == 0 or ref is None:
         ref = next_concat_ref(conn, modem, now) if total > 1 else 0
     conn.exec_driver_sql(
@@ -205,10 +189,10 @@ def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool 
         (modem, now, ref, now, mid),
     )
     return Claim(
-        message_id=mid, modem=modem, to=to, body=body, total=total, concat_ref=ref,
-        expires_at=expires_at, attempts=attempts, max_attempts=max_attempts,
-        parts=[ClaimedPart(r[0], r[1]) for r in rows if r[2] == "queued"], left=left,
-        ignore_opt_out=bool(ignore_opt_out),
+        message_id=mid, modem=modem, to=row["recipient"], body=row["body"], total=total, concat_ref=ref,
+        expires_at=row["expires_at"], attempts=row["attempts"], max_attempts=row["max_attempts"],
+        parts=[ClaimedPart(r["id"], r["seq"]) for r in rows if r["state"] == "queued"], left=left,
+        ignore_opt_out=bool(row["ignore_opt_out"]), sim=sim,
     )
 
 
@@ -221,8 +205,8 @@ def _finish_message(conn: Tx, claim: Claim, status: str, now: float, error: str 
     conn.exec_driver_sql(
         "UPDATE parts SET state = 'cancelled' WHERE message_id = ? AND state = 'queued'", (claim.message_id,)
     )
-    _event(conn, now, kind, claim.message_id, part_id=part_id, modem=claim.modem,
-           detail={"error": error} if error else None)
+    add_event(conn, now, kind, claim.message_id, part_id=part_id, modem=claim.modem,
+              detail={"error": error} if error else None)
 
 
 def begin_part(conn: Tx, claim: Claim, part: ClaimedPart, now: float) -> str:
@@ -233,6 +217,9 @@ def begin_part(conn: Tx, claim: Claim, part: ClaimedPart, now: float) -> str:
     longer this claim's to send (e.g. a failed status report ended it).
     """
     if not claim.any_left:
+        # The opt-out check and the "submitting" commit in one transaction, under the same
+        # lock as an opt-out of this number (on every node).
+        conn.lock(f"number:{claim.to}")
         status = conn.exec_driver_sql("SELECT status FROM messages WHERE id = ?", (claim.message_id,)).scalar()
         if status != "sending":
             return "gone"
@@ -253,8 +240,8 @@ def begin_part(conn: Tx, claim: Claim, part: ClaimedPart, now: float) -> str:
     if not marked:
         return "gone"
     part.log_id = conn.exec_driver_sql(
-        "INSERT INTO send_log (modem, at, message_id, part_id) VALUES (?, ?, ?, ?) RETURNING id",
-        (claim.modem, now, claim.message_id, part.id),
+        "INSERT INTO send_log (modem, sim, at, message_id, part_id) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        (claim.modem, claim.sim or claim.modem, now, claim.message_id, part.id),
     ).scalar_one()
     part.submitted_at = now
     return "go"
@@ -277,7 +264,7 @@ def part_sent(conn: Tx, claim: Claim, part: ClaimedPart, mr: int, now: float) ->
         (now, now, claim.message_id),
     ).rowcount
     if done:  # one row per message (not per part): status webhooks are made from events
-        _event(conn, now, "sent", claim.message_id, modem=claim.modem)
+        add_event(conn, now, "sent", claim.message_id, modem=claim.modem)
     return bool(done)
 
 
@@ -350,7 +337,7 @@ def hold_broadcast_messages(conn: Tx, broadcast_id: int, *, held: bool) -> int:
 
 def cancel_broadcast_messages(conn: Tx, broadcast_id: int, now: float, *, by: str) -> int:
     """Cancel every queued message of a broadcast (those sending finish); returns how many."""
-    ids = [r[0] for r in conn.exec_driver_sql(
+    ids = [r["id"] for r in conn.exec_driver_sql(
         "SELECT id FROM messages WHERE broadcast_id = ? AND status = 'queued'", (broadcast_id,)
     )]
     if ids:
@@ -376,8 +363,8 @@ def part_retry(conn: Tx, claim: Claim, part: ClaimedPart, now: float, error: str
         (error, part.id),
     )
     _put_back(conn, claim, now, due_at=now + delay, attempts=attempts)
-    _event(conn, now, "retry", claim.message_id, part_id=part.id, modem=claim.modem,
-           detail={"error": error, "attempt": attempts, "delay_s": round(delay, 3)})
+    add_event(conn, now, "retry", claim.message_id, part_id=part.id, modem=claim.modem,
+              detail={"error": error, "attempt": attempts, "delay_s": round(delay, 3)})
     return "queued"
 
 
@@ -391,19 +378,30 @@ def release(conn: Tx, claim: Claim, now: float, reason: str, *, part: ClaimedPar
         if part.log_id is not None:
             conn.exec_driver_sql("DELETE FROM send_log WHERE id = ?", (part.log_id,))
     _put_back(conn, claim, now, due_at=None, attempts=claim.attempts)
-    _event(conn, now, "released", claim.message_id, modem=claim.modem, detail={"reason": reason})
+    add_event(conn, now, "released", claim.message_id, modem=claim.modem, detail={"reason": reason})
 
 
-def recover(conn: Tx, now: float) -> Recovery:
-    """Start-up: ``submitting`` parts → ``unknown`` (and their messages); other claims → queue."""
+def recover(conn: Tx, now: float, *, modems: Sequence[str] | None = None, by: str = "start-up") -> Recovery:
+    """``submitting`` parts → ``unknown`` (and their messages); other claims → queue.
+
+    ``modems`` limits it to the work of those modems (one node's, on a shared database);
+    None recovers everything (one appliance on its own file). ``by`` goes in the events.
+    """
+    scope, args = "", ()
+    if modems is not None:
+        if not modems:
+            return Recovery(unknown=(), requeued=())
+        scope = f" AND modem IN ({', '.join('?' * len(modems))})"
+        args = tuple(modems)
+    skip = " FOR UPDATE" if conn.postgres else ""
     stuck = conn.exec_driver_sql(
-        "SELECT id, message_id, modem FROM parts WHERE state = 'submitting'"
+        f"SELECT id, message_id, modem FROM parts WHERE state = 'submitting'{scope}{skip}", args
     ).all()
-    unknown = sorted({r[1] for r in stuck})
+    unknown = sorted({r["message_id"] for r in stuck})
     error = "the appliance stopped while this part was being handed to the modem; it may have been sent"
     if stuck:
         conn.exec_driver_sql(
-            "UPDATE parts SET state = 'unknown', error = ? WHERE id = ?", [(error, r[0]) for r in stuck]
+            "UPDATE parts SET state = 'unknown', error = ? WHERE id = ?", [(error, r["id"]) for r in stuck]
         )
         conn.exec_driver_sql(
             "UPDATE messages SET status = 'unknown', error = ?, updated_at = ?, claimed_at = NULL WHERE id = ?",
@@ -415,9 +413,11 @@ def recover(conn: Tx, now: float) -> Recovery:
         )
         conn.exec_driver_sql(
             "INSERT INTO events (at, kind, message_id, part_id, modem, detail) VALUES (?, 'unknown', ?, ?, ?, ?)",
-            [(now, r[1], r[0], r[2], json.dumps({"error": error, "at": "start-up"})) for r in stuck],
+            [(now, r["message_id"], r["id"], r["modem"], json.dumps({"error": error, "at": by})) for r in stuck],
         )
-    claimed = [r[0] for r in conn.exec_driver_sql("SELECT id FROM messages WHERE status = 'sending'")]
+    claimed = [r["id"] for r in conn.exec_driver_sql(
+        f"SELECT id FROM messages WHERE status = 'sending'{scope}{skip}", args
+    )]
     if claimed:
         # Pinned (keeps modem and concat ref) when a part already left, else free to any modem.
         conn.exec_driver_sql(
@@ -426,12 +426,41 @@ def recover(conn: Tx, now: float) -> Recovery:
             "AND p.state IN ('sent', 'delivered', 'failed', 'unknown')) THEN modem ELSE NULL END, "
             "concat_ref = CASE WHEN EXISTS (SELECT 1 FROM parts p WHERE p.message_id = messages.id "
             "AND p.state IN ('sent', 'delivered', 'failed', 'unknown')) THEN concat_ref ELSE NULL END "
-            "WHERE id = ?",
+            "WHERE id = ? AND status = 'sending'",
             [(now, m) for m in claimed],
         )
         conn.exec_driver_sql(
             "INSERT INTO events (at, kind, message_id, detail) VALUES (?, 'requeued', ?, ?)",
-            [(now, m, json.dumps({"at": "start-up"})) for m in claimed],
+            [(now, m, json.dumps({"at": by})) for m in claimed],
         )
         follow_broadcast(conn, claimed, now)
     return Recovery(unknown=tuple(unknown), requeued=tuple(claimed))
+
+
+def next_times(tx: Tx, modem: str, *, transactional_only: bool) -> tuple[float | None, bool, float | None]:
+    """``(due, marketing_waits, expiry)`` of the queued work ``modem`` could take: the
+    earliest due time (of transactional work only, inside quiet hours), whether marketing
+    work waits (asked only then) and the earliest expiry. Held messages are not work."""
+    if transactional_only:  # few rows at night, whatever waits for morning
+        due = tx.exec_driver_sql(
+            "SELECT MIN(due_at) FROM messages INDEXED BY ix_messages_claim_tx "
+            "WHERE status = 'queued' AND held = 0 AND kind != 'marketing' AND (modem IS NULL OR modem = ?)",
+            (modem,),
+        ).scalar()
+        marketing_waits = tx.exec_driver_sql(
+            "SELECT 1 FROM messages INDEXED BY ix_messages_queued_due "
+            "WHERE status = 'queued' AND held = 0 AND kind = 'marketing' AND (modem IS NULL OR modem = ?) "
+            "LIMIT 1", (modem,)
+        ).first() is not None
+    else:
+        due = tx.exec_driver_sql(
+            "SELECT due_at FROM messages INDEXED BY ix_messages_queued_due "
+            "WHERE status = 'queued' AND held = 0 AND (modem IS NULL OR modem = ?) "
+            "ORDER BY due_at LIMIT 1", (modem,)
+        ).scalar()
+        marketing_waits = False
+    exp = tx.exec_driver_sql(
+        "SELECT expires_at FROM messages INDEXED BY ix_messages_queued_expiry "
+        "WHERE status = 'queued' AND expires_at IS NOT NULL ORDER BY expires_at LIMIT 1"
+    ).scalar()
+    return due, marketing_waits, exp

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from appliance.db.types import where
+
 revision = "0001_queue_core"
 down_revision = None
 branch_labels = None
@@ -79,15 +81,15 @@ def upgrade() -> None:
     op.create_index("ix_messages_batch_id", "messages", ["batch_id"], unique=False)
     op.create_index(
         "ix_messages_claim", "messages", ["priority", "due_at", "id"], unique=False,
-        sqlite_where=sa.text("status = 'queued'"),
+        **where("status = 'queued'"),
     )
     op.create_index(
         "ix_messages_queued_due", "messages", ["due_at"], unique=False,
-        sqlite_where=sa.text("status = 'queued'"),
+        **where("status = 'queued'"),
     )
     op.create_index(
         "ix_messages_queued_expiry", "messages", ["expires_at"], unique=False,
-        sqlite_where=sa.text("status = 'queued' AND expires_at IS NOT NULL"),
+        **where("status = 'queued' AND expires_at IS NOT NULL"),
     )
     op.create_index("ix_messages_recipient_id", "messages", ["recipient", "id"], unique=False)
     op.create_index("ix_messages_status_id", "messages", ["status", "id"], unique=False)
@@ -111,7 +113,7 @@ def upgrade() -> None:
     op.create_index("ix_parts_report_match", "parts", ["modem", "mr", "sent_at"], unique=False)
     op.create_index(
         "ix_parts_submitting", "parts", ["message_id"], unique=False,
-        sqlite_where=sa.text("state = 'submitting'"),
+        **where("state = 'submitting'"),
     )
 
 

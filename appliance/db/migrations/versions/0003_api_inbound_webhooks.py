@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from appliance.db.types import FLAG, where
+
 revision = "0003_api_inbound_webhooks"
 down_revision = "0002_inbound_consent_events"
 branch_labels = None
@@ -19,12 +21,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("messages") as batch:
         batch.add_column(
-            sa.Column("ignore_opt_out", sa.Boolean(), nullable=False, server_default=sa.text("0"))
+            sa.Column("ignore_opt_out", FLAG, nullable=False, server_default=sa.text("0"))
         )
     with op.batch_alter_table("inbound") as batch:
         batch.add_column(sa.Column("digest", sa.String(), nullable=True))
         batch.add_column(
-            sa.Column("complete", sa.Boolean(), nullable=False, server_default=sa.text("1"))
+            sa.Column("complete", FLAG, nullable=False, server_default=sa.text("1"))
         )
         batch.add_column(sa.Column("keyword", sa.String(), nullable=True))
         batch.add_column(sa.Column("handled_at", sa.Float(), nullable=True))
@@ -33,7 +35,7 @@ def upgrade() -> None:
     op.create_index("ix_inbound_digest", "inbound", ["digest"], unique=True)
     op.create_index(
         "ix_inbound_unhandled", "inbound", ["id"], unique=False,
-        sqlite_where=sa.text("handled_at IS NULL"),
+        **where("handled_at IS NULL"),
     )
     op.create_table(
         "inbound_fragments",
@@ -82,7 +84,7 @@ def upgrade() -> None:
     )
     op.create_index(
         "ix_webhook_outbox_due", "webhook_outbox", ["next_attempt_at"], unique=False,
-        sqlite_where=sa.text("delivered_at IS NULL"),
+        **where("delivered_at IS NULL"),
     )
     op.create_table(
         "cursors",

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from appliance.db.types import where
+
 revision = "0006_users_sessions"
 down_revision = "0005_contacts_broadcasts"
 branch_labels = None
@@ -47,7 +49,7 @@ def upgrade() -> None:
     op.drop_index("ix_messages_broadcast", table_name="messages")
     op.create_index(
         "ix_messages_broadcast", "messages", ["broadcast_id", "status", "parts", "sent_at"], unique=False,
-        sqlite_where=sa.text("broadcast_id IS NOT NULL"),
+        **where("broadcast_id IS NOT NULL"),
     )
     op.create_index("ix_messages_updated", "messages", ["updated_at"], unique=False)
 
@@ -57,7 +59,7 @@ def downgrade() -> None:
     op.drop_index("ix_messages_broadcast", table_name="messages")
     op.create_index(
         "ix_messages_broadcast", "messages", ["broadcast_id", "status"], unique=False,
-        sqlite_where=sa.text("broadcast_id IS NOT NULL"),
+        **where("broadcast_id IS NOT NULL"),
     )
     op.drop_index("ix_web_sessions_user", table_name="web_sessions")
     op.drop_table("web_sessions")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from appliance.db.types import FLAG, where
+
 __all__ = [
     "ApiKeyRecord",
     "Batch",
@@ -26,6 +28,7 @@ __all__ = [
     "InboundMessage",
     "Message",
     "ModemRecord",
+    "Node",
     "OptOut",
     "Part",
     "SendLogEntry",
@@ -60,18 +63,18 @@ class Message(SQLModel, table=True):
         # 100,000-recipient broadcast costs the claim nothing.
         Index(
             "ix_messages_claim", "priority", "due_at", "id",
-            sqlite_where=text("status = 'queued' AND held = 0"),
+            **where("status = 'queued' AND held = 0"),
         ),
-        Index("ix_messages_queued_due", "due_at", sqlite_where=text("status = 'queued' AND held = 0")),
+        Index("ix_messages_queued_due", "due_at", **where("status = 'queued' AND held = 0")),
         # The claim inside quiet hours: without it, the claim would walk past every waiting
         # marketing message (55 ms with 100,000 of them) each time a worker looks for work.
         Index(
             "ix_messages_claim_tx", "priority", "due_at", "id",
-            sqlite_where=text("status = 'queued' AND held = 0 AND kind != 'marketing'"),
+            **where("status = 'queued' AND held = 0 AND kind != 'marketing'"),
         ),
         Index(
             "ix_messages_queued_expiry", "expires_at",
-            sqlite_where=text("status = 'queued' AND expires_at IS NOT NULL"),
+            **where("status = 'queued' AND expires_at IS NOT NULL"),
         ),
         Index("ix_messages_status_id", "status", "id"),
         # "Today" on the dashboard: messages that changed since midnight, without a scan.
@@ -81,7 +84,7 @@ class Message(SQLModel, table=True):
         # which an open broadcast page asks for every second.
         Index(
             "ix_messages_broadcast", "broadcast_id", "status", "parts", "sent_at",
-            sqlite_where=text("broadcast_id IS NOT NULL"),
+            **where("broadcast_id IS NOT NULL"),
         ),
     )
 
@@ -109,13 +112,13 @@ class Message(SQLModel, table=True):
     error: str | None = None
     metadata_json: str | None = None
     # A reply to a STOP must reach a number that has just opted out; nothing else may.
-    ignore_opt_out: bool = Field(default=False, sa_column_kwargs={"server_default": text("0")})
+    ignore_opt_out: bool = Field(default=False, sa_type=FLAG, sa_column_kwargs={"server_default": text("0")})
     # The broadcast the message belongs to (None for a message sent on its own).
     broadcast_id: int | None = None
     # "transactional" or "marketing": marketing waits out the quiet hours.
     kind: str = Field(default="transactional", sa_column_kwargs={"server_default": text("'transactional'")})
     # Held (a paused broadcast): still "queued" to the API, but never claimed.
-    held: bool = Field(default=False, sa_column_kwargs={"server_default": text("0")})
+    held: bool = Field(default=False, sa_type=FLAG, sa_column_kwargs={"server_default": text("0")})
 
 
 class Part(SQLModel, table=True):
@@ -125,7 +128,7 @@ class Part(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("message_id", "seq", name="uq_parts_message_seq"),
         Index("ix_parts_report_match", "modem", "mr", "sent_at"),
-        Index("ix_parts_submitting", "message_id", sqlite_where=text("state = 'submitting'")),
+        Index("ix_parts_submitting", "message_id", **where("state = 'submitting'")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -153,16 +156,18 @@ class ModemRecord(SQLModel, table=True):
     state: str | None = None
     updated_at: float
     next_concat_ref: int = 0
+    node: str | None = None  # the node whose worker drives it
 
 
 class SendLogEntry(SQLModel, table=True):
     """One part handed to a modem: the durable record the rate windows are counted from."""
 
     __tablename__ = "send_log"
-    __table_args__ = (Index("ix_send_log_modem_at", "modem", "at"),)
+    __table_args__ = (Index("ix_send_log_modem_at", "modem", "at"), Index("ix_send_log_sim_at", "sim", "at"))
 
     id: int | None = Field(default=None, primary_key=True)
     modem: str
+    sim: str | None = None  # the SIM's ICCID (its modem's name when unknown): caps follow the SIM
     at: float
     message_id: int | None = None
     part_id: int | None = None
@@ -181,7 +186,7 @@ class InboundMessage(SQLModel, table=True):
     __table_args__ = (
         Index("ix_inbound_received", "received_at"),
         Index("ix_inbound_digest", "digest", unique=True),
-        Index("ix_inbound_unhandled", "id", sqlite_where=text("handled_at IS NULL")),
+        Index("ix_inbound_unhandled", "id", **where("handled_at IS NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -193,7 +198,7 @@ class InboundMessage(SQLModel, table=True):
     pdu_hex: str | None = None
     metadata_json: str | None = None
     digest: str | None = None
-    complete: bool = Field(default=True, sa_column_kwargs={"server_default": text("1")})
+    complete: bool = Field(default=True, sa_type=FLAG, sa_column_kwargs={"server_default": text("1")})
     keyword: str | None = None
     handled_at: float | None = None
 
@@ -290,7 +295,7 @@ class WebhookDelivery(SQLModel, table=True):
     __tablename__ = "webhook_outbox"
     __table_args__ = (
         UniqueConstraint("event_id", "url", name="uq_webhook_outbox_event_url"),
-        Index("ix_webhook_outbox_due", "next_attempt_at", sqlite_where=text("delivered_at IS NULL")),
+        Index("ix_webhook_outbox_due", "next_attempt_at", **where("delivered_at IS NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -303,6 +308,7 @@ class WebhookDelivery(SQLModel, table=True):
     next_attempt_at: float
     delivered_at: float | None = None
     last_error: str | None = None
+    leased_by: str | None = None  # the node delivering it now (until next_attempt_at)
 
 
 class Cursor(SQLModel, table=True):
@@ -372,7 +378,7 @@ class Broadcast(SQLModel, table=True):
     priority: int = 1
     send_at: float | None = None
     validity_s: float | None = None
-    allow_missing: bool = Field(default=False, sa_column_kwargs={"server_default": text("0")})
+    allow_missing: bool = Field(default=False, sa_type=FLAG, sa_column_kwargs={"server_default": text("0")})
     footer: str | None = None  # the opt-out footer appended (marketing), fixed at start
     created_by: str | None = None
     created_at: float
@@ -383,6 +389,25 @@ class Broadcast(SQLModel, table=True):
     batch_id: int | None = None
     recipients: int = 0  # messages made at start (suppressed included)
     parts: int = 0  # parts of the messages that will be sent (suppressed excluded)
+
+
+class Node(SQLModel, table=True):
+    """An appliance sharing the database: its heartbeat and whether a survivor recovered
+    its in-flight work after its lease ran out."""
+
+    __tablename__ = "nodes"
+
+    name: str = Field(primary_key=True)
+    host: str
+    pid: int
+    version: str
+    api_url: str | None = None
+    lease_s: float
+    started_at: float
+    heartbeat_at: float
+    stopped_at: float | None = None
+    recovered_at: float | None = None
+    recovered_by: str | None = None
 
 
 class User(SQLModel, table=True):

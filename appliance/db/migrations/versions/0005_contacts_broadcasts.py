@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from appliance.db.types import FLAG, where
+
 revision = "0005_contacts_broadcasts"
 down_revision = "0004_inbound_pdus"
 branch_labels = None
@@ -26,24 +28,24 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("kind", sa.String(), nullable=False, server_default=sa.text("'transactional'"))
         )
-        batch.add_column(sa.Column("held", sa.Boolean(), nullable=False, server_default=sa.text("0")))
+        batch.add_column(sa.Column("held", FLAG, nullable=False, server_default=sa.text("0")))
     op.drop_index("ix_messages_claim", table_name="messages")
     op.drop_index("ix_messages_queued_due", table_name="messages")
     op.create_index(
         "ix_messages_claim", "messages", ["priority", "due_at", "id"], unique=False,
-        sqlite_where=sa.text("status = 'queued' AND held = 0"),
+        **where("status = 'queued' AND held = 0"),
     )
     op.create_index(
         "ix_messages_queued_due", "messages", ["due_at"], unique=False,
-        sqlite_where=sa.text("status = 'queued' AND held = 0"),
+        **where("status = 'queued' AND held = 0"),
     )
     op.create_index(
         "ix_messages_claim_tx", "messages", ["priority", "due_at", "id"], unique=False,
-        sqlite_where=sa.text("status = 'queued' AND held = 0 AND kind != 'marketing'"),
+        **where("status = 'queued' AND held = 0 AND kind != 'marketing'"),
     )
     op.create_index(
         "ix_messages_broadcast", "messages", ["broadcast_id", "status"], unique=False,
-        sqlite_where=sa.text("broadcast_id IS NOT NULL"),
+        **where("broadcast_id IS NOT NULL"),
     )
     op.create_table(
         "contacts",
@@ -89,7 +91,7 @@ def upgrade() -> None:
         sa.Column("priority", sa.Integer(), nullable=False),
         sa.Column("send_at", sa.Float(), nullable=True),
         sa.Column("validity_s", sa.Float(), nullable=True),
-        sa.Column("allow_missing", sa.Boolean(), nullable=False, server_default=sa.text("0")),
+        sa.Column("allow_missing", FLAG, nullable=False, server_default=sa.text("0")),
         sa.Column("footer", sa.String(), nullable=True),
         sa.Column("created_by", sa.String(), nullable=True),
         sa.Column("created_at", sa.Float(), nullable=False),
@@ -122,9 +124,9 @@ def downgrade() -> None:
         batch.drop_column("broadcast_id")
     op.create_index(
         "ix_messages_claim", "messages", ["priority", "due_at", "id"], unique=False,
-        sqlite_where=sa.text("status = 'queued'"),
+        **where("status = 'queued'"),
     )
     op.create_index(
         "ix_messages_queued_due", "messages", ["due_at"], unique=False,
-        sqlite_where=sa.text("status = 'queued'"),
+        **where("status = 'queued'"),
     )

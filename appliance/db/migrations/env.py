@@ -1,11 +1,11 @@
-"""Alembic environment of the queue; run through :func:`appliance.queue.db.migrate`."""
+"""Alembic environment of the queue; run through :func:`appliance.db.migrate`."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from appliance.queue.models import metadata
+from appliance.db.schema import metadata
 
 config = context.config
 connection = config.attributes.get("connection")

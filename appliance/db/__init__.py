@@ -1,0 +1,59 @@
+"""The data layer: the only place SQL lives, on SQLite (one appliance) or PostgreSQL
+(several appliances sharing one database).
+
+- :func:`make_engine`, :func:`read_tx`, :func:`write_tx`, :class:`Tx` — engines and short
+  transactions (``engine.py``); :func:`migrate` and revisions (``migrate.py``);
+- ``schema.py`` — the tables (SQLModel metadata the migrations build);
+- one module per kind of record, each a set of typed functions taking a :class:`Tx`:
+  ``sending`` (claims and part transitions, the send log), ``messages``, ``inbound``,
+  ``consent``, ``contacts``, ``broadcasts``, ``users``, ``keys``, ``outbox``, ``nodes``,
+  ``stats`` (dashboard, metrics, health), ``copy`` (SQLite → PostgreSQL);
+- :class:`MessageStatus`, :class:`PartState` and the typed errors.
+"""
+
+from __future__ import annotations
+
+from appliance.db.engine import POSTGRESQL, SQLITE, Result, Tx, dialect, make_engine, read_tx, redact_url, write_tx
+from appliance.db.errors import (
+    ConstraintViolation,
+    DatabaseUnavailable,
+    DuplicateIdempotencyKey,
+    InvalidRequest,
+    InvalidState,
+    MigrationError,
+    NotFound,
+    QueueError,
+)
+from appliance.db.migrate import current_revision, head_revision, migrate, shipped_head, shipped_revisions
+from appliance.db.states import FINAL_STATES, MESSAGE_STATES, PRIORITIES, PRIORITY_NAMES, MessageStatus, PartState
+
+__all__ = [
+    "FINAL_STATES",
+    "MESSAGE_STATES",
+    "POSTGRESQL",
+    "PRIORITIES",
+    "PRIORITY_NAMES",
+    "SQLITE",
+    "ConstraintViolation",
+    "DatabaseUnavailable",
+    "DuplicateIdempotencyKey",
+    "InvalidRequest",
+    "InvalidState",
+    "MessageStatus",
+    "MigrationError",
+    "NotFound",
+    "PartState",
+    "QueueError",
+    "Result",
+    "Tx",
+    "current_revision",
+    "dialect",
+    "head_revision",
+    "make_engine",
+    "migrate",
+    "read_tx",
+    "redact_url",
+    "shipped_head",
+    "shipped_revisions",
+    "write_tx",
+]

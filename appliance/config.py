@@ -193,6 +193,38 @@ class HealthSection(_Section):
     keep_migration_backups: int = Field(default=3, ge=1)
 
 
+class NodeSection(_Section):
+    """This appliance among several sharing one PostgreSQL database.
+
+    ``name`` identifies the node (default: the host name); ``node_lease_s`` is how long it
+    may stay silent before a surviving node takes over its in-flight work (claimed parts
+    back to the queue, parts mid-send to ``unknown``); ``heartbeat_s`` how often it says it
+    is alive (default a sixth of the lease)."""
+
+    name: str = Field(default_factory=lambda: _hostname(), min_length=1, max_length=64,
+                      pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    node_lease_s: float = Field(default=60.0, ge=5, le=3600)
+    heartbeat_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _beat_within_lease(self) -> "NodeSection":
+        if self.heartbeat_s is not None and self.heartbeat_s * 2 > self.node_lease_s:
+            raise ValueError("heartbeat_s must be at most half of node_lease_s")
+        return self
+
+    @property
+    def beat_every_s(self) -> float:
+        return self.heartbeat_s if self.heartbeat_s is not None else self.node_lease_s / 6
+
+
+def _hostname() -> str:
+    import re
+    import socket
+
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).strip("-._") or "appliance"
+    return name[:64]
+
+
 class _TomlFile(PydanticBaseSettingsSource):
     """Reads the TOML file given to :func:`load_settings`."""
 
@@ -223,6 +255,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSection = SimulatorSection()
     broadcasts: BroadcastsSection = BroadcastsSection()
     health: HealthSection = HealthSection()
+    node: NodeSection = NodeSection()
 
     @model_validator(mode="after")
     def _unique_modem_names(self) -> "Settings":

@@ -1,6 +1,7 @@
 """The daemon: one process running the REST API, the dispatcher and one worker per modem.
 
-:class:`Appliance` wires the parts together (DESIGN §1): the queue on SQLite, a
+:class:`Appliance` wires the parts together (docs/architecture.md): the queue on SQLite
+or a PostgreSQL database shared with other nodes (:class:`~appliance.queue.NodeMembership`), a
 :class:`~appliance.modem.ManagedModem` per configured modem (plus simulated ones), the
 dispatcher that sends through them, the inbound service that takes what they receive, and
 the webhook service. :func:`serve` runs it under uvicorn until SIGTERM/SIGINT.
@@ -29,7 +30,9 @@ from appliance.inbound.service import InboundService
 from appliance.modem.discovery import DEFAULT_PATTERNS
 from appliance.modem.managed import ManagedModem
 from appliance.pdu import SubmitPdu
+from appliance import __version__
 from appliance.queue import Dispatcher, Queue
+from appliance.queue.nodes import NodeMembership
 from appliance.webhooks import WebhookService
 
 __all__ = ["Appliance", "TimedModem", "configure_logging", "log_handler", "serve"]
@@ -105,6 +108,11 @@ class Appliance:
         self.inbound.subscribe(self.webhooks.kick)  # inbound events go out at once
         self.metrics: Any = None  # set by the API app (appliance.api.metrics) when it is built
         self.dispatcher: Dispatcher = Dispatcher(self.queue, [])
+        self.node_name = settings.node.name
+        # On a shared database modem names must be unique across nodes: simulated ones
+        # carry the node's name.
+        self.shared = self.queue.engine.dialect.name == "postgresql"
+        self.node: NodeMembership | None = None
 
     # ------------------------------------------------------------------ modems
 
@@ -118,7 +126,7 @@ class Appliance:
             kwargs = {"latency_s": sim.latency_s, **self._simulator_kwargs}
             modem = SimulatedModem(
                 sim.personas[i % len(sim.personas)],
-                name=f"sim{i + 1}",
+                name=f"{self.node_name}-sim{i + 1}" if self.shared else f"sim{i + 1}",
                 link_dir=self._link_dir.name,
                 **kwargs,
             )
@@ -175,11 +183,30 @@ class Appliance:
             return
         self._started = True
         self._build_modems()
+        names = [m.name for m in self.modems]
+        node_cfg = self.settings.node
+        api = self.settings.api
+        self.node = NodeMembership(
+            self.queue, self.node_name, modems=names, lease_s=node_cfg.node_lease_s,
+            beat_s=node_cfg.beat_every_s, version=__version__, api_url=f"http://{api.host}:{api.port}",
+        )
+        try:
+            self.node.join()  # before recovery: the modems are this node's from now on
+        except Exception:
+            self._started = False
+            for sim in self.simulators:
+                sim.stop()
+            raise
         for modem in self.modems:
             modem.start()
-        self.dispatcher = Dispatcher(self.queue, self.modems,
-                                     stuck_margin_s=self.settings.health.worker_stuck_margin_s)
+        self.dispatcher = Dispatcher(
+            self.queue, self.modems, stuck_margin_s=self.settings.health.worker_stuck_margin_s,
+            # One appliance recovers everything; a node of several only its own modems' work.
+            recover_modems=names if self.shared else None,
+            node=self.node_name, may_send=self.node.may_send if self.shared else None,
+        )
         self.dispatcher.start()
+        self.node.start()
         self.inbound.start()
         self.webhooks.start()
         recovery = self.dispatcher.recovery
@@ -201,6 +228,8 @@ class Appliance:
                 return
             self._started = False
         self.dispatcher.stop(timeout)
+        if self.node is not None:
+            self.node.stop()
         for modem in self.modems:
             modem.stop()
         self.inbound.stop()
@@ -277,7 +306,8 @@ def serve(settings: Settings, *, simulate: int = 0, on_ready: Callable[[str], No
 
     from appliance import systemd
     from appliance.api import create_app
-    from appliance.startup import prepare_database
+    from appliance.queue import QueueError
+    from appliance.startup import StartupRefused, prepare_database
     from appliance.supervision import Supervisor
     from appliance.web import mount_web
 
@@ -285,7 +315,10 @@ def serve(settings: Settings, *, simulate: int = 0, on_ready: Callable[[str], No
     prepared = prepare_database(settings)
     try:
         appliance = Appliance(settings, simulate=simulate)
-        appliance.start()
+        try:
+            appliance.start()
+        except QueueError as exc:  # a node or modem name another running node uses
+            raise StartupRefused(str(exc)) from None
         try:
             app = create_app(appliance)
             mount_web(app)

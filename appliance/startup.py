@@ -52,12 +52,19 @@ class StartupRefused(ApplianceError):
 class StartupReport:
     """What :func:`prepare_database` found and did. ``lock`` is held until released."""
 
-    database: Path
+    database: Path | None  # None: a PostgreSQL database (shared by the nodes)
     revision_before: str | None  # None: a new database
     revision: str
     migration_backup: Path | None
-    free_mb: float
-    lock: DatabaseLock
+    free_mb: float | None
+    lock: DatabaseLock | _NoLock
+
+
+class _NoLock:
+    """PostgreSQL needs no file lock: several nodes run on one database by design."""
+
+    def release(self) -> None:
+        return None
 
 
 def _restore_hint(database: Path) -> str:
@@ -118,6 +125,8 @@ def prepare_database(settings: Settings) -> StartupReport:
     """
     from appliance.queue import MigrationError, make_engine, migrate
 
+    if settings.appliance.database_url.startswith("postgresql"):
+        return _prepare_postgres(settings)
     try:
         database = database_path(settings.appliance.database_url)
     except MaintenanceError as exc:
@@ -171,3 +180,39 @@ def prepare_database(settings: Settings) -> StartupReport:
         lock.release()
         raise
     return StartupReport(database, revision_before, head, backup, free_mb, lock)
+
+
+def _prepare_postgres(settings: Settings) -> StartupReport:
+    """PostgreSQL: reachable (else exit 75, systemd retries), not written by a newer
+    version, migrated (nodes starting together migrate once, under an advisory lock).
+    Backups of a shared database are the operator's ``pg_dump`` (hardware.md)."""
+    from appliance.db import DatabaseUnavailable, MigrationError, current_revision, make_engine, migrate, redact_url
+
+    url = settings.appliance.database_url
+    head = known_revisions()[-1]
+    try:
+        engine = make_engine(url)
+    except MigrationError as exc:
+        raise StartupRefused(str(exc)) from None
+    try:
+        try:
+            before = current_revision(engine)
+        except Exception as exc:  # the driver's many ways of saying "no server there"
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StartupRefused(
+                f"cannot reach the database {redact_url(url)}: {reason}", EX_TEMPFAIL
+            ) from None
+        if before is not None and before not in known_revisions():
+            raise StartupRefused(
+                f"the database {redact_url(url)} is at schema revision {before}, newer than this version of "
+                f"the appliance (head {head}); upgrade this node like the others"
+            )
+        try:
+            migrate(engine)
+        except (MigrationError, DatabaseUnavailable) as exc:
+            raise StartupRefused(str(exc), EX_TEMPFAIL) from None
+        if before != head:
+            _log.info("database %s migrated from %s to %s", redact_url(url), before, head)
+    finally:
+        engine.dispose()
+    return StartupReport(None, before, head, None, None, _NoLock())

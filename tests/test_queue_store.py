@@ -83,14 +83,14 @@ def test_enqueue_validates_its_arguments(queue: Queue) -> None:
         queue.get(12345)
 
 
-def test_bulk_enqueue_of_100k_recipients_is_fast(queue: Queue) -> None:
+def test_bulk_enqueue_of_100k_recipients(queue: Queue) -> None:
+    # How fast: bench/queue_bench.py (a). Here: one transaction, consecutive ids, all stored.
     numbers = [f"+1555{i:07d}" for i in range(100_000)]
-    started = time.perf_counter()
     views = queue.enqueue(numbers, "bulk")
-    elapsed = time.perf_counter() - started
     assert len(views) == 100_000 and len({v.id for v in views}) == 100_000
+    assert [v.id for v in views] == list(range(views[0].id, views[0].id + 100_000))
     assert queue.stats()["queued"] == 100_000
-    assert elapsed < 5.0, f"bulk enqueue took {elapsed:.2f} s"
+    assert queue.get(views[-1].id).to == numbers[-1]
 
 
 def test_idempotency_key_returns_the_original_messages(queue: Queue) -> None:

@@ -91,6 +91,7 @@ class Claim:
     sent_now: int = field(default=0)
     ignore_opt_out: bool = False  # a STOP confirmation goes to a number that just opted out
     sim: str | None = None  # the send log's key for the SIM (ICCID), default the modem's name
+    claimed_at: float | None = None  # this claim's mark: a recovered and re-made claim has another
 
     @property
     def any_left(self) -> bool:
@@ -192,7 +193,7 @@ def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool 
         message_id=mid, modem=modem, to=row["recipient"], body=row["body"], total=total, concat_ref=ref,
         expires_at=row["expires_at"], attempts=row["attempts"], max_attempts=row["max_attempts"],
         parts=[ClaimedPart(r["id"], r["seq"]) for r in rows if r["state"] == "queued"], left=left,
-        ignore_opt_out=bool(row["ignore_opt_out"]), sim=sim,
+        ignore_opt_out=bool(row["ignore_opt_out"]), sim=sim, claimed_at=now,
     )
 
 
@@ -231,11 +232,12 @@ def begin_part(conn: Tx, claim: Claim, part: ClaimedPart, now: float) -> str:
         if claim.expires_at is not None and claim.expires_at <= now:
             _finish_message(conn, claim, "expired", now, "not sent before its validity ended", kind="expired")
             return "expired"
+    # Still this claim's (not recovered by a survivor meanwhile and claimed again).
     marked = conn.exec_driver_sql(
         "UPDATE parts SET state = 'submitting', modem = ?, submitted_at = ?, error = NULL "
         "WHERE id = ? AND state = 'queued' AND EXISTS "
-        "(SELECT 1 FROM messages WHERE id = ? AND status = 'sending' AND modem = ?)",
-        (claim.modem, now, part.id, claim.message_id, claim.modem),
+        "(SELECT 1 FROM messages WHERE id = ? AND status = 'sending' AND modem = ? AND claimed_at = ?)",
+        (claim.modem, now, part.id, claim.message_id, claim.modem, claim.claimed_at),
     ).rowcount
     if not marked:
         return "gone"

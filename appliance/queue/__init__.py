@@ -3,7 +3,8 @@
 - :class:`Queue` — the API the REST layer and the dispatcher use (``store.py``);
 - :class:`Dispatcher` — one worker thread per modem sending what the queue holds;
 - :class:`RateLimits`, :class:`SendBudget` — per-SIM caps counted from the send log;
-- :func:`make_engine`, :func:`migrate` — the SQLite engine and its alembic migrations;
+- :class:`NodeMembership` — this appliance as a node of several sharing PostgreSQL;
+- :func:`make_engine`, :func:`migrate` — re-exported from :mod:`appliance.db`;
 - :class:`QueueError` and its subclasses.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from appliance.db import current_revision, head_revision, make_engine, migrate
 from appliance.queue.dispatcher import Dispatcher
+from appliance.queue.nodes import ModemsTaken, NodeMembership
 from appliance.queue.errors import (
     DuplicateIdempotencyKey,
     InvalidRequest,
@@ -49,6 +51,8 @@ __all__ = [
     "InvalidRequest",
     "InvalidState",
     "MessageView",
+    "ModemsTaken",
+    "NodeMembership",
     "MigrationError",
     "ModemView",
     "NotFound",

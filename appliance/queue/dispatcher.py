@@ -23,6 +23,7 @@ from datetime import timedelta
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from appliance.db.errors import DatabaseUnavailable
 from appliance.modem.errors import ModemDisconnected, ModemError, SendOutcomeUnknown, SendRejected
 from appliance.pdu import PduError, SubmitPdu, encode_submit
 from appliance.queue.ratelimit import DEFAULT_WINDOWS, RateLimits, SendBudget
@@ -81,6 +82,7 @@ class _Worker:
         self.dispatcher = dispatcher
         self.modem = modem
         self.name = modem.name
+        self.sim = modem.name  # the send log's key for its SIM: the ICCID once the modem tells it
         self.limits = limits
         self.budget = SendBudget(limits)
         self.wake = threading.Event()
@@ -89,6 +91,7 @@ class _Worker:
         self.was_online: bool | None = None
         self.thread = threading.Thread(target=self.run, name=f"dispatch-{self.name}", daemon=True)
         self.pause_until = 0.0  # monotonic; set after a disconnect so a dead port is not hammered
+        self.orphans: list[tuple[Claim, Any]] = []  # claims to give back once the database answers
         # Heartbeat (read by Dispatcher.health from other threads; plain attribute writes).
         self.last_beat = time.monotonic()
         self.expect_s = 0.0  # how long the current activity may take before the margin
@@ -106,11 +109,11 @@ class _Worker:
         d = self.dispatcher
         queue = d.queue
         self.beat("starting")
-        now = d.clock()
-        self.budget = SendBudget(self.limits, queue.send_times(self.name, since=now - max(self.limits.windows)))
+        self._load_budget()
         while not d.stopping.is_set():
             try:
                 self.beat("checking")
+                self._release_orphans()
                 if not self.modem.online:
                     self.beat("offline", 2.0)
                     self._offline()
@@ -132,6 +135,10 @@ class _Worker:
                 idle = self._idle_timeout()
                 self.beat("idle", idle)
                 self.wake.wait(idle)
+            except DatabaseUnavailable as exc:  # e.g. PostgreSQL restarting: wait for it
+                _log.warning("[%s] database unavailable, retrying in 2 s: %s", self.name, exc.reason)
+                self.beat("waiting for the database", 2.0)
+                d.stopping.wait(2.0)
             except Exception:  # keep the worker alive; the store holds the truth
                 _log.exception("[%s] dispatcher worker error", self.name)
                 self.beat("recovering", 1.0)
@@ -147,17 +154,27 @@ class _Worker:
         if not self.modem.wait_online(1.0) and time.monotonic() - started < 0.5:
             d.stopping.wait(1.0)  # e.g. state "error": wait_online returns at once
 
+    def _load_budget(self) -> None:
+        """The SIM's budget from the shared send log (its parts sent on any node)."""
+        d = self.dispatcher
+        now = d.clock()
+        self.budget = SendBudget(self.limits, d.queue.send_times(self.sim, since=now - max(self.limits.windows)))
+
     def _note_health(self, online: bool) -> None:
         if self.was_online == online:
             return
         self.was_online = online
         identity: Any = getattr(self.modem, "identity", None)
+        iccid = getattr(identity, "iccid", None)
         try:
             self.dispatcher.queue.upsert_modem(
                 self.name,
-                imei=getattr(identity, "imei", None), iccid=getattr(identity, "iccid", None),
-                model=getattr(identity, "model", None), state=self.modem.state,
+                imei=getattr(identity, "imei", None), iccid=iccid,
+                model=getattr(identity, "model", None), state=self.modem.state, node=self.dispatcher.node,
             )
+            if online and isinstance(iccid, str) and iccid and iccid != self.sim:
+                self.sim = iccid  # caps follow the SIM, whichever modem or node it is in
+                self._load_budget()
         except Exception:
             _log.exception("[%s] could not record the modem's state", self.name)
         if online:
@@ -206,14 +223,25 @@ class _Worker:
                 started = part.submitted_at  # committed "submitting" with the previous "sent"
             else:
                 if not self._wait_for_slot():
-                    queue.release(claim, "dispatcher stopping")
+                    self._give_back(claim, "dispatcher stopping")
                     return None
                 if not self.modem.online:
-                    queue.release(claim, f"modem {self.name} went offline")
+                    self._give_back(claim, f"modem {self.name} went offline")
+                    return None
+                if not d.may_send():
+                    self._give_back(claim, "this node lost contact with the shared database")
                     return None
                 started = d.clock()
                 self.beat("claiming")
-                verdict = queue.begin_part(claim, part, started)
+                try:
+                    verdict = queue.begin_part(claim, part, started)
+                except DatabaseUnavailable as exc:
+                    # Nothing was written to the modem: the claim goes back once the
+                    # database answers (the part too, in case the commit did happen).
+                    _log.warning("[%s] database unavailable before message %d part %d: %s",
+                                 self.name, claim.message_id, part.seq, exc.reason)
+                    self._give_back(claim, "database unavailable", part=part)
+                    return None
                 if verdict != "go":
                     _log.info("[%s] message %d not sent: %s", self.name, claim.message_id, verdict)
                     return None
@@ -222,44 +250,80 @@ class _Worker:
             try:
                 mr = self.modem.send_pdu(pdus[part.seq - 1], timeout=d.send_timeout)
             except SendOutcomeUnknown as exc:
-                queue.part_unknown(claim, part, f"no answer after the PDU was handed over: {exc}")
+                self._durably(queue.part_unknown, claim, part, f"no answer after the PDU was handed over: {exc}")
                 return None
             except SendRejected as exc:
                 self.budget.forget(started)
                 if exc.temporary:
-                    state = queue.part_retry(claim, part, f"temporary refusal: {exc}", forget_send=True)
+                    state = self._durably(queue.part_retry, claim, part, f"temporary refusal: {exc}",
+                                          forget_send=True)
                     _log.info("[%s] message %d part %d refused (%s): %s", self.name,
-                                  claim.message_id, part.seq, exc, state)
+                              claim.message_id, part.seq, exc, state)
                 else:
-                    queue.part_failed(claim, part, f"refused: {exc}")
+                    self._durably(queue.part_failed, claim, part, f"refused: {exc}")
                 return None
             except ModemError as exc:
                 if exc.pdu_sent:
-                    queue.part_unknown(claim, part, f"modem failed after the PDU was handed over: {exc}")
+                    self._durably(queue.part_unknown, claim, part,
+                                  f"modem failed after the PDU was handed over: {exc}")
                     return None
                 self.budget.forget(started)
                 if isinstance(exc, ModemDisconnected):
                     # Nothing left: fail over at once (another modem while no part has left).
-                    queue.release(claim, f"modem {self.name} disconnected: {exc}", part=part)
+                    self._give_back(claim, f"modem {self.name} disconnected: {exc}", part=part)
                     self.pause_until = time.monotonic() + 0.5
                 else:
-                    queue.part_retry(claim, part, f"modem error before sending: {exc}", forget_send=True)
+                    self._durably(queue.part_retry, claim, part, f"modem error before sending: {exc}",
+                                  forget_send=True)
                 return None
             except Exception as exc:  # a defect: the PDU may have left, so never resend silently
                 _log.exception("[%s] unexpected error sending message %d", self.name, claim.message_id)
-                queue.part_unknown(claim, part, f"internal error while sending: {exc!r}")
+                self._durably(queue.part_unknown, claim, part, f"internal error while sending: {exc!r}")
                 return None
             self.beat("recording")
             done = d.clock()
             self.budget.move(started, done)
             room = self._chain_room(done) if part is claim.parts[-1] else 0
-            if room:
-                chained = queue.part_sent_and_next(claim, part, mr, done, max_parts=room)
+            if room and d.may_send():
+                try:
+                    chained = queue.part_sent_and_next(claim, part, mr, done, max_parts=room)
+                except DatabaseUnavailable:
+                    self._durably(queue.part_sent, claim, part, mr, done)
+                    continue
                 if chained is not None:
                     return chained
             else:
-                queue.part_sent(claim, part, mr, done)
+                self._durably(queue.part_sent, claim, part, mr, done)
         return None
+
+    def _durably(self, record: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Record a send's outcome; while the database is away keep trying: what the modem
+        answered must not be lost (a part that left taken for one that may not have).
+        Given up only when the dispatcher stops: start-up recovery then makes it ``unknown``."""
+        d = self.dispatcher
+        while True:
+            try:
+                return record(*args, **kwargs)
+            except DatabaseUnavailable as exc:
+                _log.warning("[%s] could not record a send's outcome, the database is unavailable; "
+                             "retrying: %s", self.name, exc.reason)
+                self.beat("waiting for the database", 2.0)
+                if d.stopping.wait(2.0):
+                    raise
+
+    def _give_back(self, claim: Claim, reason: str, *, part: Any = None) -> None:
+        """Put an unsent claim back in the queue, or keep it to put back once the database
+        answers again (a claim held in no worker's memory would wait for a restart)."""
+        try:
+            self.dispatcher.queue.release(claim, reason, part=part)
+        except DatabaseUnavailable:
+            self.orphans.append((claim, part))
+
+    def _release_orphans(self) -> None:
+        while self.orphans:
+            claim, part = self.orphans[0]
+            self.dispatcher.queue.release(claim, "the database answers again", part=part)
+            self.orphans.pop(0)
 
     def _chain_room(self, now: float) -> int:
         """Parts the next message may have if it can go at once (0: take the normal path)."""
@@ -309,8 +373,11 @@ class Dispatcher:
         windows: tuple[float, float, float] = DEFAULT_WINDOWS,
         send_timeout: float | None = None,
         recover: bool = True,
+        recover_modems: Sequence[str] | None = None,
         clock: Callable[[], float] | None = None,
         stuck_margin_s: float = _DEFAULT_STUCK_MARGIN_S,
+        node: str | None = None,
+        may_send: Callable[[], bool] | None = None,
     ) -> None:
         names = [m.name for m in modems]
         if len(set(names)) != len(names):
@@ -319,7 +386,10 @@ class Dispatcher:
         self.clock = clock or queue.clock
         self.send_timeout = send_timeout
         self.recover_on_start = recover
+        self.recover_modems = recover_modems
         self.stuck_margin_s = stuck_margin_s
+        self.node = node
+        self.may_send: Callable[[], bool] = may_send or (lambda: True)
         self.recovery: Recovery | None = None  # what start-up recovery found
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -339,7 +409,7 @@ class Dispatcher:
             return self
         self._started = True
         if self.recover_on_start:
-            self.recovery = self.queue.recover()
+            self.recovery = self.queue.recover(self.recover_modems)
         self.stopping.clear()
         self._unsubscribe = self.queue.subscribe(self.kick)
         for w in self.workers:
@@ -363,7 +433,10 @@ class Dispatcher:
             for w in self.workers:
                 w.job = None
         for claim in leftovers:  # handed to a worker that stopped before taking it
-            self.queue.release(claim, "dispatcher stopping")
+            try:
+                self.queue.release(claim, "dispatcher stopping")
+            except DatabaseUnavailable as exc:  # recovery at the next start puts it back
+                _log.warning("could not give message %d back to the queue: %s", claim.message_id, exc.reason)
 
     def __enter__(self) -> Dispatcher:
         return self.start()
@@ -403,7 +476,7 @@ class Dispatcher:
             worker.ready = False
             job, worker.job = worker.job, None
         if job is not None:
-            self.queue.release(job, f"modem {worker.name} is not available")
+            worker._give_back(job, f"modem {worker.name} is not available")
 
     def assign(self, worker: _Worker) -> Claim | None:
         """Mark ``worker`` idle, hand out work round-robin, return ``worker``'s share."""
@@ -420,6 +493,8 @@ class Dispatcher:
         n = len(self.workers)
         now = self.clock()
         start = self._cursor
+        if not self.may_send():
+            return
         for k in range(n):
             i = (start + k) % n
             w = self.workers[i]
@@ -429,7 +504,7 @@ class Dispatcher:
             if room <= 0:
                 continue
             max_parts = room if room < w.limits.smallest_cap else _ANY_SIZE
-            claim = self.queue.claim(w.name, max_parts=max_parts, now=now)
+            claim = self.queue.claim(w.name, max_parts=max_parts, now=now, sim=w.sim)
             if claim is None:
                 continue
             w.job = claim

@@ -131,7 +131,8 @@ def segments(
 
     try:
         result = plan(
-            text, concat_ref_bits=ref_bits, smart_encoding=smart, national_tables=national
+            text, concat_ref_bits=ref_bits, smart_encoding=smart,
+            national_languages=("turkish", "spanish", "portuguese") if national else (),
         )
     except PduError as exc:
         raise fail(str(exc)) from None

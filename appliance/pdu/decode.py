@@ -66,6 +66,10 @@ def _concat(ud: UserData) -> tuple[int, int, int] | None:
     return ud.udh.concat if ud.udh is not None else None
 
 
+def _unknown_languages(ud: UserData) -> tuple[int, ...]:
+    return ud.udh.unknown_language_ids if ud.udh is not None else ()
+
+
 def _deliver(data: bytes, pos: int, smsc: str | None) -> Deliver:
     fo = data[pos]
     oa, pos = decode_address(data, pos + 1, "sender address")
@@ -89,6 +93,7 @@ def _deliver(data: bytes, pos: int, smsc: str | None) -> Deliver:
         status_report_indication=bool(fo & 0x20),
         data=ud.data,
         udh=ud.udh,
+        unknown_language_ids=_unknown_languages(ud),
     )
 
 
@@ -134,6 +139,7 @@ def _submit(data: bytes, pos: int, smsc: str | None) -> Submit:
         dcs=dcs,
         data=ud.data,
         udh=ud.udh,
+        unknown_language_ids=_unknown_languages(ud),
     )
 
 

@@ -117,21 +117,41 @@ def segments(
     smart: bool = typer.Option(
         True, "--smart/--no-smart", help="Replace look-alikes (curly quotes, dashes…) by GSM-7."
     ),
-    national: bool = typer.Option(
-        False, "--national", help="Allow Turkish/Spanish/Portuguese shift tables if they save parts."
+    national: str | None = typer.Option(
+        None, "--national", metavar="LANGUAGES",
+        help="National languages whose 23.038 shift tables may be used when they save parts: "
+             "comma-separated (e.g. hindi,tamil), 'all' or 'none'. Default: [sms] "
+             "national_languages of the settings.",
     ),
     ref_bits: int = typer.Option(8, "--ref-bits", help="Concatenation reference size: 8 or 16."),
+    config: str | None = typer.Option(
+        None, "--config", "-c", envvar="APPLIANCE_CONFIG", help="Settings file (TOML)."
+    ),
 ) -> None:
-    """Show how TEXT is sent: encoding, parts, characters left, replacements, each part."""
+    """Show how TEXT is sent: encoding and national tables, parts, characters left,
+    replacements, each part."""
     import json
 
     from rich.table import Table
 
-    from appliance.pdu import PduError, plan
+    from appliance.pdu import NATIONAL_LANGUAGES, PduError, parse_languages, plan
 
     try:
+        if national is None:
+            from appliance.config import ConfigError, load_settings
+
+            try:
+                languages = tuple(load_settings(config).sms.national_languages)
+            except ConfigError as exc:
+                raise fail(str(exc)) from None
+        elif national.strip().lower() == "all":
+            languages = NATIONAL_LANGUAGES
+        elif national.strip().lower() in ("", "none"):
+            languages = ()
+        else:
+            languages = parse_languages(n for n in national.split(",") if n.strip())
         result = plan(
-            text, concat_ref_bits=ref_bits, smart_encoding=smart, national_tables=national
+            text, concat_ref_bits=ref_bits, smart_encoding=smart, national_languages=languages
         )
     except PduError as exc:
         raise fail(str(exc)) from None
@@ -139,7 +159,12 @@ def segments(
         doc = {
             "encoding": result.encoding,
             "shift_table": result.shift_table,
+            "locking_shift": result.locking_shift,
+            "single_shift": result.single_shift,
             "parts": result.total,
+            "default_parts": result.default_parts,
+            "summary": result.summary,
+            "national_languages": list(languages),
             "unit_limit": result.unit_limit,
             "chars_left": result.chars_left,
             "units_per_part": list(result.units_per_part),
@@ -148,11 +173,11 @@ def segments(
         }
         print(json.dumps(doc, ensure_ascii=False))
         return
-    encoding = result.encoding.upper().replace("GSM7", "GSM-7").replace("UCS2", "UCS-2")
-    if result.shift_table:
-        encoding += f" ({result.shift_table} shift table)"
-    console.print(f"encoding:   {encoding}", markup=False, highlight=False)
-    console.print(f"parts:      {result.total}", markup=False, highlight=False)
+    parts = str(result.total)
+    if result.default_parts != result.total:
+        parts += f" instead of {result.default_parts} without national tables"
+    console.print(f"encoding:   {result.encoding_label}", markup=False, highlight=False)
+    console.print(f"parts:      {parts}", markup=False, highlight=False)
     console.print(
         f"chars left: {result.chars_left} (of {result.unit_limit} in the last part)",
         markup=False,

@@ -165,6 +165,26 @@ class BroadcastsSection(_Section):
         return self
 
 
+class SmsSection(_Section):
+    """Outgoing text. ``national_languages`` lists languages of 3GPP TS 23.038 (``turkish``,
+    ``spanish``, ``portuguese``, ``bengali``, ``gujarati``, ``hindi``, ``kannada``,
+    ``malayalam``, ``oriya``, ``punjabi``, ``tamil``, ``telugu``, ``urdu``) whose national
+    shift tables may carry a text in GSM-7 when that takes fewer parts than the default
+    alphabet or UCS-2. None by default: some old handsets cannot read them."""
+
+    national_languages: list[str] = []
+
+    @field_validator("national_languages")
+    @classmethod
+    def _known_languages(cls, value: list[str]) -> list[str]:
+        from appliance.pdu import NATIONAL_LANGUAGES, PduError, parse_languages
+
+        try:
+            return list(parse_languages(value))
+        except PduError as exc:
+            raise ValueError(f"{exc}; choose from {', '.join(NATIONAL_LANGUAGES)}") from None
+
+
 class SimulatorSection(_Section):
     """Simulated modems added by ``appliance serve --simulate N`` (the demo and the tests)."""
 
@@ -256,6 +276,7 @@ class Settings(BaseSettings):
     broadcasts: BroadcastsSection = BroadcastsSection()
     health: HealthSection = HealthSection()
     node: NodeSection = NodeSection()
+    sms: SmsSection = SmsSection()
 
     @model_validator(mode="after")
     def _unique_modem_names(self) -> "Settings":

@@ -39,7 +39,7 @@ def test_default_alphabet_differs_from_ascii_where_23038_says() -> None:
                 0x7C: "ö", 0x7D: "ñ", 0x7E: "ü", 0x7F: "à", 0x09: "Ç", 0x10: "Δ", 0x1A: "Ξ"}
     for code, char in expected.items():
         assert table[code] == char
-    assert "`" not in table
+    assert "`" not in table and table[0x1B] is None
 
 
 def test_extension_table() -> None:
@@ -48,9 +48,11 @@ def test_extension_table() -> None:
                    0x3D: "~", 0x3E: "]", 0x40: "|", 0x65: "€"}
 
 
-def test_national_tables_have_128_distinct_entries() -> None:
+def test_locking_tables_have_128_codes_and_no_character_twice() -> None:
+    assert len(LOCKING_TABLES) == 13  # the default table and 12 national ones (not Spanish)
     for name, table in LOCKING_TABLES.items():
-        assert len(table) == 128 and len(set(table)) == 128, name
+        chars = [c for c in table if c is not None]
+        assert len(table) == 128 and len(set(chars)) == len(chars), name
 
 
 def test_pack_matches_bitwise_reference() -> None:

@@ -20,7 +20,7 @@ from appliance.pdu.gsm7 import LOCKING_TABLES, SINGLE_SHIFT_TABLES
 
 gsmpdu = pytest.importorskip("gsmmodem.pdu")
 
-GSM_SAFE = LOCKING_TABLES["default"].replace("\x1b", "").replace("§", "")
+GSM_SAFE = "".join(c for c in LOCKING_TABLES["default"] if c).replace("§", "")
 GSM_EXT = "".join(SINGLE_SHIFT_TABLES["default"].values()).replace("\x0c", "")
 BMP_NON_GSM = st.characters(min_codepoint=0x100, max_codepoint=0xD7FF)
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from appliance.pdu import PduError, Submit, decode, encode_submit, plan
+
+OLD_THREE = ("turkish", "spanish", "portuguese")
 
 
 @pytest.mark.parametrize(
@@ -116,10 +120,10 @@ def test_lowercase_c_cedilla_is_ucs2_without_national_tables() -> None:
 def test_turkish_single_shift_saves_parts() -> None:
     text = "Şişli'de buluşalım, ğ ı İ ş ç. " * 4  # 128 characters
     assert plan(text).encoding == "ucs2"
-    p = plan(text, national_tables=True)
+    p = plan(text, national_languages=OLD_THREE)
     assert p.encoding == "gsm7" and p.shift_table == "turkish"
     assert p.total < plan(text).total
-    pdus = encode_submit("+905321234567", text, national_tables=True)
+    pdus = encode_submit("+905321234567", text, national_languages=OLD_THREE)
     assert len(pdus) == p.total
     joined = "".join(decode(x.hex).text for x in pdus)
     assert joined == text
@@ -127,9 +131,9 @@ def test_turkish_single_shift_saves_parts() -> None:
 
 def test_spanish_single_shift_udh_is_sent() -> None:
     text = "Mañana llegará el camión a Córdoba, así que " * 3
-    p = plan(text, national_tables=True)
+    p = plan(text, national_languages=OLD_THREE)
     assert p.shift_table == "spanish" and p.single_shift == "spanish" and p.locking_shift is None
-    (pdu,) = encode_submit("+34600000000", text, national_tables=True)
+    (pdu,) = encode_submit("+34600000000", text, national_languages=OLD_THREE)
     msg = decode(pdu.hex)
     assert isinstance(msg, Submit)
     assert msg.udh is not None and (0x24, b"\x02") in msg.udh.elements
@@ -138,16 +142,16 @@ def test_spanish_single_shift_udh_is_sent() -> None:
 
 def test_portuguese_locking_shift_round_trip() -> None:
     text = "Ação: você irá à reunião às três horas, não é? " * 5
-    p = plan(text, national_tables=True)
+    p = plan(text, national_languages=OLD_THREE)
     assert p.shift_table == "portuguese"
     assert p.total < plan(text).total
-    pdus = encode_submit("+351912345678", text, national_tables=True, concat_ref=7)
+    pdus = encode_submit("+351912345678", text, national_languages=OLD_THREE, concat_ref=7)
     assert "".join(decode(x.hex).text for x in pdus) == text
 
 
 def test_national_table_not_used_when_it_saves_nothing() -> None:
-    assert plan("ç", national_tables=True).encoding == "ucs2"  # both fit one part
-    assert plan("plain text", national_tables=True).shift_table is None
+    assert plan("ç", national_languages=OLD_THREE).encoding == "ucs2"  # both fit one part
+    assert plan("plain text", national_languages=OLD_THREE).shift_table is None
 
 
 def test_at_most_255_parts() -> None:
@@ -167,3 +171,70 @@ def test_bad_arguments() -> None:
         plan("a\ud800b")
     with pytest.raises(PduError, match="string"):
         plan(b"bytes")  # type: ignore[arg-type]
+
+
+# --- keeping graphemes whole never costs a part -----------------------------------------------
+
+
+def _surrogate_safe_parts(text: str) -> int:
+    """Parts of libgammu's split: UTF-16 units, 70 in one part or 67 per part, a surrogate
+    pair never split."""
+    data = text.encode("utf-16-be")
+    n = len(data) // 2
+    if n <= 70:
+        return 1
+    count = pos = 0
+    while pos < n:
+        end = min(pos + 67, n)
+        if end < n and 0xDC <= data[2 * end] <= 0xDF:  # a low surrogate: keep its pair whole
+            end -= 1
+        pos, count = end, count + 1
+    return count
+
+
+_EMOJI_PIECES = [
+    "😀", "🎉", "👍🏽", "👍🏿", "🇸🇪", "🇫🇮", "🇰🇪", "👨‍👩‍👧‍👦", "👩‍❤️‍👨", "🏴󠁧󠁢󠁳󠁣󠁴󠁿",
+    "1\ufe0f\u20e3", "❤️", "ж", "я", " ", "a", "e\u0301", "é",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=st.lists(st.sampled_from(_EMOJI_PIECES), min_size=20, max_size=400))
+@example(pieces=["ж"] * 65 + ["👍🏽"] + ["ж"] * 65)
+def test_graphemes_kept_whole_never_cost_a_part(pieces: list[str]) -> None:
+    text = "ж" + "".join(pieces)  # UCS-2 whatever was drawn
+    p = plan(text)
+    assert p.encoding == "ucs2"
+    assert p.total == _surrogate_safe_parts(text)
+    assert "".join(p.parts) == text
+    assert all(u <= p.unit_limit for u in p.units_per_part)
+
+
+def test_a_skin_tone_is_split_off_when_moving_the_emoji_would_cost_a_part() -> None:
+    text = "ж" * 65 + "👍🏽" + "ж" * 65  # 134 units: two full parts of 67
+    p = plan(text)
+    assert p.total == 2 and p.units_per_part == (67, 67)
+    assert p.parts[0].endswith("👍") and p.parts[1].startswith("🏽")
+
+
+def test_a_cluster_still_moves_whole_when_that_costs_nothing() -> None:
+    text = "ж" * 65 + "👍🏽" + "ж" * 10
+    p = plan(text)
+    assert p.units_per_part == (65, 14) and p.parts[1].startswith("👍🏽")
+
+
+def test_later_clusters_move_whole_once_an_earlier_one_was_cut() -> None:
+    text = "ж" * 65 + "👍🏽" + "ж" * 62 + "🇸🇪" + "ж" * 3  # 138 units: 3 parts at least
+    p = plan(text)
+    assert p.total == 3
+    assert p.parts[1].startswith("👍🏽") and p.parts[2].startswith("🇸🇪")
+
+
+def test_combining_marks_stay_with_their_letter_in_national_gsm7() -> None:
+    text = "क" * 148 + "कि" + "क" * 10  # 160 septets: 2 parts with the Hindi locking table
+    p = plan(text, national_languages=["hindi"])
+    assert (p.encoding, p.locking_shift, p.unit_limit, p.total) == ("gsm7", "hindi", 149, 2)
+    assert p.parts[1].startswith("कि") and p.units_per_part == (148, 12)
+    tight = "क" * 148 + "कि" + "क" * 148  # 298 = 2 × 149: moving it would take a third part
+    q = plan(tight, national_languages=["hindi"])
+    assert q.units_per_part == (149, 149) and q.parts[1].startswith("\u093f")

@@ -409,6 +409,12 @@ class SegmentsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"body": "Hello “world”"}]})
 
     body: str = Field(max_length=MAX_BODY_CHARS)
+    national_languages: list[str] | None = Field(
+        default=None, max_length=13,
+        description="National languages (3GPP TS 23.038: `turkish` … `urdu`) whose shift tables "
+                    "may be used when they save parts; default: the appliance's "
+                    "`[sms] national_languages`.",
+    )
 
 
 class Replacement(BaseModel):
@@ -422,8 +428,9 @@ class SegmentsOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{
-                "encoding": "gsm7", "shift_table": None, "parts": 1, "chars_left": 147,
-                "unit_limit": 160, "units_per_part": [13],
+                "encoding": "gsm7", "shift_table": None, "locking_shift": None,
+                "single_shift": None, "parts": 1, "default_parts": 1, "summary": "GSM-7: 1 part",
+                "chars_left": 147, "unit_limit": 160, "units_per_part": [13],
                 "replacements": [{"original": "“", "replacement": '"'},
                                  {"original": "”", "replacement": '"'}],
                 "texts": ['Hello "world"'],
@@ -433,7 +440,15 @@ class SegmentsOut(BaseModel):
 
     encoding: str = Field(description="`gsm7` or `ucs2`.")
     shift_table: str | None = Field(description="National shift table used, if any.")
+    locking_shift: str | None = Field(
+        default=None, description="National locking-shift table used (UDH IE 0x25), if any.")
+    single_shift: str | None = Field(
+        default=None, description="National single-shift table used (UDH IE 0x24), if any.")
     parts: int
+    default_parts: int = Field(
+        description="Parts without national tables (default alphabet or UCS-2); equals `parts` "
+                    "when none is used.")
+    summary: str = Field(description='E.g. "GSM-7, Hindi tables: 2 parts instead of 4".')
     chars_left: int = Field(description="Units (septets or UTF-16 units) still free in the last part.")
     unit_limit: int = Field(description="Units per part at this size.")
     units_per_part: list[int]

@@ -1,4 +1,15 @@
-"""Decoding any PDU a modem hands us: SMS-DELIVER, SMS-SUBMIT or SMS-STATUS-REPORT."""
+"""Decoding any PDU a modem hands us: SMS-DELIVER, SMS-SUBMIT or SMS-STATUS-REPORT.
+
+Anything malformed raises :class:`PduError`, with one rule for the optional tail of a status
+report (23.040 §9.2.2.3): the fields TP-PI announces — TP-PID, TP-DCS, TP-UD — are decoded
+when the PDU holds them whole; one that is missing, or cut short, at the end of the PDU is
+taken as absent and named in ``StatusReport.missing_fields`` (``"pid"``, ``"dcs"``,
+``"user_data"``; a field after a missing one is missing too). The report's own fields —
+reference, recipient, times, status — come before TP-PI and are never guessed: a PDU that
+ends among them is refused. Service centres are seen padding or cutting this tail, and a
+delivery outcome is worth more than the optional text after it. A TP-PI with its extension
+bit set (FF is a common filler) announces nothing.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +22,7 @@ from appliance.pdu.errors import PduError
 from appliance.pdu.status import StatusReport, status_outcome
 from appliance.pdu.submit import Submit, decode_relative_validity
 from appliance.pdu.timestamp import decode_scts
-from appliance.pdu.userdata import UserData, decode_user_data, parse_dcs
+from appliance.pdu.userdata import UserData, decode_user_data, parse_dcs, user_data_octets
 
 __all__ = ["decode"]
 
@@ -66,6 +77,10 @@ def _concat(ud: UserData) -> tuple[int, int, int] | None:
     return ud.udh.concat if ud.udh is not None else None
 
 
+def _unknown_languages(ud: UserData) -> tuple[int, ...]:
+    return ud.udh.unknown_language_ids if ud.udh is not None else ()
+
+
 def _deliver(data: bytes, pos: int, smsc: str | None) -> Deliver:
     fo = data[pos]
     oa, pos = decode_address(data, pos + 1, "sender address")
@@ -89,6 +104,7 @@ def _deliver(data: bytes, pos: int, smsc: str | None) -> Deliver:
         status_report_indication=bool(fo & 0x20),
         data=ud.data,
         udh=ud.udh,
+        unknown_language_ids=_unknown_languages(ud),
     )
 
 
@@ -134,6 +150,7 @@ def _submit(data: bytes, pos: int, smsc: str | None) -> Submit:
         dcs=dcs,
         data=ud.data,
         udh=ud.udh,
+        unknown_language_ids=_unknown_languages(ud),
     )
 
 
@@ -145,22 +162,38 @@ def _status_report(data: bytes, pos: int, smsc: str | None) -> StatusReport:
     discharge = decode_scts(data, pos + 7)
     st = _byte(data, pos + 14, "status")
     pos += 15
-    encoding, text, concat = "gsm7", "", None
-    # Optional TP-PI and what it announces; a short or odd tail is tolerated (some SCs pad).
+    encoding, text, concat, unknown = "gsm7", "", None, ()
+    pid = dcs = None
+    missing: list[str] = []
     if pos < len(data):
         pi = data[pos]
         pos += 1
-        if pi & 0x80 == 0 and pi != 0:
-            if pi & 0x01:
-                pos += 1  # TP-PID
-            dcs = 0
-            if pi & 0x02:
-                dcs = _byte(data, pos, "data coding scheme")
+        if pi & 0x80:
+            pi = 0
+        if pi & 0x01:
+            if pos < len(data):
+                pid = data[pos]
                 pos += 1
-            if pi & 0x04 and pos < len(data):
-                encoding, _ = parse_dcs(dcs)
+            else:
+                missing.append("pid")
+        if pi & 0x02:
+            if pos < len(data) and not missing:
+                dcs = data[pos]
+                pos += 1
+            else:
+                missing.append("dcs")
+        if pi & 0x04:
+            encoding, _ = parse_dcs(dcs or 0)
+            if (
+                not missing
+                and pos < len(data)
+                and len(data) - pos - 1 >= user_data_octets(encoding, data[pos])
+            ):
                 ud = decode_user_data(data, pos, encoding, bool(fo & 0x40))
                 encoding, text, concat = ud.encoding, ud.text, _concat(ud)
+                unknown = _unknown_languages(ud)
+            else:
+                missing.append("user_data")
     return StatusReport(
         smsc=smsc,
         reference=mr,
@@ -173,4 +206,8 @@ def _status_report(data: bytes, pos: int, smsc: str | None) -> StatusReport:
         encoding=encoding,
         text=text,
         concat=concat,
+        pid=pid,
+        dcs=dcs,
+        missing_fields=tuple(missing),
+        unknown_language_ids=unknown,
     )

@@ -1,4 +1,5 @@
-"""GSM 03.38 7-bit alphabet: default table, extension table, national shift tables, packing.
+"""GSM 03.38 7-bit alphabet: default and extension tables, charsets with the national shift
+tables of :mod:`appliance.pdu.national`, septet packing.
 
 Septets are handled as ``bytes`` (one septet per byte) so that mapping and packing run in C:
 ``str.translate`` maps text to septets, and packing compresses 8-bit lanes into 7-bit fields
@@ -10,13 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from appliance.pdu.errors import PduError
+from appliance.pdu.errors import PduError, UnencodableText, UnknownLanguage
+from appliance.pdu.national import LANGUAGE_IDS, LANGUAGES, LOCKING_SHIFT_TABLES
+from appliance.pdu.national import SINGLE_SHIFT_TABLES as _NATIONAL_SINGLE
 
 __all__ = [
     "Charset",
+    "DEFAULT",
     "ESC",
     "LANGUAGE_IDS",
     "LANGUAGES",
+    "LOCKING_TABLES",
+    "SINGLE_SHIFT_TABLES",
     "charset",
     "decode_septets",
     "gsm7_pack",
@@ -28,74 +34,35 @@ __all__ = [
 ESC = 0x1B
 _ESC_CHAR = "\x1b"
 
-# Locking-shift (main) tables, 128 code points each; position 0x1B is the escape.
-_DEFAULT_TABLE = (
-    "@£$¥èéùìòÇ\nØø\rÅå"
-    "Δ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"
-    " !\"#¤%&'()*+,-./"
-    "0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNO"
-    "PQRSTUVWXYZÄÖÑÜ§"
-    "¿abcdefghijklmno"
-    "pqrstuvwxyzäöñüà"
+# 23.038 §6.2.1: the default alphabet; position 0x1B is the escape to the extension table.
+_DEFAULT_TABLE: tuple[str | None, ...] = tuple(
+    None if i == ESC else c
+    for i, c in enumerate(
+        "@£$¥èéùìòÇ\nØø\rÅå"
+        "Δ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"
+        " !\"#¤%&'()*+,-./"
+        "0123456789:;<=>?"
+        "¡ABCDEFGHIJKLMNO"
+        "PQRSTUVWXYZÄÖÑÜ§"
+        "¿abcdefghijklmno"
+        "pqrstuvwxyzäöñüà"
+    )
 )
-_TURKISH_TABLE = (  # 23.038 A.3.1
-    "@£$¥€éùıòÇ\nĞğ\rÅå"
-    "Δ_ΦΓΛΩΠΨΣΘΞ\x1bŞşßÉ"
-    " !\"#¤%&'()*+,-./"
-    "0123456789:;<=>?"
-    "İABCDEFGHIJKLMNO"
-    "PQRSTUVWXYZÄÖÑÜ§"
-    "çabcdefghijklmno"
-    "pqrstuvwxyzäöñüà"
-)
-_PORTUGUESE_TABLE = (  # 23.038 A.3.3
-    "@£$¥êéúíóç\nÔô\rÁá"
-    "Δ_ªÇÀ∞^\\€Ó|\x1bÂâÊÉ"
-    " !\"#º%&'()*+,-./"
-    "0123456789:;<=>?"
-    "ÍABCDEFGHIJKLMNO"
-    "PQRSTUVWXYZÃÕÚÜ§"
-    "~abcdefghijklmno"
-    "pqrstuvwxyzãõ`üà"
-)
-
-_COMMON_EXTENSION = {
+# 23.038 §6.2.1.1: the default extension table.
+_DEFAULT_EXTENSION = {
     0x0A: "\x0c", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\",
     0x3C: "[", 0x3D: "~", 0x3E: "]", 0x40: "|", 0x65: "€",
 }
-_DEFAULT_EXTENSION = dict(_COMMON_EXTENSION)
-_TURKISH_EXTENSION = {  # 23.038 A.2.1
-    **_COMMON_EXTENSION,
-    0x47: "Ğ", 0x49: "İ", 0x53: "Ş", 0x63: "ç", 0x67: "ğ", 0x69: "ı", 0x73: "ş",
-}
-_SPANISH_EXTENSION = {  # 23.038 A.2.2
-    **_COMMON_EXTENSION,
-    0x09: "ç", 0x41: "Á", 0x49: "Í", 0x4F: "Ó", 0x55: "Ú",
-    0x61: "á", 0x69: "í", 0x6F: "ó", 0x75: "ú",
-}
-_PORTUGUESE_EXTENSION = {  # 23.038 A.2.3
-    **_COMMON_EXTENSION,
-    0x05: "ê", 0x09: "ç", 0x0B: "Ô", 0x0C: "ô", 0x0E: "Á", 0x0F: "á",
-    0x12: "Φ", 0x13: "Γ", 0x15: "Ω", 0x16: "Π", 0x17: "Ψ", 0x18: "Σ", 0x19: "Θ",
-    0x1F: "Ê", 0x41: "À", 0x49: "Í", 0x4F: "Ó", 0x55: "Ú", 0x5B: "Ã", 0x5C: "Õ",
-    0x61: "Â", 0x69: "í", 0x6F: "ó", 0x75: "ú", 0x7B: "ã", 0x7C: "õ", 0x7F: "â",
-}
 
-LOCKING_TABLES: dict[str, str] = {
-    "default": _DEFAULT_TABLE,
-    "turkish": _TURKISH_TABLE,
-    "portuguese": _PORTUGUESE_TABLE,
+#: Locking-shift (main) tables by name, ``"default"`` included: 128 entries, None where a
+#: table has no character (and at the escape 0x1B).
+LOCKING_TABLES: dict[str, tuple[str | None, ...]] = {
+    "default": _DEFAULT_TABLE, **LOCKING_SHIFT_TABLES
 }
+#: Single-shift (extension) tables by name, ``"default"`` included: code after ESC → character.
 SINGLE_SHIFT_TABLES: dict[str, dict[int, str]] = {
-    "default": _DEFAULT_EXTENSION,
-    "turkish": _TURKISH_EXTENSION,
-    "spanish": _SPANISH_EXTENSION,
-    "portuguese": _PORTUGUESE_EXTENSION,
+    "default": _DEFAULT_EXTENSION, **_NATIONAL_SINGLE
 }
-#: National language identifiers (23.038 §6.2.1.2.4) used in UDH IEs 24/25.
-LANGUAGE_IDS: dict[str, int] = {"turkish": 1, "spanish": 2, "portuguese": 3}
-LANGUAGES: dict[int, str] = {v: k for k, v in LANGUAGE_IDS.items()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,11 +77,20 @@ class Charset:
     decode_map: dict[int, str]  # str.translate table: septet (as latin-1 char) -> character
     extension_decode: dict[int, str]  # septet after ESC -> character
 
+    @property
+    def label(self) -> str:
+        """What the tables are called in messages, e.g. "the GSM 7-bit alphabet"."""
+        if self.locking == self.single == "default":
+            return "the GSM 7-bit alphabet"
+        if self.locking == self.single:
+            return f"the GSM 7-bit {self.locking} tables"
+        return f"the GSM 7-bit {self.locking} locking-shift and {self.single} single-shift tables"
+
     def encode(self, text: str) -> bytes:
-        """Septets (one per byte, escapes included) for ``text``; PduError if unencodable."""
+        """Septets (one per byte, escapes included) for ``text``; UnencodableText if it can't."""
         if not self.chars.issuperset(text):
             bad = "".join(sorted(set(text) - self.chars))
-            raise PduError(f"characters not in the GSM 7-bit alphabet: {bad!r}")
+            raise UnencodableText(bad, self.label)
         return text.translate(self.encode_map).encode("latin-1")
 
     def decode(self, septets: bytes) -> str:
@@ -124,21 +100,27 @@ class Charset:
 
 @cache
 def charset(locking: str = "default", single: str = "default") -> Charset:
-    """The :class:`Charset` for a pair of table names (see ``LOCKING_TABLES``)."""
-    try:
-        table = LOCKING_TABLES[locking]
-        extension = SINGLE_SHIFT_TABLES[single]
-    except KeyError as exc:
-        raise PduError(f"no GSM 7-bit table named {exc.args[0]!r}") from None
+    """The :class:`Charset` for a pair of table names (``"default"`` or a language).
+
+    UnknownLanguage if either name has no table of its kind (Spanish has no locking table).
+    """
+    table = LOCKING_TABLES.get(locking)
+    if table is None:
+        raise UnknownLanguage(locking, "locking" if locking in LANGUAGE_IDS else None)
+    extension = SINGLE_SHIFT_TABLES.get(single)
+    if extension is None:
+        raise UnknownLanguage(single)
     encode_map: dict[int, str] = {}
-    for code, char in extension.items():
-        encode_map[ord(char)] = _ESC_CHAR + chr(code)
-    for code, char in enumerate(table):
-        if code != ESC:
+    for code in sorted(extension, reverse=True):  # a character listed twice: the lower code
+        encode_map[ord(extension[code])] = _ESC_CHAR + chr(code)
+    for code in range(127, -1, -1):
+        char = table[code]
+        if char is not None:
             encode_map[ord(char)] = chr(code)  # the locking table wins: it costs 1
     chars = frozenset(chr(c) for c in encode_map)
     extension_chars = frozenset(chr(c) for c, s in encode_map.items() if len(s) == 2)
-    decode_map = {code: char for code, char in enumerate(table) if code != ESC}
+    # A code with no character shows a space, as for the reserved ESC ESC (Android does so too).
+    decode_map = {code: table[code] or " " for code in range(128) if code != ESC}
     return Charset(
         locking, single, chars, extension_chars, encode_map, decode_map, dict(extension)
     )

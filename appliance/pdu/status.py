@@ -27,7 +27,10 @@ def status_outcome(status: int) -> str:
 
 @dataclass(frozen=True)
 class StatusReport:
-    """A decoded SMS-STATUS-REPORT; match it to a part on (modem, reference, recipient)."""
+    """A decoded SMS-STATUS-REPORT; match it to a part on (modem, reference, recipient).
+
+    ``pid``, ``dcs`` and the user data are optional (TP-PI); ``missing_fields`` names those
+    TP-PI announced but the PDU ended before (see :mod:`appliance.pdu.decode`)."""
 
     smsc: str | None
     reference: int  # TP-MR of the submitted message
@@ -40,6 +43,10 @@ class StatusReport:
     encoding: str
     text: str
     concat: tuple[int, int, int] | None
+    pid: int | None = None
+    dcs: int | None = None
+    missing_fields: tuple[str, ...] = ()
+    unknown_language_ids: tuple[int, ...] = ()  # as in Deliver
 
 
 def encode_status_report(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from appliance.pdu.address import encode_address, encode_smsc
 from appliance.pdu.errors import PduError
-from appliance.pdu.planner import make_plan
+from appliance.pdu.planner import ShiftTables, make_plan
 from appliance.pdu.udh import UserDataHeader, build_udh
 from appliance.pdu.gsm7 import pack_septets
 from appliance.pdu.userdata import dcs_for
@@ -55,6 +56,7 @@ class Submit:
     dcs: int
     data: bytes
     udh: UserDataHeader | None
+    unknown_language_ids: tuple[int, ...] = ()  # as in Deliver
 
 
 def encode_relative_validity(validity: timedelta | int) -> int:
@@ -99,13 +101,18 @@ def encode_submit(
     flash: bool = False,
     smsc: str | None = None,
     smart_encoding: bool = True,
-    national_tables: bool = False,
+    national_languages: Iterable[str] = (),
+    shift_tables: ShiftTables | None = None,
 ) -> list[SubmitPdu]:
     """Encode ``text`` to ``to`` as one SMS-SUBMIT per part.
 
     ``to`` is ``+digits`` (TOA 91) or digits (TOA 81). ``concat_ref`` (0–255, or 0–65535 with
     ``concat_ref_bits=16``) ties the parts together. ``validity`` sets a relative validity
-    period. TP-MR is written as 00: the modem assigns the real one. PduError on bad input.
+    period. TP-MR is written as 00: the modem assigns the real one. The text is cut as
+    :func:`~appliance.pdu.plan` with the same ``smart_encoding``, ``national_languages`` and
+    ``shift_tables`` cuts it, national shift IEs (0x24/0x25) in every part's UDH; pass a
+    stored plan's ``tables`` as ``shift_tables`` to send exactly that plan's parts. PduError
+    on bad input.
     """
     da = encode_address(to)
     smsc_field = encode_smsc(smsc)
@@ -113,7 +120,8 @@ def encode_submit(
         text,
         concat_ref_bits=concat_ref_bits,
         smart_encoding=smart_encoding,
-        national_tables=national_tables,
+        national_languages=national_languages,
+        shift_tables=shift_tables,
     )
     if isinstance(concat_ref, bool) or not isinstance(concat_ref, int):
         raise PduError(f"concat_ref must be an integer, not {concat_ref!r}")

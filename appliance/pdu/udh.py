@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliance.pdu.errors import PduError
-from appliance.pdu.gsm7 import LANGUAGE_IDS, LANGUAGES
+from appliance.pdu.errors import PduError, UnknownLanguage
+from appliance.pdu.national import LANGUAGE_IDS, LANGUAGES, LOCKING_SHIFT_TABLES
 
 __all__ = [
     "IEI_CONCAT_8",
@@ -26,13 +26,18 @@ IEI_LOCKING_SHIFT = 0x25
 
 @dataclass(frozen=True)
 class UserDataHeader:
-    """A parsed UDH: every element as (IEI, data), plus the ones this package understands."""
+    """A parsed UDH: every element as (IEI, data), plus the ones this package understands.
+
+    ``unknown_language_ids`` lists the identifiers of shift IEs (0x24/0x25) naming a table
+    23.038 does not define (a reserved id, or a locking shift to Spanish): the default table
+    is used in their place."""
 
     elements: tuple[tuple[int, bytes], ...]
     concat: tuple[int, int, int] | None  # (ref, total, seq)
     concat_ref_bits: int | None
     single_shift: str | None  # national table name, or None for the default extension
-    locking_shift: str | None
+    locking_shift: str | None  # national table name, or None for the default alphabet
+    unknown_language_ids: tuple[int, ...] = ()
 
 
 def build_udh(
@@ -42,7 +47,10 @@ def build_udh(
     single_shift: str | None = None,
     locking_shift: str | None = None,
 ) -> bytes:
-    """The UDH (UDHL included) for the given elements; ``b""`` when there are none."""
+    """The UDH (UDHL included) for the given elements; ``b""`` when there are none.
+
+    The shift elements name a national language (see ``NATIONAL_LANGUAGES``).
+    """
     body = bytearray()
     if concat is not None:
         ref, total, seq = concat
@@ -51,8 +59,12 @@ def build_udh(
         else:
             body += bytes((IEI_CONCAT_16, 4, ref >> 8, ref & 0xFF, total, seq))
     if single_shift is not None:
+        if single_shift not in LANGUAGE_IDS:
+            raise UnknownLanguage(single_shift)
         body += bytes((IEI_SINGLE_SHIFT, 1, LANGUAGE_IDS[single_shift]))
     if locking_shift is not None:
+        if locking_shift not in LOCKING_SHIFT_TABLES:
+            raise UnknownLanguage(locking_shift, "locking" if locking_shift in LANGUAGE_IDS else None)
         body += bytes((IEI_LOCKING_SHIFT, 1, LANGUAGE_IDS[locking_shift]))
     if not body:
         return b""
@@ -69,8 +81,9 @@ def udh_size(*, concat: bool, concat_ref_bits: int, shifts: int) -> int:
 def parse_udh(ud: bytes) -> tuple[UserDataHeader, int]:
     """Parse the UDH at the start of ``ud``; returns it and its size in octets (UDHL + 1).
 
-    Per 23.040 a concatenation IE whose sequence is 0 or beyond its total is ignored, as are
-    unknown language identifiers; a header that overruns its length is a PduError.
+    Per 23.040 a concatenation IE whose sequence is 0 or beyond its total is ignored; a shift
+    IE naming no table is listed in ``unknown_language_ids`` and the default table stands in
+    for it. A header that overruns its length is a PduError.
     """
     if not ud:
         raise PduError("UDHI is set but the user data is empty")
@@ -82,6 +95,7 @@ def parse_udh(ud: bytes) -> tuple[UserDataHeader, int]:
     concat = None
     bits = None
     single = locking = None
+    unknown: list[int] = []
     pos = 1
     while pos < end:
         if pos + 2 > end:
@@ -101,7 +115,13 @@ def parse_udh(ud: bytes) -> tuple[UserDataHeader, int]:
                 concat, bits = (ref, total, seq), 16
         elif iei == IEI_SINGLE_SHIFT and length == 1:
             single = LANGUAGES.get(data[0])
+            if single is None:
+                unknown.append(data[0])
         elif iei == IEI_LOCKING_SHIFT and length == 1:
             locking = LANGUAGES.get(data[0])
+            if locking not in LOCKING_SHIFT_TABLES:
+                locking = None
+                unknown.append(data[0])
         pos += 2 + length
-    return UserDataHeader(tuple(elements), concat, bits, single, locking), end
+    header = UserDataHeader(tuple(elements), concat, bits, single, locking, tuple(unknown))
+    return header, end

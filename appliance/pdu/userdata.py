@@ -5,11 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from appliance.pdu.errors import PduError
-from appliance.pdu.gsm7 import LOCKING_TABLES, charset, pack_septets, unpack_septets
+from appliance.pdu.gsm7 import charset, pack_septets, unpack_septets
 from appliance.pdu.ucs2 import ucs2_decode
 from appliance.pdu.udh import UserDataHeader, parse_udh
 
-__all__ = ["UserData", "dcs_for", "decode_user_data", "encode_user_data", "parse_dcs"]
+__all__ = [
+    "UserData",
+    "dcs_for",
+    "decode_user_data",
+    "encode_user_data",
+    "parse_dcs",
+    "user_data_octets",
+]
 
 _ALPHABETS = ("gsm7", "8bit", "ucs2", "gsm7")  # DCS bits 3–2; 11 is reserved → default
 _DCS_ALPHABET = {"gsm7": 0x00, "8bit": 0x04, "ucs2": 0x08}
@@ -46,6 +53,11 @@ def encode_user_data(encoding: str, payload: bytes, udh: bytes = b"") -> bytes:
     return bytes((len(udh) + len(payload),)) + udh + payload
 
 
+def user_data_octets(encoding: str, udl: int) -> int:
+    """Octets of TP-UD that a TP-UDL of ``udl`` announces (septets for GSM-7)."""
+    return (udl * 7 + 7) // 8 if encoding == "gsm7" else udl
+
+
 @dataclass(frozen=True)
 class UserData:
     encoding: str
@@ -65,7 +77,7 @@ def decode_user_data(pdu: bytes, pos: int, encoding: str, udhi: bool) -> UserDat
     if encoding == "gsm7":
         if udl > 160:
             raise PduError(f"user data length {udl} septets is more than 160")
-        need = (udl * 7 + 7) // 8
+        need = user_data_octets("gsm7", udl)
         if len(ud) < need:
             raise PduError(f"user data length says {udl} septets but only {len(ud)} octets follow")
         septets = unpack_septets(ud, udl)
@@ -77,8 +89,7 @@ def decode_user_data(pdu: bytes, pos: int, encoding: str, udhi: bool) -> UserDat
                 raise PduError(f"UDH of {size} octets is longer than the user data ({udl} septets)")
             septets = septets[header_septets:]
             if udh.locking_shift or udh.single_shift:
-                locking = udh.locking_shift if udh.locking_shift in LOCKING_TABLES else None
-                cs = charset(locking or "default", udh.single_shift or "default")
+                cs = charset(udh.locking_shift or "default", udh.single_shift or "default")
         text = charset().decode(septets) if cs is None else cs.decode(septets)
         return UserData("gsm7", text, septets, udh)
     if udl > 140:

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from appliance.api.auth import require
+from appliance.api.auth import get_services, require
 from appliance.api.keys import ApiKey
 from appliance.api.problems import ApiProblem, FieldError, problem_responses
 from appliance.api.schemas import Replacement, SegmentsOut, SegmentsRequest
-from appliance.pdu import PduError, plan
+from appliance.api.services import Services
+from appliance.pdu import PduError, UnknownLanguage, parse_languages, plan
 
 __all__ = ["router"]
 
@@ -26,17 +27,30 @@ router = APIRouter(prefix="/v1/segments", tags=["segments"])
 def segments(
     request: SegmentsRequest,
     _key: Annotated[ApiKey, Depends(require("read"))],
+    services: Annotated[Services, Depends(get_services)],
 ) -> SegmentsOut:
     """Look-alike characters (curly quotes, dashes...) are replaced when that keeps the text
-    in GSM-7, as the send path does."""
+    in GSM-7, as the send path does. The national shift tables of `[sms] national_languages`
+    (or of the request's `national_languages`) are used when they save parts."""
+    names = request.national_languages
+    if names is None:
+        names = services.settings.sms.national_languages
     try:
-        p = plan(request.body)
+        languages = parse_languages(names)
+    except UnknownLanguage as exc:
+        raise ApiProblem.invalid([FieldError(field="national_languages", detail=str(exc))]) from None
+    try:
+        p = plan(request.body, national_languages=languages)
     except PduError as exc:
         raise ApiProblem.invalid([FieldError(field="body", detail=str(exc))]) from None
     return SegmentsOut(
         encoding=p.encoding,
         shift_table=p.shift_table,
+        locking_shift=p.locking_shift,
+        single_shift=p.single_shift,
         parts=p.total,
+        default_parts=p.default_parts,
+        summary=p.summary,
         chars_left=p.chars_left,
         unit_limit=p.unit_limit,
         units_per_part=list(p.units_per_part),

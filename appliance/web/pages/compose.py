@@ -242,7 +242,8 @@ def send(request: Request, session: SignedIn, services: Services_, form: Form) -
 @router.post("/compose/count")
 async def count(request: Request, session: SignedIn, services: Services_) -> JSONResponse:
     """How the text would be sent: for the live counter under the message box. Posted (a
-    long text does not fit in a URL) with the session's CSRF token in ``X-CSRF-Token``."""
+    long text does not fit in a URL) with the session's CSRF token in ``X-CSRF-Token``.
+    National shift tables of ``[sms] national_languages`` count when they save parts."""
     check_csrf(request, session, request.headers.get("x-csrf-token"))
     form = await request.form()
     text, kind = str(form.get("text", "")), str(form.get("kind", "transactional"))
@@ -253,20 +254,26 @@ async def count(request: Request, session: SignedIn, services: Services_) -> JSO
         data["summary"] = "0 characters · 0 parts"
         return JSONResponse(data)
     try:
-        p = plan(body)
+        p = plan(body, national_languages=services.settings.sms.national_languages)
     except PduError as exc:
         data["summary"] = f"Too long: {exc}"
         data["error"] = str(exc)
         return JSONResponse(data)
-    data.update(parts=p.total, encoding=p.encoding, chars_left=p.chars_left)
+    data.update(parts=p.total, encoding=p.encoding, chars_left=p.chars_left,
+                locking_shift=p.locking_shift, single_shift=p.single_shift,
+                default_parts=p.default_parts)
     limit = services.settings.appliance.max_parts
     if p.total > limit:
         data["error"] = f"{p.total} parts; a message may have at most {limit}"
         data["summary"] = f"Too long: {len(text)} characters make {p.total} parts; the limit is {limit}. Shorten it."
         return JSONResponse(data)
-    encoding = "GSM-7" if p.encoding == "gsm7" else "UCS-2 (emoji or non-GSM characters: fewer per part)"
+    encoding = p.encoding_label  # "GSM-7", "GSM-7, Hindi tables"
+    if p.encoding == "ucs2":
+        encoding = "UCS-2 (emoji or non-GSM characters: fewer per part)"
     parts = f"{p.total} part" + ("s" if p.total != 1 else "")
-    summary = f"{len(text)} characters · {encoding} · {parts}, {p.chars_left} left in the last part"
+    if p.default_parts != p.total:
+        parts += f" instead of {p.default_parts}"
+    summary = f"{len(text)} characters · {encoding}: {parts}, {p.chars_left} left in the last part"
     if footer:
         summary += " (with the opt-out footer)"
     if "{" in text:

@@ -92,7 +92,8 @@ class Appliance:
         self._stop_lock = threading.Lock()
         self.simulators: list[Any] = []
         self.modems: list[Any] = []
-        self.queue = Queue(settings.appliance.database_url, max_parts=settings.appliance.max_parts)
+        self.queue = Queue(settings.appliance.database_url, max_parts=settings.appliance.max_parts,
+                           national_languages=settings.sms.national_languages)
         from appliance.queue.quiet import QuietHours  # marketing broadcasts wait out quiet hours
 
         b = settings.broadcasts

@@ -265,3 +265,16 @@ def _thread_cpu(threads: list[Any]) -> float:
             fields = f.read().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / ticks
     return total
+
+
+def test_national_tables_planned_at_enqueue_are_the_ones_sent(rig_factory: Callable[..., Rig]) -> None:
+    rig = rig_factory(1)
+    rig.queue.national_languages = ("hindi",)
+    text = "नमस्ते, कल स्कूल बंद रहेगा। कृपया अपने बच्चे को घर पर रखें। " * 2
+    [view] = rig.queue.enqueue(["+14155550100"], text)
+    assert view.encoding == "gsm7"  # the Hindi tables: GSM-7 instead of UCS-2
+    rig.queue.national_languages = ()  # settings changed meanwhile: the message keeps its tables
+    rig.start()
+    assert wait_until(lambda: rig.queue.get(view.id).status == "sent")
+    sent = rig.sims[0].sent
+    assert len(sent) == view.parts and "".join(r.text for r in sorted(sent, key=lambda r: r.part)) == text

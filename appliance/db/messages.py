@@ -142,6 +142,7 @@ class NewMessage(NamedTuple):
     broadcast_id: int | None = None
     kind: str = "transactional"
     held: int = 0
+    shift_tables: str | None = None
 
 
 _NEW_MESSAGE_COLUMNS = (*NewMessage._fields, "attempts", "resends")

@@ -119,6 +119,9 @@ class Message(SQLModel, table=True):
     kind: str = Field(default="transactional", sa_column_kwargs={"server_default": text("'transactional'")})
     # Held (a paused broadcast): still "queued" to the API, but never claimed.
     held: bool = Field(default=False, sa_type=FLAG, sa_column_kwargs={"server_default": text("0")})
+    # The national shift tables it was planned with (appliance.pdu.ShiftTables.key), so the
+    # parts sent are the parts counted even if the settings change meanwhile.
+    shift_tables: str | None = None
 
 
 class Part(SQLModel, table=True):

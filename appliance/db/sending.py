@@ -92,6 +92,7 @@ class Claim:
     ignore_opt_out: bool = False  # a STOP confirmation goes to a number that just opted out
     sim: str | None = None  # the send log's key for the SIM (ICCID), default the modem's name
     claimed_at: float | None = None  # this claim's mark: a recovered and re-made claim has another
+    shift_tables: str | None = None  # national tables it was planned with (ShiftTables.key)
 
     @property
     def any_left(self) -> bool:
@@ -160,7 +161,7 @@ def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool 
     skip = " FOR UPDATE SKIP LOCKED" if conn.postgres else ""
     row = conn.exec_driver_sql(
         "SELECT id, recipient, body, parts, concat_ref, expires_at, attempts, max_attempts, "
-        f"ignore_opt_out FROM messages INDEXED BY {index} "
+        f"ignore_opt_out, shift_tables FROM messages INDEXED BY {index} "
         "WHERE status = 'queued' AND held = 0 AND due_at <= ? AND parts <= ? "
         f"AND (modem IS NULL OR modem = ?){quiet} "
         f"ORDER BY priority, due_at, id LIMIT 1{skip}",
@@ -194,6 +195,7 @@ def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool 
         expires_at=row["expires_at"], attempts=row["attempts"], max_attempts=row["max_attempts"],
         parts=[ClaimedPart(r["id"], r["seq"]) for r in rows if r["state"] == "queued"], left=left,
         ignore_opt_out=bool(row["ignore_opt_out"]), sim=sim, claimed_at=now,
+        shift_tables=row["shift_tables"] or None,
     )
 
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from appliance.db.errors import DatabaseUnavailable
 from appliance.modem.errors import ModemDisconnected, ModemError, SendOutcomeUnknown, SendRejected
-from appliance.pdu import PduError, SubmitPdu, encode_submit
+from appliance.pdu import PduError, ShiftTables, SubmitPdu, encode_submit
 from appliance.queue.ratelimit import DEFAULT_WINDOWS, RateLimits, SendBudget
 from appliance.db.sending import Claim, Recovery
 from appliance.queue.store import Queue
@@ -209,8 +209,9 @@ class _Worker:
             left = min(_MAX_VALIDITY_S, max(300.0, claim.expires_at - d.clock()))
             validity = timedelta(seconds=left)
         try:
+            tables = ShiftTables.from_key(claim.shift_tables) if claim.shift_tables else None
             pdus = encode_submit(claim.to, claim.body, concat_ref=claim.concat_ref, concat_ref_bits=8,
-                                 request_status_report=True, validity=validity)
+                                 request_status_report=True, validity=validity, shift_tables=tables)
         except PduError as exc:
             queue.part_failed(claim, claim.parts[0] if begun else None, f"cannot encode the message: {exc}")
             return None

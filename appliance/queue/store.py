@@ -79,6 +79,7 @@ class Queue:
         report_window_s: float = DEFAULT_REPORT_WINDOW_S,
         migrate_schema: bool = True,
         quiet_hours: QuietHours | None = None,
+        national_languages: Sequence[str] = (),
     ) -> None:
         self.engine = db if isinstance(db, Engine) else make_engine(db)
         self.clock = clock
@@ -87,6 +88,7 @@ class Queue:
         self.max_parts = max_parts
         self.report_window_s = report_window_s
         self.quiet_hours = quiet_hours
+        self.national_languages = tuple(national_languages)
         self._listeners: list[Callable[[], None]] = []
         self._listeners_lock = threading.Lock()
         self._last_sweep = float("-inf")
@@ -155,7 +157,7 @@ class Queue:
         if validity_s is not None and validity_s <= 0:
             raise InvalidRequest("validity_s: must be a positive number of seconds")
         try:
-            p = plan(body)
+            p = plan(body, national_languages=self.national_languages)
         except PduError as exc:
             raise InvalidRequest(f"body: {exc}") from exc
         if p.total > self.max_parts:
@@ -194,6 +196,7 @@ class Queue:
                     created_at=now, updated_at=now, send_at=send_ts, due_at=start, expires_at=expires,
                     max_attempts=self.max_attempts, error="recipient opted out" if to in opted else None,
                     metadata_json=meta_json, modem=modem, ignore_opt_out=int(ignore_opt_out),
+                    shift_tables=p.tables.key or None,
                 )
                 for i, to in enumerate(recipients)
             ]
@@ -234,19 +237,19 @@ class Queue:
             raise InvalidRequest(f"kind: {kind!r} is not one of transactional, marketing")
         if validity_s is not None and validity_s <= 0:
             raise InvalidRequest("validity_s: must be a positive number of seconds")
-        planned: list[tuple[str, str, str, int]] = []
+        planned: list[tuple[str, str, str, int, str | None]] = []
         for item in items:
-            if len(item) == 4:
-                planned.append(item)  # type: ignore[arg-type]
+            if len(item) == 4 and not self.national_languages:
+                planned.append((*item, None))  # type: ignore[arg-type]
                 continue
-            to, body = item  # type: ignore[misc]
+            to, body = item[0], item[1]
             if not body:
                 raise InvalidRequest(f"body: the message text to {to} is empty")
             try:
-                p = plan(body)
+                p = plan(body, national_languages=self.national_languages)
             except PduError as exc:
                 raise InvalidRequest(f"body: the message to {to}: {exc}") from exc
-            planned.append((to, body, p.encoding, p.total))
+            planned.append((to, body, p.encoding, p.total, p.tables.key or None))
         too_long = next((p for p in planned if p[3] > self.max_parts), None)
         if too_long is not None:
             raise InvalidRequest(
@@ -270,9 +273,9 @@ class Queue:
                     priority=prio, status=MessageStatus.SUPPRESSED if to in opted else MessageStatus.QUEUED,
                     created_at=now, updated_at=now, send_at=send_ts, due_at=start, expires_at=expires,
                     max_attempts=self.max_attempts, error="recipient opted out" if to in opted else None,
-                    broadcast_id=broadcast_id, kind=kind, held=int(held),
+                    broadcast_id=broadcast_id, kind=kind, held=int(held), shift_tables=tables,
                 )
-                for i, (to, body, enc, total) in enumerate(planned)
+                for i, (to, body, enc, total, tables) in enumerate(planned)
             ]
             messages.insert_messages(tx, rows)
             if opted:

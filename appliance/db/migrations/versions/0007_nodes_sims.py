@@ -1,5 +1,6 @@
 """Several nodes on one database: nodes and their heartbeats, modems' nodes, the send log
-counted per SIM (ICCID), webhook outbox rows leased by one node at a time.
+counted per SIM (ICCID), webhook outbox rows leased by one node at a time; messages keep
+the national shift tables they were planned with.
 
 Revision ID: 0007_nodes_sims
 Revises: 0006_users_sessions
@@ -30,6 +31,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("node", sa.String(), nullable=True))
     with op.batch_alter_table("webhook_outbox") as batch:
         batch.add_column(sa.Column("leased_by", sa.String(), nullable=True))
+    with op.batch_alter_table("messages") as batch:
+        # The national shift tables the message was planned with (ShiftTables.key; NULL none).
+        batch.add_column(sa.Column("shift_tables", sa.String(), nullable=True))
     op.create_table(
         "nodes",
         sa.Column("name", sa.String(), nullable=False),
@@ -49,6 +53,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("nodes")
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("shift_tables")
     with op.batch_alter_table("webhook_outbox") as batch:
         batch.drop_column("leased_by")
     with op.batch_alter_table("modems") as batch:

@@ -505,10 +505,21 @@ def ussd(
     timeout: float = typer.Option(15.0, "--timeout", min=0.5, help="Seconds to wait for the reply."),
 ) -> None:
     """Send a USSD code (e.g. a prepaid balance query) and print the network's reply."""
+    from appliance.modem.errors import UssdError
+
     with _TechnicianSession(port, pin=pin) as modem:
         _ready_modem(modem, port, pin)
         _require_network(modem, port)
-        reply = modem.ussd(code, timeout=timeout)
+        try:
+            reply = modem.ussd(code, timeout=timeout)
+        except UssdError as exc:
+            if exc.text is None:
+                raise
+            # Some networks put the answer itself in the line that ends the session.
+            err_console.print(f"note: the network ended the USSD session (+CUSD: {exc.status}) "
+                              "with this message", style="yellow", markup=False,
+                              highlight=False)
+            reply = exc.text
     console.print(reply, markup=False, highlight=False)
 
 

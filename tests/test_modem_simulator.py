@@ -624,3 +624,22 @@ def test_cli_simulate_prints_paths_and_stops_on_sigterm(sim_link_dir: Path) -> N
     assert proc.returncode == 0, err
     assert "sim800" in out and "huawei" in out and "stopped" in out
     assert not list(sim_link_dir.iterdir())
+
+
+def test_scripted_replies_are_played_verbatim_with_pauses_and_count(
+    sim800: SimulatedModem, connect: Callable[..., Client]
+) -> None:
+    client = connect(sim800, echo=False)
+    sim800.script_reply("at+cgmm", ["\r\n^NWTIME: 18/03/09,12:36:21+4,00\r\n", 0.3,
+                                    b"\r\nE1752\r\n\r\nOK\r\n"], times=1)
+    client.write(b"AT+CGMM\r")
+    assert client.read_until(r"\^NWTIME.*\r\n") == "\r\n^NWTIME: 18/03/09,12:36:21+4,00\r\n"
+    assert client.read_for(0.1) == b""  # the pause
+    assert client.final_lines() == ["E1752", "OK"]
+    assert client.command("AT+CGMM") == ["SIMCOM_SIM800L", "OK"]  # played once only
+    sim800.script_reply("AT+CSQ", "\r\n+CSQ: 18,99\r\n\r\nOK\r\n")
+    assert client.command("AT+CSQ") == client.command("AT+CSQ") == ["+CSQ: 18,99", "OK"]
+    sim800.clear_scripts()
+    assert client.command("AT+CSQ") == [f"+CSQ: {sim800.rssi},0", "OK"]
+    with pytest.raises(SimulatorError):
+        sim800.script_reply("AT", "OK\r\n", times=0)

@@ -16,6 +16,7 @@ from appliance.modem.errors import (
     SendOutcomeUnknown,
     SendRejected,
     SimPinError,
+    UssdError,
 )
 from appliance.modem.managed import ManagedModem
 from appliance.modem.transport import ATTransport, Response, Urc
@@ -54,6 +55,7 @@ __all__ = [
     "StorageUse",
     "StoredPdu",
     "Urc",
+    "UssdError",
     "cme_error",
     "cms_error",
     "discover_modems",

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from appliance.modem.answers import decode_ussd, parse_cusd, parse_registration
 from appliance.modem.codes import describe
 from appliance.modem.errors import (
     CommandError,
@@ -27,6 +28,7 @@ from appliance.modem.errors import (
     SendOutcomeUnknown,
     SendRejected,
     SimPinError,
+    UssdError,
 )
 from appliance.modem.transport import ATTransport, Urc, parse_error
 from appliance.modem.types import (
@@ -36,7 +38,7 @@ from appliance.modem.types import (
     SignalQuality,
     StatusReportEvent,
 )
-from appliance.pdu import Deliver, PduError, StatusReport, SubmitPdu, decode, gsm7_pack, gsm7_unpack
+from appliance.pdu import Deliver, PduError, StatusReport, SubmitPdu, decode, gsm7_pack
 
 __all__ = ["Diagnostics", "Modem", "StorageUse", "StoredPdu", "decode_ussd", "signal_from_rssi"]
 
@@ -61,8 +63,12 @@ _ACT = {0: "GSM", 1: "GSM", 2: "UMTS", 3: "EDGE", 4: "HSDPA", 5: "HSUPA", 6: "HS
         7: "LTE", 8: "EC-GSM-IoT", 9: "NB-IoT", 10: "LTE", 11: "NR", 12: "NR", 13: "EN-DC"}
 _BOOT_URCS = frozenset({"RDY", "^SYSSTART", "+CFUN", "+CPIN", "+QUSIM", "SMS READY",
                         "CALL READY", "^SIMST"})
-_USSD_STATUS = {2: "the network ended the USSD session", 3: "another client answered",
+_USSD_STATUS = {0: "the network answered without text", 1: "the network answered without text",
+                2: "the network ended the USSD session", 3: "another client answered",
                 4: "the network does not support this USSD code", 5: "the network timed out"}
+_HEX_LINE = re.compile(r"[0-9A-Fa-f]+")
+_INLINE_PDU = re.compile(r"(\S.*?)\s+([0-9A-Fa-f]{16,})")  # "+CMGR: 1,,147 0791…"
+_MAX_ODD_REMEMBERED = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,45 +152,6 @@ def signal_from_rssi(rssi: int, ber: int = 99) -> SignalQuality:
     return SignalQuality(rssi=rssi, ber=ber, dbm=-113 + 2 * rssi, bars=bars)
 
 
-def _ussd_alphabet(dcs: int) -> str:
-    """``"gsm7"``, ``"8bit"`` or ``"ucs2"`` for a CBS data coding scheme (TS 23.038 §5)."""
-    if dcs == 0x11:
-        return "ucs2"
-    if dcs < 0x40:
-        return "gsm7"
-    if 0x40 <= dcs < 0x80 or 0x90 <= dcs < 0xA0:
-        return {0: "gsm7", 1: "8bit", 2: "ucs2"}.get((dcs >> 2) & 0x03, "gsm7")
-    if dcs >= 0xF0:
-        return "8bit" if dcs & 0x04 else "gsm7"
-    return "gsm7"
-
-
-def _mostly_text(text: str) -> bool:
-    if not text:
-        return False
-    ok = sum(1 for ch in text if ch.isprintable() or ch in "\r\n")
-    plain = sum(1 for ch in text if ch.isascii() and (ch.isalnum() or ch in " .,:;!?-/%()#*+\n\r"))
-    return ok == len(text) and plain >= 0.8 * len(text)
-
-
-def decode_ussd(text: str, dcs: int | None) -> str:
-    """A ``+CUSD`` reply as text: UCS-2 hex, GSM-7 packed hex or plain, by DCS and shape."""
-    alphabet = _ussd_alphabet(dcs if dcs is not None else 15)
-    is_hex = bool(re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", text))
-    if alphabet == "ucs2" and is_hex and len(text) % 4 == 0:
-        return bytes.fromhex(text).decode("utf-16-be", "replace")
-    if alphabet == "8bit" and is_hex:
-        return bytes.fromhex(text).decode("latin-1")
-    if alphabet == "gsm7" and is_hex and len(text) >= 4:
-        try:
-            unpacked = gsm7_unpack(bytes.fromhex(text)).rstrip("\r")
-        except PduError:
-            unpacked = ""
-        if _mostly_text(unpacked) and not text.isdigit():
-            return unpacked
-    return text
-
-
 class _NameAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         return f"[{self.extra['modem']}] {msg}", kwargs  # type: ignore[index]
@@ -253,6 +220,7 @@ class Modem:
         self._ussd_lock = threading.Lock()
         self._ussd_replies: queue.Queue[Urc] = queue.Queue()
         self._rebooted = threading.Event()
+        self._odd_seen: set[str] = set()
         self._log = _NameAdapter(_log, {"modem": self.name})
         transport.on_urc = self._on_urc
 
@@ -303,6 +271,17 @@ class Modem:
             return self.command(command, timeout=timeout)
         except CommandError:
             return None
+
+    def _odd(self, key: str, message: str, *args: Any) -> None:
+        """Log an answer the driver could not (fully) read: one warning per distinct
+        answer, so a modem that prints it at every poll does not flood the log."""
+        if key in self._odd_seen:
+            self._log.debug(message, *args)
+            return
+        if len(self._odd_seen) >= _MAX_ODD_REMEMBERED:
+            self._odd_seen.clear()
+        self._odd_seen.add(key)
+        self._log.warning(message, *args)
 
     def _value(self, command: str, prefix: str | None = None) -> str | None:
         lines = self._try(command)
@@ -495,20 +474,9 @@ class Modem:
         """The best of CREG / CGREG / CEREG (home beats roaming beats searching…)."""
         best: Registration | None = None
         for name in ("+CREG", "+CGREG", "+CEREG"):
-            value = self._value(f"AT{name}?", name)
-            if value is None:
+            reg = self._registration_of(name)
+            if reg is None:
                 continue
-            fields = _fields(value)
-            if len(fields) < 2:
-                continue
-            stat = _int(fields[1])
-            status = _REG_STATUS.get(stat if stat is not None else 4, "unknown")
-            act = _int(fields[4]) if len(fields) > 4 else None
-            technology = _ACT.get(act) if act is not None else ("LTE" if name == "+CEREG"
-                                                                  and status in ("home", "roaming") else None)
-            reg = Registration(status=status, technology=technology,
-                               lac=(fields[2] or None) if len(fields) > 2 else None,
-                               cell_id=(fields[3] or None) if len(fields) > 3 else None)
             if best is None or _REG_RANK[reg.status] > _REG_RANK[best.status] or (
                 reg.status == best.status and best.technology is None and reg.technology
             ):
@@ -520,6 +488,27 @@ class Modem:
             if act is not None:
                 best = Registration(best.status, _ACT.get(act), best.lac, best.cell_id)
         return best
+
+    def _registration_of(self, name: str) -> Registration | None:
+        """``AT+CxREG?`` read; ``None`` when the modem has no such command or no answer."""
+        lines = self._try(f"AT{name}?") or []
+        answers = [line for line in lines if line.upper().startswith(name + ":")]
+        if not answers:
+            return None
+        readings = [parse_registration(name, line[len(name) + 1 :]) for line in answers]
+        # The answer to the read carries <n>; a URC in the answer's place does not.
+        reading = next((r for r in readings if r is not None and r.solicited),
+                       next((r for r in readings if r is not None), None))
+        if reading is None or not reading.clean:
+            self._odd(f"{name}:{answers[0]}", "could not fully read the answer to AT%s?: %r",
+                      name, answers[0][:80])
+        if reading is None:
+            return None
+        status = _REG_STATUS.get(reading.stat, "unknown")
+        technology = _ACT.get(reading.act) if reading.act is not None else (
+            "LTE" if name == "+CEREG" and status in ("home", "roaming") else None)
+        return Registration(status=status, technology=technology, lac=reading.lac,
+                            cell_id=reading.cell_id)
 
     def _operator_fields(self) -> list[str]:
         value = self._value("AT+COPS?", "+COPS")
@@ -544,15 +533,20 @@ class Modem:
 
     def storage(self) -> tuple[StorageUse, ...]:
         """Use of the read, write and receive memories (``AT+CPMS?``)."""
-        value = self._value("AT+CPMS?", "+CPMS")
-        if not value:
+        lines = self._try("AT+CPMS?")
+        if lines is None:
             return ()
+        value = next((line[6:].strip() for line in lines if line.upper().startswith("+CPMS:")),
+                     "")
         fields = _fields(value)
         out = []
         for role, i in zip(("read", "write", "receive"), range(0, len(fields) - 2, 3)):
             used, total = _int(fields[i + 1]), _int(fields[i + 2])
             if used is not None and total is not None:
                 out.append(StorageUse(role, fields[i], used, total))
+        if not out:
+            self._odd(f"+CPMS:{value}", "could not read the answer to AT+CPMS?: %r",
+                      value[:80])
         return tuple(out)
 
     def sms_ready(self) -> bool:
@@ -627,25 +621,41 @@ class Modem:
     # ------------------------------------------------------------------ stored messages
 
     def list_stored(self, stat: int = 4) -> list[StoredPdu]:
-        """Messages in the current read memory (``AT+CMGL=stat``; 4 = all)."""
+        """Messages in the current read memory (``AT+CMGL=stat``; 4 = all).
+
+        Each ``+CMGL:`` header is followed by its PDU; a line between them that is not hex
+        (seen on real modems) is skipped, not taken for the PDU.
+        """
         with self._storage_lock:
             memory = self._read_memory or "?"
             lines = self.command(f"AT+CMGL={stat}", timeout=max(self.command_timeout, 15))
             out: list[StoredPdu] = []
             header: list[str] | None = None
+            skipped = 0
             for line in lines:
                 if line.upper().startswith("+CMGL:"):
                     header = _fields(line[6:])
                 elif header is not None:
+                    pdu = line.strip()
+                    if not _HEX_LINE.fullmatch(pdu):
+                        skipped += 1
+                        continue
                     index, st = _int(header[0]), _int(header[1]) if len(header) > 1 else None
                     if index is not None:
-                        out.append(StoredPdu(memory, index, st if st is not None else 0,
-                                             line.strip()))
+                        out.append(StoredPdu(memory, index, st if st is not None else 0, pdu))
                     header = None
+            if skipped:
+                self._odd("AT+CMGL:skipped", "AT+CMGL: skipped %d line(s) that were neither a "
+                          "header nor a PDU", skipped)
             return out
 
     def read_stored(self, index: int, storage: str | None = None) -> StoredPdu | None:
-        """The message at ``index`` (of ``storage``, switching memories if needed)."""
+        """The message at ``index`` (of ``storage``, switching memories if needed).
+
+        The header may be ``<stat>,[<alpha>],<length>`` (27.005), ``<stat>,<length>``,
+        ``<length>`` alone or ``<index>,<stat>,,<length>``; the PDU follows on the next
+        line (or, on some modems, after a blank on the header line).
+        """
         with self._storage_lock:
             self._use_memory(storage)
             try:
@@ -655,10 +665,21 @@ class Modem:
                     return None
                 raise
             for i, line in enumerate(lines):
-                if line.upper().startswith("+CMGR:") and i + 1 < len(lines):
-                    stat = _int(_fields(line[6:])[0])
-                    return StoredPdu(self._read_memory or storage or "?", index,
-                                     stat if stat is not None else 0, lines[i + 1].strip())
+                if not line.upper().startswith("+CMGR:"):
+                    continue
+                rest = line[6:].strip()
+                inline = _INLINE_PDU.fullmatch(rest)
+                fields = _fields(inline.group(1) if inline else rest)
+                stat = _int(fields[1] if len(fields) >= 4 else fields[0] if len(fields) >= 2
+                            else None)
+                following = [nxt.strip() for nxt in lines[i + 1 :] if nxt.strip()]
+                pdu = inline.group(2) if inline else next(
+                    (nxt for nxt in following if _HEX_LINE.fullmatch(nxt)),
+                    following[0] if following else "")
+                if not pdu:
+                    return None
+                return StoredPdu(self._read_memory or storage or "?", index,
+                                 stat if stat is not None and 0 <= stat <= 3 else 0, pdu)
             return None
 
     def delete_stored(self, index: int, storage: str | None = None) -> None:
@@ -687,8 +708,9 @@ class Modem:
         try:
             message = decode(stored.pdu_hex, has_smsc=True)
         except PduError as exc:
-            self._log.warning("stored message %s/%d does not decode (%s); left on the modem",
-                              stored.storage, stored.index, exc)
+            self._odd(f"pdu:{stored.storage}/{stored.index}/{stored.pdu_hex}",
+                      "stored message %s/%d does not decode (%s); left on the modem",
+                      stored.storage, stored.index, exc)
             return False
         if isinstance(message, Deliver):
             if self.on_sms is None:
@@ -728,7 +750,8 @@ class Modem:
         try:
             message = decode(urc.body, has_smsc=True)
         except PduError as exc:
-            self._log.warning("%s PDU does not decode (%s): %s", urc.name, exc, urc.body)
+            self._log.warning("%s PDU (%d hex digits) does not decode (%s)", urc.name,
+                              len(urc.body), exc)
             return
         try:
             if isinstance(message, Deliver) and self.on_sms is not None:
@@ -773,8 +796,14 @@ class Modem:
 
     # ------------------------------------------------------------------ USSD
 
-    def ussd(self, code: str, *, timeout: float = 15.0) -> str:
-        """Send a USSD ``code`` (e.g. ``*100#``) and return the network's reply text."""
+    def ussd(self, code: str, *, timeout: float = 15.0, release_grace: float = 1.5) -> str:
+        """Send a USSD ``code`` (e.g. ``*100#``) and return the network's reply text.
+
+        Some networks first print a release line (``+CUSD: 2,"Initiating Release"``) and
+        then the answer: after a ``<m>`` of 2 or more the driver waits ``release_grace``
+        seconds for an answer to follow. When none does it raises :class:`UssdError` with
+        the ``status`` and ``text`` the network sent.
+        """
         with self._ussd_lock:
             while not self._ussd_replies.empty():
                 self._ussd_replies.get_nowait()
@@ -786,23 +815,41 @@ class Modem:
                 # Some Huawei firmwares want the code GSM-7 packed, in hex.
                 packed = gsm7_pack(code).hex().upper()
                 self.command(f'AT+CUSD=1,"{packed}",15')
-            try:
-                urc = self._ussd_replies.get(timeout=timeout)
-            except queue.Empty:
-                self._try("AT+CUSD=2")
-                raise ModemTimeout(f"no USSD answer to {code} within {timeout:g} s",
-                                   modem=self.name) from None
-            m = re.match(r'^\s*(\d+)\s*(?:,\s*"(.*)"\s*(?:,\s*(\d+))?)?\s*$', urc.args, re.S)
-            if not m:
-                return urc.args
-            status = int(m.group(1))
-            text = m.group(2)
-            if status == 1:
-                self._try("AT+CUSD=2")  # the network wants an answer: close the session
-            if text is None:
-                raise CommandError(f"USSD {code}: {_USSD_STATUS.get(status, f'status {status}')}",
-                                   modem=self.name, temporary=status in (2, 5))
-            return decode_ussd(text, _int(m.group(3)))
+            deadline = time.monotonic() + timeout
+            ended: tuple[int, str | None] | None = None
+            grace_end = deadline
+            while True:
+                wait_until = deadline if ended is None else min(deadline, grace_end)
+                try:
+                    urc = self._ussd_replies.get(timeout=max(0.0, wait_until - time.monotonic()))
+                except queue.Empty:
+                    if ended is not None:
+                        status, text = ended
+                        raise UssdError(
+                            f"USSD {code}: {_USSD_STATUS.get(status, f'status {status}')} "
+                            f"(+CUSD: {status})", modem=self.name, status=status, text=text,
+                            temporary=status in (2, 5)) from None
+                    self._try("AT+CUSD=2")
+                    raise ModemTimeout(f"no USSD answer to {code} within {timeout:g} s",
+                                       modem=self.name) from None
+                reply = parse_cusd(urc.args)
+                if reply is None:
+                    self._log.warning("unreadable +CUSD line (%d characters) for %s; "
+                                      "waiting for another", len(urc.args), code)
+                    continue
+                text = decode_ussd(reply.text, reply.dcs) if reply.text is not None else None
+                if reply.status in (0, 1):
+                    if reply.status == 1:
+                        self._try("AT+CUSD=2")  # the network wants an answer: close the session
+                    if text is None:
+                        raise UssdError(f"USSD {code}: {_USSD_STATUS[reply.status]}",
+                                        modem=self.name, status=reply.status)
+                    return text
+                self._log.info("USSD %s: +CUSD <m>=%d; waiting %.1f s for an answer after it",
+                               code, reply.status, release_grace)
+                if ended is None or (text and not ended[1]):
+                    ended = (reply.status, text)
+                grace_end = time.monotonic() + release_grace
 
     # ------------------------------------------------------------------ reset
 

@@ -90,3 +90,19 @@ class SimPinError(ModemError):
 
 class NoNetwork(ModemError):
     """The modem is not registered on a network."""
+
+
+class UssdError(CommandError):
+    """A USSD request ended without an answer to return.
+
+    ``status`` is the ``+CUSD`` ``<m>`` the network sent (27.007 §7.15: 2 the network ended
+    the session, 3 another client answered, 4 not supported, 5 the network timed out; 0 or
+    1 only when that answer carried no text); ``text`` is what it said with it, decoded
+    (``None`` when nothing).
+    """
+
+    def __init__(self, message: str, *, modem: str | None = None, status: int,
+                 text: str | None = None, temporary: bool = True) -> None:
+        super().__init__(message, modem=modem, temporary=temporary)
+        self.status = status
+        self.text = text

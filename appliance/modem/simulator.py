@@ -33,6 +33,8 @@ Behaviour common to all personas (see :mod:`appliance.modem.personas` for the di
 * ``AT+CFUN=1,1`` answers ``OK`` then reboots in place (same tty) after
   :attr:`reset_delay_s`: input is dropped meanwhile, then boot lines; echo, CMEE, CNMI and
   the PIN lock are as after power-up; storage and the MR counter are kept.
+* :meth:`SimulatedModem.script_reply` makes a command line get a recorded answer (bytes as
+  a real modem printed them, URCs and pauses included) instead of the persona's own.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ import threading
 import time
 import tty
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -166,6 +168,14 @@ class StoredMessage:
     stat: int
     pdu_hex: str
     kind: str
+
+
+@dataclass(slots=True)
+class _Script:
+    """A recorded answer: text or bytes to write, floats are pauses in seconds."""
+
+    chunks: tuple[str | bytes | float, ...]
+    times: int | None
 
 
 class _AtError(Exception):
@@ -439,6 +449,7 @@ class SimulatedModem:
         self._storage: dict[str, dict[int, StoredMessage]] = {mem: {} for mem, _ in self._persona.storage_sizes}
         self._capacity = dict(self._persona.storage_sizes)
         self._deferred: list[Callable[[], None]] = []
+        self._scripts: dict[str, _Script] = {}
         self._power_up_state()
 
     # ------------------------------------------------------------------ public surface
@@ -632,6 +643,35 @@ class SimulatedModem:
                 self._sim_state = "SIM PIN"
             self._announce_registration(before)
             self._flush_all()
+
+    def script_reply(
+        self,
+        command: str,
+        reply: str | bytes | Sequence[str | bytes | float],
+        *,
+        times: int | None = None,
+    ) -> None:
+        """Answer the command line ``command`` with a recorded ``reply`` instead of the
+        persona's own answer (``times`` times, or always with ``None``).
+
+        ``command`` is compared with the received line from its ``AT`` on, ignoring case
+        and blanks at the ends. ``reply`` is written exactly as given — ``\\r\\n`` framing,
+        echo, URCs and the final result code included, as the modem printed them; a
+        sequence mixes text (or bytes) with pauses in seconds, e.g. ``["\\r\\nOK\\r\\n", 0.1,
+        "\\r\\n+CUSD: 0,\\"Hello\\",15\\r\\n"]``. Text is sent as UTF-8. State is not touched:
+        a scripted ``AT+CMGD=1`` deletes nothing.
+        """
+        chunks: tuple[str | bytes | float, ...] = (
+            (reply,) if isinstance(reply, (str, bytes)) else tuple(reply))
+        if times is not None and times < 1:
+            raise SimulatorError(f"a scripted reply must be played at least once, not {times}")
+        with self._lock:
+            self._scripts[command.strip().upper()] = _Script(chunks, times)
+
+    def clear_scripts(self) -> None:
+        """Forget every :meth:`script_reply`: the persona answers again."""
+        with self._lock:
+            self._scripts.clear()
 
     def set_ussd_reply(self, code: str, text: str) -> None:
         """Answer ``AT+CUSD=1,"<code>"`` with ``text`` (encoded the persona's way)."""
@@ -1042,6 +1082,10 @@ class SimulatedModem:
         line = text[at:]
         self._commands.append(line)
         self._log.debug("<- %s", _mask_secrets(line))
+        script = self._scripts.get(line.upper())
+        if script is not None:
+            self._play(port, line.upper(), script)
+            return
         info: list[str] = []
         try:
             cmds = _parse_commands(line[2:])
@@ -1066,6 +1110,22 @@ class SimulatedModem:
             if not port.session.busy:  # else a reset or power-down answered already
                 self._final(port, info, "OK")
         self._after_command()
+
+    def _play(self, port: _Port, key: str, script: _Script) -> None:
+        if script.times is not None:
+            script.times -= 1
+            if script.times <= 0:
+                del self._scripts[key]
+        delay = 0.0
+        for chunk in script.chunks:
+            if isinstance(chunk, (int, float)):
+                delay += float(chunk)
+                continue
+            data = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+            if delay <= 0:
+                self._send(port, data)
+            else:
+                self._schedule(delay, lambda data=data: self._send(port, data))
 
     def _final(self, port: _Port, info: list[str], final: str) -> None:
         data = (self._lines(info) if info else b"") + self._lines([final])

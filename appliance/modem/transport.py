@@ -6,11 +6,15 @@ line, whether or not a command is pending:
 * a final result code (``OK``, ``ERROR``, ``+CME ERROR: n``, ``+CMS ERROR: n``, ``NO
   CARRIER``, ``COMMAND NOT SUPPORT``…) ends the pending command;
 * an unsolicited result code (``+CMTI``, ``+CMT``/``+CDS`` with their PDU line, ``+CDSI``,
-  ``RING``, ``^RSSI``, ``+CUSD``…) goes to the URC handler — never into a response;
+  ``RING``, ``+CUSD``…) goes to the URC handler — never into a response;
+* a vendor line starting with ``^`` (Huawei's ``^RSSI``, ``^NWTIME``, ``^BOOT``, ``^MODE``…)
+  is a URC unless the pending command is that very ``^`` command (``AT^ICCID?``);
 * anything else while a command is pending belongs to its response.
 
 Lines such as ``+CREG:``, ``+CPIN:`` or ``+CUSD:`` are either: they answer a pending *read*
-of the same command (``AT+CREG?``) and are URCs otherwise. URC handlers run on a dispatcher
+of the same command (``AT+CREG?``) and are URCs otherwise. A registration URC can arrive
+just before the answer to the read; the two are told apart by their fields
+(:func:`~appliance.modem.answers.parse_registration`). URC handlers run on a dispatcher
 thread, so a handler may issue AT commands itself without deadlocking the reader.
 
 Commands are serialised by :attr:`ATTransport.lock` (re-entrant: hold it across a sequence
@@ -34,6 +38,7 @@ from typing import Any
 
 import serial
 
+from appliance.modem.answers import parse_registration
 from appliance.modem.codes import describe
 from appliance.modem.errors import (
     CommandError,
@@ -611,11 +616,16 @@ class ATTransport:
             ):
                 return False  # e.g. AT+QIND? answering "+QIND: ..."
             return True
+        if line.startswith("^"):
+            # Huawei prints ^NWTIME, ^BOOT, ^DSFLOWRPT... whenever it likes; only the
+            # pending ^ command's own answer is an answer.
+            return pending is None or name not in pending.names
         if line.startswith(_DUAL_PREFIXES):
             if pending is None or name not in pending.reads:
                 return True
             if name in _REGISTRATION:
-                return len(args.split(",")) < 2  # "+CREG: 1" alone is a URC
+                reading = parse_registration(name, args)
+                return reading is not None and not reading.solicited
             return False
         return False
 

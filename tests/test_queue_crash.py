@@ -28,7 +28,7 @@ LONG_EVERY = 10  # every 10th message has 3 parts
 BUDGET_S = 30.0
 
 
-def _daemon(db: Path, sims: list[SimulatedModem], log: Path) -> subprocess.Popen[bytes]:
+def _daemon(db: str, sims: list[SimulatedModem], log: Path) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "appliance.queue.run", "--db", str(db),
             "--min-interval", "0", "--per-minute", "100000", "--per-hour", "100000", "--per-day", "1000000"]
     for sim in sims:
@@ -39,11 +39,11 @@ def _daemon(db: Path, sims: list[SimulatedModem], log: Path) -> subprocess.Popen
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing_and_never_resends(
-    sim_factory: Callable[..., SimulatedModem], tmp_path: Path
+    sim_factory: Callable[..., SimulatedModem], tmp_path: Path, db_url: str
 ) -> None:
     rng = random.Random(int(os.environ.get("CRASH_SEED", "20240601")))
     sims = [sim_factory("sim800", name=f"crash{i}", latency_s=0.03) for i in range(3)]
-    db = tmp_path / "queue.db"
+    db = db_url
     queue = Queue(db)
     recipients = [f"+1555{i:07d}" for i in range(N_MESSAGES)]
     bodies = {}

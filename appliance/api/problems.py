@@ -24,6 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from appliance.errors import ApplianceError
 from appliance.queue.errors import (
+    ConstraintViolation,
+    DatabaseUnavailable,
     DuplicateIdempotencyKey,
     InvalidRequest,
     InvalidState,
@@ -227,6 +229,13 @@ def from_queue_error(exc: QueueError) -> ApiProblem:
         return _invalid_request(exc)
     if isinstance(exc, MigrationError):
         return ApiProblem(503, "database-unavailable", f"the database is not usable: {exc}")
+    if isinstance(exc, DatabaseUnavailable):
+        # Nothing of this request was committed: the client may simply try again.
+        return ApiProblem(503, "database-unavailable",
+                          f"the {exc.engine} database is not answering ({exc.reason}); nothing was changed, "
+                          "try again shortly", headers={"Retry-After": "5"})
+    if isinstance(exc, ConstraintViolation):
+        return ApiProblem(409, "conflict", f"the request conflicts with a record changed at the same time: {exc}")
     _log.error("queue error without an HTTP mapping: %s", exc)
     return ApiProblem(500, "internal-error", f"the queue refused the request: {exc}")
 

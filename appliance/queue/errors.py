@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from appliance.db.errors import (
+    ConstraintViolation,
     DatabaseUnavailable,
     DuplicateIdempotencyKey,
     InvalidRequest,
@@ -13,6 +14,7 @@ from appliance.db.errors import (
 )
 
 __all__ = [
+    "ConstraintViolation",
     "DatabaseUnavailable",
     "DuplicateIdempotencyKey",
     "InvalidRequest",

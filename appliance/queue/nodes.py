@@ -5,7 +5,7 @@
 lease and takes over their in-flight work, exactly as start-up recovery treats a crash on
 one box: claimed-unstarted parts back to ``queued``, parts mid-send to ``unknown``
 (docs/architecture.md, "Several nodes"). A node that cannot write its heartbeat for
-longer than its own lease stops sending (``may_send`` is False): by then a survivor may
+longer than its own lease stops sending (``may_send()`` is False): by then a survivor may
 have taken its work over.
 """
 
@@ -88,7 +88,6 @@ class NodeMembership:
         except QueueError as exc:
             _log.warning("node %s: could not record the stop: %s", self.name, exc)
 
-    @property
     def may_send(self) -> bool:
         """False once the heartbeat failed for longer than the lease, or a survivor took
         this node's work over (until the next successful beat re-registers it)."""

@@ -24,7 +24,7 @@ __all__ = ["main"]
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m appliance.queue.run", description=__doc__.splitlines()[0])
-    p.add_argument("--db", required=True, help="SQLite file of the queue")
+    p.add_argument("--db", required=True, help="the database: a SQLite file or a database URL")
     p.add_argument("--port", action="append", required=True, metavar="NAME=PATH",
                    help="a modem: its name and serial port (repeat for more)")
     p.add_argument("--min-interval", type=float, default=2.0, help="seconds between two parts per SIM")

@@ -411,8 +411,14 @@ def _pg_tx(engine: Engine, first: str | None) -> Iterator[Tx]:
                     raise mapped from exc
             raise
     finally:
-        if broken or getattr(pooled.driver_connection, "closed", False):
-            pooled.invalidate()  # a dead server connection must not go back to the pool
+        raw = pooled.driver_connection
+        if getattr(raw, "broken", False) or getattr(raw, "closed", False):
+            # The server went away (a restart, a failover): every pooled connection is as
+            # dead as this one. Start a new pool rather than fail once per old connection.
+            pooled.invalidate()
+            engine.dispose(close=False)
+        elif broken:
+            pooled.invalidate()
         pooled.close()
 
 

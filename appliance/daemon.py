@@ -32,6 +32,7 @@ from appliance.modem.managed import ManagedModem
 from appliance.pdu import SubmitPdu
 from appliance import __version__
 from appliance.queue import Dispatcher, Queue
+from appliance.db.notify import WorkListener
 from appliance.queue.nodes import NodeMembership
 from appliance.webhooks import WebhookService
 
@@ -114,6 +115,7 @@ class Appliance:
         # carry the node's name.
         self.shared = self.queue.engine.dialect.name == "postgresql"
         self.node: NodeMembership | None = None
+        self.work_listener: WorkListener | None = None
 
     # ------------------------------------------------------------------ modems
 
@@ -207,6 +209,7 @@ class Appliance:
             node=self.node_name, may_send=self.node.may_send if self.shared else None,
         )
         self.dispatcher.start()
+        self.work_listener = WorkListener(self.queue.engine, self.dispatcher.kick).start()
         self.node.start()
         self.inbound.start()
         self.webhooks.start()
@@ -229,6 +232,8 @@ class Appliance:
                 return
             self._started = False
         self.dispatcher.stop(timeout)
+        if self.work_listener is not None:
+            self.work_listener.stop()
         if self.node is not None:
             self.node.stop()
         for modem in self.modems:

@@ -44,6 +44,9 @@ def opted_out_among(tx: Tx, numbers: Sequence[str]) -> set[str]:
     """Which of ``numbers`` are on the suppression list."""
     found: set[str] = set()
     unique = list(dict.fromkeys(numbers))
+    if tx.postgres:  # one array parameter instead of thousands of placeholders
+        return {r["number"] for r in tx.exec_driver_sql("SELECT number FROM opt_outs WHERE number = ANY(?)",
+                                                          (unique,))}
     for i in range(0, len(unique), 5000):
         chunk = unique[i:i + 5000]
         marks = ",".join("?" * len(chunk))

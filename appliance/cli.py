@@ -1,4 +1,4 @@
-"""The ``appliance`` command (typer + rich). DESIGN §4 lists the verbs.
+"""The ``appliance`` command (typer + rich). docs/architecture.md, "Interfaces", and README.md list the verbs.
 
 Every error the appliance raises on purpose ends as one readable line on stderr and a
 non-zero exit code; a traceback means a defect.

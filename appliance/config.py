@@ -97,7 +97,7 @@ class WebhookConfig(_Section):
 
 
 class KeywordLanguage(_Section):
-    """One language's opt-out keywords and replies (DESIGN §7)."""
+    """One language's opt-out keywords and replies (docs/architecture.md, "Interfaces")."""
 
     name: str = Field(min_length=1)
     stop: list[str] = []
@@ -260,7 +260,7 @@ class _TomlFile(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    """All settings of the appliance (DESIGN §5)."""
+    """All settings of the appliance (docs/architecture.md, "Interfaces")."""
 
     model_config = SettingsConfigDict(
         env_prefix="APPLIANCE_", env_nested_delimiter="__", extra="forbid"

@@ -1,4 +1,4 @@
-"""The local REST API (DESIGN §6): FastAPI app, API-key auth, problem+json errors, metrics.
+"""The local REST API (docs/architecture.md, "Interfaces"): FastAPI app, API-key auth, problem+json errors, metrics.
 
 - :func:`create_app` — the app over a :class:`Services` (the daemon's ``Appliance``);
 - :class:`Services` — what the app reads of the running system;

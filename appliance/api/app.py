@@ -99,7 +99,7 @@ class _BodyLimit:
 
 
 def create_app(services: Services, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
-    """The REST API over ``services`` (DESIGN §6); docs at ``/docs``.
+    """The REST API over ``services`` (docs/architecture.md, "Interfaces"); docs at ``/docs``.
 
     Also builds the app's :class:`Metrics` and sets it as ``services.metrics`` (the daemon
     reports send latencies there) and as ``app.state.metrics``.

@@ -1,4 +1,4 @@
-"""Opt-out keywords (DESIGN §7): which inbound texts mean STOP, START or HELP.
+"""Opt-out keywords (docs/architecture.md, "Interfaces"): which inbound texts mean STOP, START or HELP.
 
 Only a single-word message counts: case, surrounding whitespace and punctuation are
 ignored, so "Stop.", " STOP " and "stop!" opt out while "please stop texting" does not

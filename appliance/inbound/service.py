@@ -19,7 +19,7 @@ Multipart
     Parts older than ``reassembly_timeout_s`` are flushed by :meth:`InboundService.sweep` as
     what arrived, ``complete=False`` (metadata ``missing`` lists the absent part numbers).
 
-Keywords (DESIGN §7), on complete messages from phone numbers
+Keywords (docs/architecture.md, "Interfaces"), on complete messages from phone numbers
     STOP → opt-out (consent log source ``sms:<inbound id>``) and one confirmation through the
     modem it came in on, which may reach the number although it is now opted out. A STOP from
     a number that is already opted out is logged again but gets no second confirmation (as

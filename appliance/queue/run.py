@@ -1,7 +1,7 @@
 """A minimal sending daemon: the dispatcher over given ports until SIGTERM/SIGINT.
 
 ``python -m appliance.queue.run --db PATH --port NAME=PATH [--port ...] [caps]`` opens the
-queue, recovers it (DESIGN §3), starts a :class:`ManagedModem` per port and a
+queue, recovers it (docs/architecture.md, "Crash rules"), starts a :class:`ManagedModem` per port and a
 :class:`Dispatcher` over them, and sends until told to stop. Status reports update the
 queue; inbound SMS are stored raw. ``appliance serve`` does the same with the REST API on
 top; this runner exists for crash tests and headless use.

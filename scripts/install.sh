@@ -4,6 +4,8 @@
 #
 #   sudo scripts/install.sh                       install or upgrade
 #   sudo scripts/install.sh --modemmanager=mask   also keep ModemManager off the modems for good
+#   sudo scripts/install.sh --postgresql          also install PostgreSQL support (several appliances
+#                                                 sharing one database; psycopg over Debian's libpq5)
 #   sudo scripts/install.sh --uninstall           remove program, unit and rules; keep config and data
 #   sudo scripts/install.sh --uninstall --purge   also remove config, database and the user
 #   sudo PYTHON=/usr/bin/python3.12 scripts/install.sh   use another system Python (default /usr/bin/python3)
@@ -35,10 +37,11 @@ MIN_PYTHON=3.11
 PYTHON="${PYTHON:-/usr/bin/python3}"
 
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+EXTRAS=""
 
 usage() {
     cat <<EOF
-usage: $0 [--uninstall [--purge]] [--modemmanager=keep|stop|mask] [--no-start] [--no-apt]
+usage: $0 [--uninstall [--purge]] [--modemmanager=keep|stop|mask] [--no-start] [--no-apt] [--postgresql]
 
   --uninstall          stop and remove the service, program, unit, udev rules
   --purge              with --uninstall: also remove $CONF_DIR, $STATE_DIR and the user
@@ -46,6 +49,8 @@ usage: $0 [--uninstall [--purge]] [--modemmanager=keep|stop|mask] [--no-start] [
                        (stop it and prevent anything from starting it again)
   --no-start           install and enable, but do not (re)start the service
   --no-apt             do not install Debian packages (they must be present already)
+  --postgresql         also install PostgreSQL support (psycopg over Debian's libpq5), for
+                       several appliances sharing one database (README: Several appliances)
 EOF
 }
 
@@ -70,6 +75,7 @@ for arg in "$@"; do
         --modemmanager=keep|--modemmanager=stop|--modemmanager=mask) MM_MODE="${arg#*=}" ;;
         --no-start) START=0 ;;
         --no-apt) APT=0 ;;
+        --postgresql) EXTRAS="[postgresql]"; APT_PACKAGES+=(libpq5) ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown option: $arg" ;;
     esac
@@ -123,7 +129,7 @@ install_program() {
     fi
     say "installing the appliance from $SRC into $VENV"
     # Dependencies first, then the project itself rebuilt even when its version is unchanged.
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$SRC"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$SRC$EXTRAS"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall "$SRC"
     runuser -u "$SERVICE_USER" -- "$VENV/bin/appliance" --help >/dev/null \
         || die "the installed appliance command does not run as user $SERVICE_USER"

@@ -363,10 +363,28 @@ class ModemOut(BaseModel):
     last_error: str | None
     counters: ModemCounters
     budget: Budget | None = Field(description="Null when the dispatcher does not drive this modem.")
+    node: str | None = Field(default=None, description="The node that drives it (several appliances).")
+
+
+class NodeOut(BaseModel):
+    """An appliance sharing the database (one node alone on SQLite)."""
+
+    name: str
+    host: str
+    state: str = Field(description="alive, silent (heard from longer ago than its lease) or stopped.")
+    heartbeat_age_s: float = Field(description="Seconds since its last heartbeat (the database's clock).")
+    lease_s: float
+    version: str
+    api_url: str | None
+    this: bool = Field(description="True for the node that answered this request.")
+    recovered_by: str | None = Field(
+        description="The node that took over its in-flight work after it went silent, if one did."
+    )
 
 
 class ModemsOut(BaseModel):
     modems: list[ModemOut]
+    nodes: list[NodeOut] = []
 
 
 # ---------------------------------------------------------------------- opt-outs

@@ -23,12 +23,14 @@ from typing import Any
 from sqlalchemy import Engine
 
 from appliance.db import consent, inbound, messages, notify, sending
+from appliance.db import nodes as nodes_db
 from appliance.db.consent import ConsentEntry, OptOutView
 from appliance.db.engine import Tx, make_engine, read_tx, write_tx
 from appliance.db.errors import DuplicateIdempotencyKey, InvalidRequest, QueueError
 from appliance.db.inbound import InboundFragmentView, InboundView, StoredInbound
 from appliance.db.messages import EventView, MessageView, ModemView, NewMessage, PartView, ReportMatch
 from appliance.db.migrate import migrate
+from appliance.db.nodes import NodeView
 from appliance.db.rows import Page, as_timestamp, dump_json
 from appliance.db.sending import Backoff, Claim, ClaimedPart, Recovery
 from appliance.db.states import PRIORITIES, MessageStatus
@@ -353,6 +355,11 @@ class Queue:
     def modems(self) -> list[ModemView]:
         with read_tx(self.engine) as tx:
             return messages.list_modems(tx)
+
+    def nodes(self) -> list[NodeView]:
+        """Every node that ever used this database, with its state by the database's clock."""
+        with read_tx(self.engine) as tx:
+            return nodes_db.list_nodes(tx)
 
     # ------------------------------------------------------------------ inbound and consent
 

@@ -16,6 +16,7 @@ from appliance.api.schemas import (
     ModemIdentityOut,
     ModemOut,
     ModemsOut,
+    NodeOut,
     RegistrationOut,
     SignalOut,
 )
@@ -32,7 +33,7 @@ def _local_midnight() -> float:
     return now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
-def _modem_out(modem: Any, counts: SentCounts | None, budget: Any) -> ModemOut:
+def _modem_out(modem: Any, counts: SentCounts | None, budget: Any, node: str | None = None) -> ModemOut:
     identity = getattr(modem, "identity", None)
     signal = getattr(modem, "signal", None)
     registration = getattr(modem, "registration", None)
@@ -57,6 +58,21 @@ def _modem_out(modem: Any, counts: SentCounts | None, budget: Any) -> ModemOut:
             parts_sent_total=counts.total if counts else 0,
         ),
         budget=None if budget is None else Budget.of(budget),
+        node=node,
+    )
+
+
+def _remote_modem_out(row: Any, node_state: str, counts: SentCounts | None) -> ModemOut:
+    """A modem another node drives, as the database last heard of it."""
+    online = node_state == "alive" and row.state == "online"
+    return ModemOut(
+        name=row.name, state=row.state if node_state == "alive" and row.state else "offline", online=online,
+        port=None, identity=ModemIdentityOut(imei=row.imei, iccid=row.iccid, model=row.model),
+        signal=None, registration=None, operator=None,
+        last_error=None if node_state == "alive" else f"its node {row.node} is {node_state}",
+        counters=ModemCounters(parts_sent_today=counts.since if counts else 0,
+                               parts_sent_total=counts.total if counts else 0),
+        budget=None, node=row.node,
     )
 
 
@@ -72,6 +88,17 @@ def list_modems(
 ) -> ModemsOut:
     counts = StoreStats(services.queue.engine).sent_counts(since=_local_midnight())
     budgets = services.dispatcher.budgets()
-    return ModemsOut(modems=[
-        _modem_out(m, counts.get(m.name), budgets.get(m.name)) for m in list(services.modems)
+    me = services.settings.node.name
+    local = [_modem_out(m, counts.get(m.name), budgets.get(m.name), me) for m in list(services.modems)]
+    nodes = services.queue.nodes()
+    state = {n.name: n.state for n in nodes}
+    names = {m.name for m in local}
+    remote = [
+        _remote_modem_out(row, state.get(row.node, "silent"), counts.get(row.name))
+        for row in services.queue.modems() if row.node and row.node != me and row.name not in names
+    ]
+    return ModemsOut(modems=local + remote, nodes=[
+        NodeOut(name=n.name, host=n.host, state=n.state, heartbeat_age_s=round(n.silent_s, 1), lease_s=n.lease_s,
+                version=n.version, api_url=n.api_url, this=n.name == me, recovered_by=n.recovered_by)
+        for n in nodes
     ])

@@ -111,21 +111,18 @@ def modem_problems(modems: Sequence[Any]) -> list[str]:
     return problems
 
 
-def _has_column(conn: Any, table: str, column: str) -> bool:
-    return any(row[1] == column for row in conn.exec_driver_sql(f"PRAGMA table_info({table})").all())
-
-
 def stuck_queue(engine: Any, modems: Sequence[Any], budgets: dict[str, Any], *, after_s: float,
                 now: float | None = None) -> str | None:
     """A reason when due work waits with a modem able to take it that sends nothing (see
     the module doc); None otherwise. Raises if the database fails."""
+    from appliance.db import stats as stats_db
     from appliance.db.engine import read_tx
 
     now = time.time() if now is None else now
     cutoff = now - after_s
     idle: list[tuple[str, int, float]] = []
-    with read_tx(engine) as conn:
-        held = " AND held = 0" if _has_column(conn, "messages", "held") else ""
+    with read_tx(engine) as tx:
+        skip_held = stats_db.has_column(tx, "messages", "held")
         for modem in modems:
             if not modem.online:
                 continue
@@ -134,18 +131,13 @@ def stuck_queue(engine: Any, modems: Sequence[Any], budgets: dict[str, Any], *, 
                 continue
             if budget.next_allowed_at > now:
                 continue
-            count, oldest = conn.exec_driver_sql(
-                "SELECT COUNT(*), MIN(due_at) FROM messages WHERE status = 'queued' AND due_at <= ? "
-                f"AND (modem IS NULL OR modem = ?){held}", (cutoff, modem.name),
-            ).first()
-            if not count:
+            backlog = stats_db.due_backlog(tx, modem.name, due_before=cutoff, skip_held=skip_held)
+            if not backlog.count or backlog.oldest_due_at is None:
                 continue
-            last_sent = conn.exec_driver_sql(
-                "SELECT MAX(at) FROM send_log WHERE modem = ?", (modem.name,)
-            ).scalar()
+            last_sent = stats_db.last_send_at(tx, modem.name)
             if last_sent is not None and last_sent >= cutoff:
                 continue  # it is sending: a backlog, not a stall
-            idle.append((modem.name, int(count), float(oldest)))
+            idle.append((modem.name, backlog.count, backlog.oldest_due_at))
     if not idle:
         return None
     count = max(c for _, c, _ in idle)
@@ -184,6 +176,8 @@ def recovered_unknown(dispatcher: Any) -> int:
 def evaluate(services: Any, *, now: float | None = None) -> HealthReport:
     """The health of ``services`` (the running :class:`~appliance.daemon.Appliance`, or
     anything with its attributes: settings, queue, modems, dispatcher)."""
+    from appliance.db.engine import POSTGRESQL, dialect
+    from appliance.db.errors import DatabaseUnavailable
     from appliance.maintenance import MaintenanceError, database_path
 
     limits: HealthSection = getattr(services.settings, "health", None) or HealthSection()
@@ -199,19 +193,25 @@ def evaluate(services: Any, *, now: float | None = None) -> HealthReport:
                             after_s=limits.queue_stuck_after_s, now=now)
         if stuck:
             report.reasons.append(stuck)
-    except Exception as exc:  # any failure of the store is the same fact: it is unusable
+    except DatabaseUnavailable as exc:  # unreachable, or a server-side failure
+        _log.error("health check: the database did not answer: %s", exc)
+        report.reasons.append(f"the database did not answer: the {exc.engine} database: {exc.reason}")
+        report.database_ok = False
+        report.queue_depth = None
+    except Exception as exc:  # any other failure of the store (a damaged file...) is the same fact
         _log.error("health check: the database did not answer: %s", exc)
         report.reasons.append(f"the database did not answer: {exc.__class__.__name__}: {exc}")
         report.database_ok = False
         report.queue_depth = None
-    try:
-        report.disk = disk_space(database_path(services.settings.appliance.database_url))
-    except (OSError, MaintenanceError) as exc:
-        report.reasons.append(f"cannot tell the free disk space: {exc}")
-    else:
-        problem = disk_problem(report.disk, limits)
-        if problem:
-            report.reasons.append(problem)
+    if dialect(engine) != POSTGRESQL:  # a PostgreSQL server's disk is not this node's to watch
+        try:
+            report.disk = disk_space(database_path(services.settings.appliance.database_url))
+        except (OSError, MaintenanceError) as exc:
+            report.reasons.append(f"cannot tell the free disk space: {exc}")
+        else:
+            problem = disk_problem(report.disk, limits)
+            if problem:
+                report.reasons.append(problem)
     report.recovered_unknown = recovered_unknown(services.dispatcher)
     if report.recovered_unknown:
         report.info.append(
@@ -224,7 +224,8 @@ def evaluate(services: Any, *, now: float | None = None) -> HealthReport:
 
 def queue_depth(engine: Any) -> int:
     """Messages waiting in the queue (raises if the database fails)."""
+    from appliance.db import stats as stats_db
     from appliance.db.engine import read_tx
 
-    with read_tx(engine) as conn:
-        return int(conn.exec_driver_sql("SELECT COUNT(*) FROM messages WHERE status = 'queued'").scalar_one())
+    with read_tx(engine) as tx:
+        return stats_db.queue_depth(tx)

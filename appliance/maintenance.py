@@ -1,5 +1,8 @@
 """The database file: online backups, restores, integrity checks, the daemon's lock.
 
+The SQL these checks run (``PRAGMA integrity_check``, the schema revision) is in
+:mod:`appliance.db.stats`, which also answers them for an open PostgreSQL database.
+
 - :func:`backup` copies the live database with SQLite's online backup API in one step: it
   reads one consistent snapshot (WAL mode lets the daemon keep writing meanwhile), writes
   it to a temporary file, checks it with ``PRAGMA integrity_check``, syncs and renames it.
@@ -24,6 +27,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from appliance.db import stats as stats_db
+from appliance.db.engine import SQLITE, Tx
+from appliance.db.errors import DatabaseUnavailable
 from appliance.errors import ApplianceError
 
 __all__ = [
@@ -94,6 +100,12 @@ def _open_readonly(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=10, isolation_level=None)
 
 
+def _tx(conn: sqlite3.Connection) -> Tx:
+    """An open file's connection, for the queries of :mod:`appliance.db.stats`."""
+    conn.row_factory = sqlite3.Row
+    return Tx(conn, SQLITE)
+
+
 def integrity_problems(path: Path, *, quick: bool = False) -> list[str]:
     """``PRAGMA integrity_check`` (or the faster ``quick_check``) of a database file: the
     problems found, ``[]`` when it is sound. A file that is not SQLite at all is a problem."""
@@ -102,13 +114,13 @@ def integrity_problems(path: Path, *, quick: bool = False) -> list[str]:
     except sqlite3.Error as exc:
         return [f"cannot open it: {exc}"]
     try:
-        rows = conn.execute("PRAGMA quick_check" if quick else "PRAGMA integrity_check").fetchall()
+        return list(stats_db.check_integrity(_tx(conn), quick=quick).problems)
+    except DatabaseUnavailable as exc:
+        return [exc.reason]
     except sqlite3.Error as exc:
         return [str(exc)]
     finally:
         conn.close()
-    lines = [str(r[0]) for r in rows]
-    return [] if lines == ["ok"] else lines
 
 
 def revision_of(path: Path) -> str | None:
@@ -118,16 +130,13 @@ def revision_of(path: Path) -> str | None:
     except sqlite3.Error as exc:
         raise MaintenanceError(f"{path}: cannot open the database: {exc}") from None
     try:
-        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return None
-        raise MaintenanceError(f"{path}: cannot read the schema revision: {exc}") from None
+        return stats_db.schema_revision(_tx(conn))
+    except DatabaseUnavailable as exc:
+        raise MaintenanceError(f"{path}: cannot read the schema revision: {exc.reason}") from None
     except sqlite3.DatabaseError as exc:
         raise MaintenanceError(f"{path}: not a SQLite database: {exc}") from None
     finally:
         conn.close()
-    return None if row is None else str(row[0])
 
 
 def known_revisions() -> list[str]:
@@ -183,8 +192,8 @@ def _copy(source: Path, target: Path) -> None:
 def _count_messages(path: Path) -> int:
     conn = _open_readonly(path)
     try:
-        return int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
-    except sqlite3.Error:
+        return stats_db.count_messages(_tx(conn))
+    except (DatabaseUnavailable, sqlite3.Error):
         return 0
     finally:
         conn.close()

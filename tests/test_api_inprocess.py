@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from appliance.api import ApiKeys, create_app
 from appliance.config import Settings, load_settings
 from appliance.queue import Dispatcher, Queue
-from appliance.db.engine import write_tx
+from appliance.db.engine import POSTGRESQL, dialect, make_engine, write_tx
 
 PROBLEM = "application/problem+json"
 
@@ -55,10 +55,11 @@ class Api:
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[Api]:
+def api(tmp_path: Path, db_url: str) -> Iterator[Api]:
+    """The API over a queue on each engine (``db_url``: SQLite and PostgreSQL)."""
     config = tmp_path / "appliance.toml"
     config.write_text(
-        f'[appliance]\ndatabase_url = "sqlite:///{tmp_path / "api.db"}"\ndefault_region = "US"\nmax_parts = 3\n'
+        f'[appliance]\ndatabase_url = "{db_url}"\ndefault_region = "US"\nmax_parts = 3\n'
     )
     settings = load_settings(config)
     queue = Queue(settings.appliance.database_url, max_parts=settings.appliance.max_parts)
@@ -71,6 +72,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
     }
     with TestClient(create_app(services)) as client:
         yield Api(services, client, made)
+    services.queue.close()
     queue.close()
 
 
@@ -359,13 +361,20 @@ def test_healthz_needs_no_key_and_is_degraded_without_modems(api: Api) -> None:
 
 
 def test_healthz_is_503_when_the_database_is_gone(api: Api, tmp_path: Path) -> None:
-    api.services.queue = Queue(tmp_path / "other.db")
-    with write_tx(api.services.queue.engine) as tx:
-        tx.exec_driver_sql("DROP TABLE messages")
+    engine = dialect(api.services.queue.engine)
+    if engine == POSTGRESQL:  # the server stops answering
+        api.services.queue = Queue(make_engine("postgresql+psycopg://postgres@127.0.0.1:1/gone"),
+                                   migrate_schema=False)
+    else:
+        api.services.queue = Queue(tmp_path / "other.db")
+        with write_tx(api.services.queue.engine) as tx:
+            tx.exec_driver_sql("DROP TABLE messages")
     r = api.client.get("/healthz")
     assert r.status_code == 503
     assert r.json()["status"] == "degraded" and r.json()["queue_depth"] is None
-    assert any("database" in reason for reason in r.json()["reasons"])
+    # The driver's error arrives as DatabaseUnavailable, named with its engine.
+    assert any(reason.startswith(f"the database did not answer: the {engine} database: ")
+               for reason in r.json()["reasons"]), r.json()["reasons"]
     scrape = api.get("/metrics", "read")
     assert scrape.status_code == 200 and "appliance_store_up 0.0" in scrape.text
 

@@ -124,9 +124,9 @@ def budget(name: str, left: int = 5, next_allowed_at: float = 0.0) -> BudgetView
     return BudgetView(name, left, left, left, next_allowed_at)
 
 
-def test_stuck_queue_is_work_waiting_on_an_idle_modem_with_budget(tmp_path: Path) -> None:
+def test_stuck_queue_is_work_waiting_on_an_idle_modem_with_budget(db_url: str) -> None:
     now = time.time()
-    q = Queue(tmp_path / "stuck.db", clock=lambda: now - 1200)  # queued 20 min ago
+    q = Queue(db_url, clock=lambda: now - 1200)  # queued 20 min ago
     q.enqueue(["+14155550100", "+14155550101"], "waiting")
     engine, after = q.engine, 600.0
     a, b = Modem("a"), Modem("b", online=False, state="offline")

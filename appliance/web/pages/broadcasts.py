@@ -14,6 +14,7 @@ from appliance.api.routes.broadcasts import broadcast_service
 from appliance.api.services import Services
 from appliance.broadcasts import BroadcastService, BroadcastView
 from appliance.queue import InvalidState, NotFound
+from appliance.db import stats as stats_db
 from appliance.db.engine import read_tx
 from appliance.web.auth import checked_form, signed_in
 from appliance.web.render import page, redirect
@@ -84,10 +85,7 @@ def broadcast(request: Request, broadcast_id: BroadcastId, _session: SignedIn, s
     if isinstance(view, Response):
         return view
     with read_tx(services.queue.engine) as tx:
-        problems = tx.exec_driver_sql(
-            "SELECT id, recipient, status, error FROM messages WHERE broadcast_id = ? "
-            "AND status IN ('failed', 'unknown', 'expired') ORDER BY id LIMIT 50", (broadcast_id,),
-        ).all()
+        problems = stats_db.broadcast_problems(tx, broadcast_id, limit=50)
     return page(request, "broadcast.html", title=view.name, b=view, progress=progress_of(view),
                 labels=STATE_LABELS, problems=problems)
 

@@ -12,12 +12,14 @@ from fastapi.responses import HTMLResponse
 
 from appliance.api.auth import get_services
 from appliance.api.services import Services
+from appliance.db import stats as stats_db
 from appliance.db.engine import read_tx
+from appliance.db.stats import TodayCounts
 from appliance.web.auth import signed_in
 from appliance.web.render import page
 from appliance.web.users import Session
 
-__all__ = ["ModemRow", "modem_rows", "router"]
+__all__ = ["ModemRow", "local_midnight", "modem_rows", "router", "today_counts"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,28 +67,11 @@ def local_midnight(zone: ZoneInfo) -> float:
     return now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
-def today_counts(services: Services, since: float) -> dict[str, int]:
-    """Messages waiting now, and sent / delivered / failed / suppressed since ``since``
-    (each an index read: the status index for waiting, ``ix_messages_updated`` for the rest,
-    since a message sent or delivered since then was also updated since then)."""
+def today_counts(services: Services, since: float) -> TodayCounts:
+    """Messages waiting now, and sent / delivered / failed / suppressed / received since
+    ``since``."""
     with read_tx(services.queue.engine) as tx:
-        waiting = dict(tx.exec_driver_sql(
-            "SELECT status, COUNT(*) FROM messages WHERE status IN ('queued', 'sending') GROUP BY status"
-        ).all())
-        row = tx.exec_driver_sql(
-            "SELECT COALESCE(SUM(sent_at >= ?1), 0), COALESCE(SUM(delivered_at >= ?1), 0), "
-            "COALESCE(SUM(status = 'failed'), 0), COALESCE(SUM(status = 'suppressed'), 0) "
-            "FROM messages WHERE updated_at >= ?1",
-            (since,),
-        ).first()
-        inbound = tx.exec_driver_sql(
-            "SELECT COUNT(*) FROM inbound WHERE received_at >= ?", (since,)
-        ).scalar_one()
-    counts = dict(zip(("sent", "delivered", "failed", "suppressed"), (int(v) for v in row), strict=True))
-    counts["queued"] = int(waiting.get("queued", 0))
-    counts["sending"] = int(waiting.get("sending", 0))
-    counts["received"] = int(inbound)
-    return counts
+        return stats_db.today_counts(tx, since=since)
 
 
 def _dashboard(request: Request, services: Services, template: str) -> HTMLResponse:

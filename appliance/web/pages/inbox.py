@@ -1,6 +1,6 @@
 """The inbox: replies grouped as threads by number, and one number's conversation.
 
-The thread list is one ``GROUP BY sender`` query over ``inbound``, newest thread first,
+The thread list (:func:`appliance.db.threads.list_threads`) is newest thread first,
 :data:`THREADS_PER_PAGE` a page with a keyset cursor (the thread's last time and number).
 A thread shows the latest :data:`THREAD_MESSAGES` messages each way.
 """
@@ -8,8 +8,7 @@ A thread shows the latest :data:`THREAD_MESSAGES` messages each way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -17,12 +16,12 @@ from fastapi.responses import HTMLResponse, Response
 from appliance.api.auth import get_services
 from appliance.api.routes.contacts import contact_book
 from appliance.api.services import Services
-from appliance.numbers import InvalidNumber, to_e164
-from appliance.queue import Queue
-from appliance.db.engine import read_tx
-from appliance.queue.errors import InvalidRequest
 from appliance.db import consent
-from appliance.db.rows import decode_cursor, encode_cursor
+from appliance.db import threads as threads_db
+from appliance.db.engine import read_tx
+from appliance.db.errors import InvalidRequest
+from appliance.db.threads import ThreadEntry
+from appliance.numbers import InvalidNumber, to_e164
 from appliance.web.auth import signed_in
 from appliance.web.render import page
 from appliance.web.users import Session
@@ -48,20 +47,6 @@ class ThreadRow:
     opted_out: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ThreadEntry:
-    """One message of a conversation: ``direction`` ``in`` (received) or ``out`` (sent)."""
-
-    direction: str
-    at: datetime
-    body: str
-    keyword: str | None = None
-    status: str | None = None
-    error: str | None = None
-    modem: str | None = None
-    message_id: int | None = None
-
-
 def _names_and_opt_outs(services: Services, numbers: list[str]) -> tuple[dict[str, str], set[str]]:
     """Contact names (for numbers in the book) and which numbers are opted out."""
     names = {
@@ -76,29 +61,15 @@ def _names_and_opt_outs(services: Services, numbers: list[str]) -> tuple[dict[st
 def thread_rows(services: Services, *, q: str = "", cursor: str | None = None,
                 limit: int = THREADS_PER_PAGE) -> tuple[list[ThreadRow], str | None]:
     """Threads newest first (messages matching ``q`` by number or text only), and the
-    cursor of the next page."""
-    where = ""
-    args: list[Any] = []
-    if q:
-        where = "WHERE sender LIKE ? OR body LIKE ?"
-        args += [f"%{q}%"] * 2
-    having = ""
-    after = decode_cursor("t", cursor, list)
-    if after is not None:
-        having = "HAVING last_at < ? OR (last_at = ? AND sender < ?)"
-        args += [after[0], after[0], after[1]]
-    # SQLite fills the bare columns body and keyword from the row holding MAX(received_at).
-    sql = (
-        "SELECT sender, body, keyword, MAX(received_at) AS last_at, COUNT(*) FROM inbound "
-        f"{where} GROUP BY sender {having} ORDER BY last_at DESC, sender DESC LIMIT ?"
-    )
-    with read_tx(services.queue.engine) as conn:
-        rows = conn.exec_driver_sql(sql, (*args, limit + 1)).all()
-    shown = rows[:limit]
-    names, opted = _names_and_opt_outs(services, [r[0] for r in shown])
-    threads = [ThreadRow(r[0], names.get(r[0]), r[1], r[2], r[3], int(r[4]), r[0] in opted) for r in shown]
-    nxt = encode_cursor("t", [shown[-1][3], shown[-1][0]]) if len(rows) > limit else None
-    return threads, nxt
+    cursor of the next page; a cursor this server did not hand out is an
+    :class:`~appliance.db.errors.InvalidRequest` naming ``cursor``."""
+    with read_tx(services.queue.engine) as tx:
+        found = threads_db.list_threads(tx, q=q, cursor=cursor, limit=limit)
+    shown: list[threads_db.ThreadSummary] = found.items
+    names, opted = _names_and_opt_outs(services, [t.sender for t in shown])
+    rows = [ThreadRow(t.sender, names.get(t.sender), t.body, t.keyword, t.last_at, t.count, t.sender in opted)
+            for t in shown]
+    return rows, found.next_cursor
 
 
 @router.get("/inbox", response_class=HTMLResponse)
@@ -116,15 +87,8 @@ def inbox(request: Request, _session: Annotated[Session, Depends(signed_in)],
 
 def conversation(services: Services, number: str, *, limit: int = THREAD_MESSAGES) -> list[ThreadEntry]:
     """The latest ``limit`` messages from and to ``number``, oldest first."""
-    received = services.queue.list_inbound(sender=number, limit=limit).items
-    sent = services.queue.list(to=number, limit=limit).items
-    entries = [ThreadEntry("in", m.received_at, m.body, keyword=m.keyword, modem=m.modem) for m in received]
-    entries += [
-        ThreadEntry("out", m.created_at, m.body, status=m.status, error=m.error, modem=m.modem, message_id=m.id)
-        for m in sent
-    ]
-    entries.sort(key=lambda e: e.at)
-    return entries[-limit:]
+    with read_tx(services.queue.engine) as tx:
+        return threads_db.conversation(tx, number, limit=limit)
 
 
 @router.get("/inbox/{number}", response_class=HTMLResponse)

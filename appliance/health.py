@@ -32,6 +32,7 @@ __all__ = [
     "evaluate",
     "liveness_problems",
     "modem_problems",
+    "node_problems",
     "queue_depth",
     "recovered_unknown",
     "stuck_queue",
@@ -173,6 +174,18 @@ def recovered_unknown(dispatcher: Any) -> int:
     return len(recovery.unknown) if recovery is not None else 0
 
 
+def node_problems(services: Any) -> list[str]:
+    """Other nodes sharing the database that went silent (several appliances)."""
+    me = getattr(getattr(services.settings, "node", None), "name", None)
+    problems = []
+    for node in services.queue.nodes():
+        if node.name == me or node.state != "silent":
+            continue
+        taken = f"; its work was taken over by {node.recovered_by}" if node.recovered_by else ""
+        problems.append(f"node {node.name} ({node.host}) silent for {node.silent_s:.0f} s{taken}")
+    return problems
+
+
 def evaluate(services: Any, *, now: float | None = None) -> HealthReport:
     """The health of ``services`` (the running :class:`~appliance.daemon.Appliance`, or
     anything with its attributes: settings, queue, modems, dispatcher)."""
@@ -203,6 +216,8 @@ def evaluate(services: Any, *, now: float | None = None) -> HealthReport:
         report.reasons.append(f"the database did not answer: {exc.__class__.__name__}: {exc}")
         report.database_ok = False
         report.queue_depth = None
+    if report.database_ok:
+        report.reasons += node_problems(services)
     if dialect(engine) != POSTGRESQL:  # a PostgreSQL server's disk is not this node's to watch
         try:
             report.disk = disk_space(database_path(services.settings.appliance.database_url))

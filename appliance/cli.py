@@ -1071,6 +1071,158 @@ def broadcast_status(
                      indent=2, default=str))
 
 
+# --------------------------------------------------------------------------- database: copy to PostgreSQL, check
+
+db_app = typer.Typer(help="The database: copy an appliance's SQLite data to PostgreSQL, check a database.",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _configured_database_url(config: str | None) -> str:
+    from appliance.config import load_settings
+
+    try:
+        return load_settings(config).appliance.database_url
+    except ApplianceError as exc:
+        raise fail(str(exc)) from None
+
+
+def _print_counts(title: str, counts: dict[str, int]) -> None:
+    from rich.table import Table
+
+    table = Table("table", "rows", title=title)
+    for name, rows in counts.items():
+        table.add_row(name, str(rows))
+    console.print(table, markup=False)
+
+
+@db_app.command("copy")
+def db_copy(
+    to: str = typer.Option(..., "--to", help="The empty PostgreSQL database to copy into, "
+                                             "e.g. postgresql+psycopg://appliance@db-host/appliance."),
+    source: str | None = typer.Option(None, "--from", help="The SQLite database to copy "
+                                                           "(default: database_url of the settings)."),
+    config: str | None = _CONFIG_OPTION,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Copy without asking."),
+    force: bool = typer.Option(False, "--force", help="Copy even though the source's daemon looks alive "
+                                                      "(what it writes meanwhile is not copied)."),
+) -> None:
+    """Copy a stopped appliance's database into an empty PostgreSQL database (verified,
+    all or nothing). Then set database_url to the new URL and start the daemon."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from appliance.db.copy import (
+        SourceInUse,
+        SourceRevisionMismatch,
+        TargetNotEmpty,
+        WrongEngine,
+        check_database,
+        copy_database,
+        source_in_use,
+        url_engine,
+    )
+    from appliance.db.engine import redact_url
+
+    source_url = source or _configured_database_url(config)
+    try:
+        if url_engine(to) != "postgresql":
+            raise WrongEngine("target", to, "PostgreSQL")
+        if url_engine(source_url) != "sqlite":
+            raise WrongEngine("source", source_url, "SQLite")
+    except ApplianceError as exc:
+        raise fail(str(exc)) from None
+    try:
+        before = check_database(source_url)
+    except ApplianceError as exc:
+        raise fail(f"source: {exc}") from None
+    try:
+        target = check_database(to)
+    except ApplianceError as exc:
+        raise fail(f"target: {exc}") from None
+    if not before.up_to_date:
+        raise fail(str(SourceRevisionMismatch(before.revision, before.head)))
+    in_use = source_in_use(source_url)
+    if in_use is not None and not force:
+        raise fail(str(SourceInUse(in_use)))
+    occupied = next((name for name, rows in target.tables.items() if rows), None)
+    if occupied is not None:
+        raise fail(str(TargetNotEmpty(to, occupied)))
+    total = sum(before.tables.values())
+    console.print(f"from: {before.url} ({before.engine} {before.server_version}, schema "
+                  f"{before.revision or 'none'}, {total} row(s))", markup=False, highlight=False, soft_wrap=True)
+    target_state = (f" ({target.engine} {target.server_version}, "
+                    f"{'empty, schema ' + target.revision if target.revision else 'no schema yet'})")
+    console.print(f"to:   {redact_url(to)}{target_state}", markup=False, highlight=False, soft_wrap=True)
+    if not yes:
+        try:
+            confirmed = typer.confirm(f"Copy {total} row(s) into {redact_url(to)}?", default=False)
+        except typer.Abort:  # stdin closed: nobody to answer
+            raise fail("no answer to the question; pass --yes to copy without asking") from None
+        if not confirmed:
+            raise fail("copy cancelled")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err_console,
+                  transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("copying", total=max(total, 1))
+        done_before: dict[str, int] = {}
+
+        def progress(table: str, copied: int, rows: int) -> None:
+            done_before[table] = copied
+            bar.update(task, description=f"copying {table}", completed=sum(done_before.values()))
+
+        try:
+            report = copy_database(source_url, to, force=force, progress=progress)
+        except ApplianceError as exc:
+            raise fail(str(exc)) from None
+    if report.forced:
+        err_console.print(f"warning: copied although {report.forced} (--force)", style="yellow",
+                          markup=False, highlight=False, soft_wrap=True)
+    _print_counts("copied", {t.table: t.rows for t in report.tables})
+    console.print(f"copied {report.rows} row(s) in {len(report.tables)} tables from {report.source} to "
+                  f"{report.target} in {report.seconds:.1f} s; row counts and id checksums verified",
+                  markup=False, highlight=False, soft_wrap=True)
+    where = config or "the settings file (e.g. /etc/appliance/appliance.toml)"
+    console.print(f"next: in [appliance] of {where} set database_url = \"{report.target}\" (with its "
+                  "password, if it has one), then start the daemon; keep the SQLite file as a backup",
+                  markup=False, highlight=False, soft_wrap=True)
+
+
+@db_app.command("check")
+def db_check(
+    config: str | None = _CONFIG_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """The configured database: engine, server version, schema revision, row counts, nodes."""
+    import json
+
+    from rich.table import Table
+
+    from appliance.db.copy import check_database
+
+    try:
+        report = check_database(_configured_database_url(config))
+    except ApplianceError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print(json.dumps(report.to_dict()))
+        return
+    state = "up to date" if report.up_to_date else (
+        "no schema yet" if report.revision is None else f"NOT the newest ({report.head})")
+    for label, value in (("database", report.url), ("engine", f"{report.engine} {report.server_version}"),
+                         ("schema", f"{report.revision or '-'} ({state})")):
+        console.print(f"{label:<9} {value}", markup=False, highlight=False, soft_wrap=True)
+    if report.missing_tables:
+        console.print(f"missing   {', '.join(report.missing_tables)}", markup=False, highlight=False)
+    _print_counts("rows", report.tables)
+    if not report.nodes:
+        console.print("no node has registered in this database yet", markup=False, highlight=False)
+        return
+    nodes = Table("node", "host", "pid", "version", "heartbeat", "lease", "state", title="nodes")
+    for n in report.nodes:
+        nodes.add_row(n.name, n.host, str(n.pid), n.version, f"{n.heartbeat_age_s:.0f} s ago",
+                      f"{n.lease_s:g} s", n.state)
+    console.print(nodes, markup=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -28,7 +28,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from appliance.db import stats as stats_db
-from appliance.db.engine import SQLITE, Tx
+from appliance.db.engine import SQLITE, Tx, redact_url
 from appliance.db.errors import DatabaseUnavailable
 from appliance.errors import ApplianceError
 
@@ -82,8 +82,13 @@ def database_path(url: str | os.PathLike[str]) -> Path:
     if "://" not in text:
         return Path(text).expanduser().resolve()
     parsed = make_url(text)
+    if parsed.get_backend_name() == "postgresql":
+        raise MaintenanceError(
+            f"database_url {redact_url(text)!r} is a PostgreSQL database: back it up with pg_dump "
+            "(hardware.md, Backups); appliance backup and restore handle a SQLite file"
+        )
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
-        raise MaintenanceError(f"database_url {text!r} is not a SQLite file")
+        raise MaintenanceError(f"database_url {redact_url(text)!r} is not a SQLite file")
     return Path(parsed.database).expanduser().resolve()
 
 

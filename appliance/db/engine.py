@@ -62,8 +62,8 @@ def redact_url(url: str) -> str:
     """``url`` with any password replaced by ``***`` (for logs and error lines)."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL (a plain path): nothing to hide
-        return url
+    except Exception:  # not a URL SQLAlchemy reads: hide what looks like user:password@
+        return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", url)
 
 
 def dialect(engine: Engine) -> str:

@@ -1,0 +1,125 @@
+"""An appliance database with rows in every table, made by driving the real services.
+
+:func:`fill_every_table` is what a copy or migration test starts from; a table it leaves
+empty shows up in :func:`empty_tables` (so a new table without rows here fails the tests
+that assert there are none). :func:`all_rows` reads a table back for comparisons.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from appliance.api.keys import ApiKeys
+from appliance.broadcasts.service import Audience, BroadcastService, BroadcastSpec
+from appliance.contacts.book import ContactBook
+from appliance.db.copy import read_batches
+from appliance.db.engine import read_tx, write_tx
+from appliance.db.schema import metadata
+from appliance.queue import Queue
+from appliance.web.users import Sessions, Users
+from appliance.webhooks.outbox import Outbox
+
+ANN = "+14155550100"
+BOB = "+14155550101"
+CID = "+14155550102"
+STOPPED = "+14155550199"
+
+
+@dataclass(frozen=True, slots=True)
+class Filled:
+    """Ids worth checking after a copy: a message still queued (normal priority)."""
+
+    queued_message: int
+    max_message_id: int
+
+
+def fill_every_table(url: str) -> Filled:
+    """Drive the services over ``url`` (at the newest schema) until every table has rows."""
+    queue = Queue(url)
+    engine = queue.engine
+    try:
+        queue.upsert_modem("m1", imei="861477033674423", iccid="8901260000000000001", model="SIM800",
+                           state="online", node="pi-1")
+        # A message sent and delivered: parts, send log, events.
+        delivered = queue.enqueue([ANN], "Your code is 1234", priority="high")[0]
+        claim = queue.claim("m1", max_parts=10, sim="8901260000000000001")
+        assert claim is not None and claim.message_id == delivered.id
+        now = time.time()
+        assert queue.begin_part(claim, claim.parts[0], now) == "go"
+        queue.part_sent(claim, claim.parts[0], 17, now)
+        queue.apply_status_report("m1", 17, ANN, 0)
+        # One still queued, with an idempotency key and metadata.
+        queued = queue.enqueue([BOB], "See you at 10:30", idempotency_key="k-1", metadata={"ref": "A-1"})[0]
+        # Consent: one number opted out, one opted out and back in.
+        queue.opt_out(STOPPED, source="api", note="asked by phone")
+        queue.opt_out(CID, source="keyword")
+        queue.opt_in(CID, source="web", note="asked again")
+        # Inbound: a single SMS, a two-part one reassembled (consumed PDUs), a part waiting.
+        queue.store_inbound("m1", ANN, "STOP", digest="d-single", keyword="stop", handled=True)
+        queue.store_inbound_fragment("m1", BOB, ref=7, total=2, seq=1, body="Hello ", pdu_hex="00AA",
+                                     digest="d-frag-1")
+        group = queue.store_inbound_fragment("m1", BOB, ref=7, total=2, seq=2, body="there", pdu_hex="00BB",
+                                             digest="d-frag-2")
+        assert group is not None
+        queue.store_inbound("m1", BOB, "Hello there", digest="d-frag-1+2", parts=2, handled=True,
+                            fragments=group)
+        queue.store_inbound_fragment("m1", CID, ref=9, total=3, seq=1, body="part one", pdu_hex="00CC",
+                                     digest="d-frag-waiting")
+        # Contacts, a group with members, a broadcast started to it.
+        book = ContactBook(engine)
+        book.create(ANN, first_name="Ann", last_name="Lee", fields={"class": "5B"}, groups=["parents"])
+        book.create(BOB, first_name="Bob", fields={"class": "5C"}, groups=["parents"])
+        book.create_group("5B", description="class 5B", filter='class = "5B"')
+        broadcasts = BroadcastService(queue, book)
+        broadcasts.create_and_start(BroadcastSpec("Hi {first_name|there}, school is closed today.",
+                                                  Audience(groups=("parents",)), name="closure"))
+        # An API key, a web user with a session.
+        ApiKeys(engine).create("crm", ["send", "read"])
+        user = Users(engine).create("alice", "correct horse battery", role="admin")
+        Sessions(engine).create(user)
+        # Webhook outbox rows (and the cursors the pump keeps), one of them given up on.
+        outbox = Outbox(engine)
+        outbox.pump({"inbound": ["http://hooks.example/in"], "status": ["http://hooks.example/status"]})
+        entries = outbox.entries()
+        assert entries
+        outbox.mark_failed(entries[0].id, attempts=8, next_attempt_at=float("inf"), error="HTTP 500")
+        outbox.mark_delivered(entries[-1].id, attempts=1)
+        add_stopped_node(engine, "pi-1", heartbeat_age_s=3600.0)
+        max_id = max(m.id for m in queue.list(limit=1000).items)
+        return Filled(queued_message=queued.id, max_message_id=max_id)
+    finally:
+        queue.close()
+
+
+def add_stopped_node(engine: Engine, name: str, *, heartbeat_age_s: float, stopped: bool = True) -> None:
+    """A ``nodes`` row as a daemon leaves it (stopped, or alive ``heartbeat_age_s`` ago)."""
+    now = time.time()
+    beat = now - heartbeat_age_s
+    columns = ["name", "host", "pid", "version", "api_url", "lease_s", "started_at", "heartbeat_at",
+               "stopped_at", "recovered_at", "recovered_by"]
+    with write_tx(engine) as tx:
+        tx.insert_rows("nodes", columns, [
+            (name, "pi-1.local", 4242, "1.0.0", "http://pi-1.local:8080", 30.0, beat - 60.0, beat,
+             beat if stopped else None, None, None),
+        ])
+
+
+def empty_tables(engine: Engine) -> list[str]:
+    """The tables of the schema without a row."""
+    with read_tx(engine) as tx:
+        return [t.name for t in metadata.sorted_tables
+                if not any(batch for batch in read_batches(tx, t, batch_rows=1))]
+
+
+def all_rows(engine: Engine, table: str) -> list[tuple[Any, ...]]:
+    """Every row of ``table`` (values in column order), sorted by primary key in Python
+    (the engines sort text differently)."""
+    t = metadata.tables[table]
+    keys = [i for i, c in enumerate(t.columns) if c.primary_key]
+    with read_tx(engine) as tx:
+        rows = [row for batch in read_batches(tx, t) for row in batch]
+    return sorted(rows, key=lambda r: tuple(r[i] for i in keys))

@@ -1,19 +1,25 @@
-"""Groups: static members plus filters on fields; audiences built from them; the routes."""
+"""Groups: static members plus filters on fields; audiences built from them (on SQLite
+and PostgreSQL); the routes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from appliance.contacts import ContactBook, FilterError, GroupNotFound, parse_filter
-from appliance.queue import Queue
+from appliance.contacts import ContactBook, ContactExists, FilterError, GroupNotFound, parse_filter
+from tests.utils.people import migrated_engine, race
 
 
 @pytest.fixture
-def book(tmp_path: Path) -> ContactBook:
-    b = ContactBook(Queue(tmp_path / "q.db").engine)
+def book(db_url: str) -> Iterator[ContactBook]:
+    with migrated_engine(db_url) as engine:
+        yield _filled(ContactBook(engine))
+
+
+def _filled(b: ContactBook) -> ContactBook:
     b.import_csv(
         "number,first_name,last_name,class,school\n"
         "+14155550101,Ann,Lee,5B,North\n"
@@ -60,6 +66,46 @@ def test_static_plus_filter_and_audience_fields(book: ContactBook) -> None:
     with pytest.raises(GroupNotFound):
         book.get_group("mixed")
     assert book.count() == 4  # contacts stay
+
+
+def test_a_lower_case_filter_value_matches_an_upper_case_field(book: ContactBook) -> None:
+    g = book.create_group("fives", filter='class = "5b"')
+    assert g.members == 2
+    assert [c.number for c in book.list(group="fives").items] == ["+14155550101", "+14155550102"]
+    assert [r.number for r in book.recipients(groups=["fives"])] == ["+14155550101", "+14155550102"]
+    book.create_group("ann", filter="name = 'ANN LEE' and SCHOOL != south")  # a missing field is empty
+    assert [r.number for r in book.recipients(groups=["ann"])] == ["+14155550101"]
+    book.create_group("quote", filter="""class = "it's" """)
+    assert book.get_group("quote").members == 0
+
+
+def test_group_lookups_by_odd_ids_and_names_are_not_found(book: ContactBook) -> None:
+    for ref in ["99999999999999999999999", "0", "-1", "١٢"]:
+        with pytest.raises(GroupNotFound):
+            book.get_group(ref)
+    with pytest.raises(GroupNotFound):
+        book.list(group="9" * 30)
+    g = book.create_group("12345678901234567890123")
+    assert book.get_group(g.name).id == g.id and book.get_group(str(g.id)).name == g.name
+
+
+def test_renaming_a_group_to_a_taken_name_is_a_conflict(book: ContactBook) -> None:
+    book.create_group("a")
+    book.create_group("b")
+    with pytest.raises(ContactExists, match="exists already"):
+        book.update_group("b", name="a")
+    assert book.update_group("b", name="c", description="see").description == "see"
+
+
+def test_two_updates_making_the_same_new_group_at_once_share_it(db_url: str) -> None:
+    with migrated_engine(db_url) as one, migrated_engine(db_url) as two:
+        books = [_filled(ContactBook(one)), ContactBook(two)]
+        ids = [books[0].get_by_number(f"+1415555010{i}").id for i in (1, 2)]
+        for round_ in range(5):
+            name = f"new {round_}"
+            got = race(*[lambda b=b, cid=cid: b.update(cid, groups=[name]) for b, cid in zip(books, ids, strict=True)])
+            assert [c.groups for c in got] == [(name,), (name,)], got
+            assert books[1].get_group(name).static_members == 2
 
 
 def test_routes(live_server: Any, tmp_path: Path) -> None:

@@ -1,12 +1,14 @@
-"""Web users, sessions and the sign-in flow: the units on a tmp database, the CLI, and the
-sign-in pages over HTTP."""
+"""Web users, sessions and the sign-in flow: the units on both engines (SQLite and
+PostgreSQL), the CLI, and the sign-in pages over HTTP."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +19,19 @@ from conftest import csrf_of
 from typer.testing import CliRunner
 
 from appliance.cli import app as cli_app
-from appliance.queue import make_engine, migrate
+from appliance.db import users as users_db
+from appliance.db.engine import read_tx, write_tx
 from appliance.web.auth import SESSION_COOKIE, LoginThrottle
-from appliance.web.users import Sessions, UserError, Users, hash_password, verify_password
+from appliance.web.users import Sessions, User, UserError, Users, hash_password, verify_password
+from tests.utils.people import migrated_engine, race
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    engine = make_engine(f"sqlite:///{tmp_path / 'users.db'}")
-    migrate(engine)
-    return engine
+def engine(db_url: str) -> Iterator[Engine]:
+    with migrated_engine(db_url) as engine:
+        yield engine
 
 
 # --------------------------------------------------------------------------- passwords and users
@@ -107,6 +110,39 @@ def test_sessions_expire_when_idle_and_end_when_the_user_is_disabled(engine: Eng
     assert sessions.lookup(other) is None
 
 
+def test_a_session_is_touched_at_most_once_a_minute_and_never_back(engine: Engine) -> None:
+    users, sessions = Users(engine), Sessions(engine, idle_s=3600, max_age_s=7200)
+    token, _ = sessions.create(users.create("alice", PASSWORD))
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    now = time.time()
+    with write_tx(engine) as tx:
+        # Seen just now: a touch meant for a session idle over a minute does nothing.
+        assert not users_db.touch_session(tx, digest, now, now + 3600, seen_before=now - 60)
+        old = now - 120  # pretend the last request was two minutes ago
+        assert users_db.touch_session(tx, digest, old, old + 3600, seen_before=float("inf"))
+    looked = sessions.lookup(token)
+    with read_tx(engine) as tx:
+        record = users_db.get_session(tx, digest)
+    assert looked is not None and record is not None
+    assert record.last_seen_at >= now and record.expires_at == pytest.approx(looked.expires_at)
+    assert record.user.username == "alice" and record.csrf == looked.csrf
+    with write_tx(engine) as tx:  # a request that read the old time too (another node) writes nothing
+        assert not users_db.touch_session(tx, digest, old + 1, old + 3601, seen_before=now - 60)
+    with read_tx(engine) as tx:
+        assert users_db.get_session(tx, digest) == record
+
+
+def test_the_same_user_name_created_twice_at_once_makes_one_user(db_url: str) -> None:
+    with migrated_engine(db_url) as one, migrated_engine(db_url) as two:
+        for round_ in range(3):
+            name = f"twin{round_}"
+            got = race(lambda: Users(one).create(name, PASSWORD), lambda: Users(two).create(name, PASSWORD))
+            assert sorted(type(g).__name__ for g in got) == ["User", "UserError"], got
+            assert "already exists" in str(next(g for g in got if isinstance(g, UserError)))
+            assert next(g for g in got if isinstance(g, User)) == Users(one).get(name)
+        assert [u.username for u in Users(two).list()] == ["twin0", "twin1", "twin2"]
+
+
 def test_login_throttle_waits_after_five_failures() -> None:
     throttle = LoginThrottle(limit=5, window_s=300)
     for _ in range(4):
@@ -123,10 +159,9 @@ def test_login_throttle_waits_after_five_failures() -> None:
 # --------------------------------------------------------------------------- the CLI
 
 
-def test_users_cli_create_list_disable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = tmp_path / "cli.db"
+def test_users_cli_create_list_disable(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("APPLIANCE_CONFIG", raising=False)
-    monkeypatch.setenv("APPLIANCE_APPLIANCE__DATABASE_URL", f"sqlite:///{db}")
+    monkeypatch.setenv("APPLIANCE_APPLIANCE__DATABASE_URL", db_url)
     runner = CliRunner()
     created = runner.invoke(cli_app, ["users", "create", "alice", "--role", "admin", "--password-stdin"],
                             input=PASSWORD + "\n")
@@ -136,12 +171,13 @@ def test_users_cli_create_list_disable(tmp_path: Path, monkeypatch: pytest.Monke
     assert listed.exit_code == 0 and "alice" in listed.stdout and "admin" in listed.stdout
     assert "active" in listed.stdout
 
-    users = Users(make_engine(f"sqlite:///{db}"))
-    assert users.authenticate("alice", PASSWORD) is not None
-    disabled = runner.invoke(cli_app, ["users", "disable", "alice"])
-    assert disabled.exit_code == 0 and "disabled" in disabled.stdout
-    assert users.authenticate("alice", PASSWORD) is None
-    assert "disabled" in runner.invoke(cli_app, ["users", "list"]).stdout
+    with migrated_engine(db_url) as engine:
+        users = Users(engine)
+        assert users.authenticate("alice", PASSWORD) is not None
+        disabled = runner.invoke(cli_app, ["users", "disable", "alice"])
+        assert disabled.exit_code == 0 and "disabled" in disabled.stdout
+        assert users.authenticate("alice", PASSWORD) is None
+        assert "disabled" in runner.invoke(cli_app, ["users", "list"]).stdout
 
 
 def test_users_cli_short_password_fails_with_one_readable_line(tmp_path: Path) -> None:

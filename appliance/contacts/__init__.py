@@ -2,7 +2,8 @@
 
 - :class:`ContactBook` — contacts (E.164 number, name, free fields), groups (static
   members plus a filter), CSV import with a per-row report and CSV export, audiences;
-- :func:`parse_filter` / :func:`compile_filter` — group filters like ``class = "5B"``;
+- :func:`parse_filter` — group filters like ``class = "5B"`` (compiled to SQL by
+  :mod:`appliance.db.contacts`);
 - errors: :class:`ContactNotFound`, :class:`GroupNotFound`, :class:`ContactExists`,
   :class:`CsvError`, :class:`FilterError`.
 """
@@ -20,7 +21,7 @@ from appliance.contacts.book import (
 )
 from appliance.contacts.csvio import read_csv, write_csv
 from appliance.contacts.errors import ContactExists, ContactNotFound, CsvError, FilterError, GroupNotFound
-from appliance.contacts.filters import Condition, compile_filter, parse_filter
+from appliance.contacts.filters import Condition, parse_filter
 
 __all__ = [
     "RESERVED_FIELDS",
@@ -36,7 +37,6 @@ __all__ = [
     "ImportReport",
     "ImportRow",
     "Recipient",
-    "compile_filter",
     "parse_filter",
     "read_csv",
     "write_csv",

@@ -4,7 +4,8 @@ A filter is one or more conditions joined by ``and``; a condition is a field, ``
 ``!=``, and a value (quoted with ``"`` or ``'``, or a bare word). Fields are the contact's
 ``number``, ``first_name``, ``last_name``, ``name`` or any free field. Values compare as
 text, ignoring case; a contact without the field has it empty (so ``f != x`` matches it).
-:func:`compile_filter` turns a filter into a SQL condition on the ``contacts`` table.
+:func:`parse_filter` reads a filter into its conditions;
+:func:`appliance.db.contacts.filter_sql` compiles them for the database's engine.
 """
 
 from __future__ import annotations
@@ -14,22 +15,18 @@ from dataclasses import dataclass
 
 from appliance.contacts.errors import FilterError
 
-__all__ = ["Condition", "compile_filter", "parse_filter"]
+__all__ = ["FIELD_NAME", "Condition", "parse_filter"]
 
 _TOKEN = re.compile(
     r"""\s*(?:(?P<op>!=|=)|"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<word>[^\s=!"']+))"""
 )
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_COLUMNS = {
-    "number": "c.number",
-    "first_name": "c.first_name",
-    "last_name": "c.last_name",
-    "name": "TRIM(c.first_name || ' ' || c.last_name)",
-}
 
 
 @dataclass(frozen=True, slots=True)
 class Condition:
+    """One condition of a filter: ``field op value``."""
+
     field: str
     op: str  # "=" or "!="
     value: str
@@ -80,17 +77,3 @@ def parse_filter(text: str) -> list[Condition]:
         if kind != "word" or word.lower() != "and":
             raise FilterError(f"filter: expected 'and' between conditions, found {word!r}")
         i += 1
-
-
-def compile_filter(text: str) -> tuple[str, list[str]]:
-    """A SQL condition on ``contacts c`` and its parameters."""
-    sql: list[str] = []
-    args: list[str] = []
-    for cond in parse_filter(text):
-        column = _COLUMNS.get(cond.field)
-        if column is None:
-            column = "CAST(json_extract(c.fields_json, ?) AS TEXT)"
-            args.append(f'$."{cond.field}"')
-        sql.append(f"IFNULL({column}, '') {'=' if cond.op == '=' else '!='} ? COLLATE NOCASE")
-        args.append(cond.value)
-    return " AND ".join(sql), args

@@ -15,12 +15,13 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from appliance.db.errors import ConstraintViolation as IntegrityError
 
 from sqlalchemy import Engine
 
+from appliance.db import users as users_db
+from appliance.db.engine import Tx, read_tx, write_tx
+from appliance.db.users import User
 from appliance.errors import ApplianceError
-from appliance.db.engine import read_tx, write_tx
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
@@ -81,30 +82,6 @@ def check_password_rules(password: str) -> None:
         raise UserError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
 
 
-@dataclass(frozen=True, slots=True)
-class User:
-    """A user (never the password hash)."""
-
-    id: int
-    username: str
-    role: str
-    created_at: float
-    disabled_at: float | None
-    last_login_at: float | None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-
-_USER_COLUMNS = "id, username, role, created_at, disabled_at, last_login_at"
-_SESSION_USER_COLUMNS = ", ".join(f"u.{c}" for c in _USER_COLUMNS.split(", "))
-
-
-def _user(row: tuple) -> User:  # type: ignore[type-arg]
-    return User(int(row[0]), row[1], row[2], row[3], row[4], row[5])
-
-
 class Users:
     """The ``users`` table."""
 
@@ -118,82 +95,70 @@ class Users:
         if role not in ROLES:
             raise UserError(f"unknown role {role!r}; use staff or admin")
         check_password_rules(password)
-        now = time.time()
-        try:
-            with write_tx(self.engine) as tx:
-                tx.exec_driver_sql(
-                    "INSERT INTO users (username, password_hash, role, created_at, password_changed_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (username, hash_password(password), role, now, now),
-                )
-        except IntegrityError:
-            raise UserError(f"a user named {username!r} already exists") from None
-        return self.get(username)
+        password_hash = hash_password(password)
+        with write_tx(self.engine) as tx:
+            user = users_db.insert_user(tx, username, password_hash, role, time.time())
+        if user is None:
+            raise UserError(f"a user named {username!r} already exists")
+        return user
 
     def get(self, username: str) -> User:
         with read_tx(self.engine) as tx:
-            row = tx.exec_driver_sql(
-                f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username,)
-            ).first()
-        if row is None:
-            raise UserError(f"no user named {username!r}")
-        return _user(row)
+            return _existing(tx, username)
 
     def list(self) -> list[User]:
         with read_tx(self.engine) as tx:
-            rows = tx.exec_driver_sql(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username").all()
-        return [_user(r) for r in rows]
+            return users_db.list_users(tx)
 
     def authenticate(self, username: str, password: str) -> User | None:
         """The user if the name and password match and the user is not disabled."""
         with read_tx(self.engine) as tx:
-            row = tx.exec_driver_sql(
-                f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE username = ?",
-                (username.strip(),),
-            ).first()
-        if row is None:
+            found = users_db.user_credentials(tx, username.strip())
+        if found is None:
             verify_password(password, _dummy_hash())
             return None
-        if not verify_password(password, row[6]) or row[4] is not None:
+        if not verify_password(password, found.password_hash) or found.user.disabled_at is not None:
             return None
         with write_tx(self.engine) as tx:
-            tx.exec_driver_sql("UPDATE users SET last_login_at = ? WHERE id = ?", (time.time(), row[0]))
-        return _user(row[:6])
+            users_db.record_login(tx, found.user.id, time.time())
+        return found.user
 
     def set_password(self, username: str, password: str) -> User:
         """Change the password; every session of the user is signed out."""
         check_password_rules(password)
-        user = self.get(username)
+        password_hash = hash_password(password)
         with write_tx(self.engine) as tx:
-            tx.exec_driver_sql(
-                "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
-                (hash_password(password), time.time(), user.id),
-            )
-            tx.exec_driver_sql("DELETE FROM web_sessions WHERE user_id = ?", (user.id,))
+            user = _existing(tx, username)
+            users_db.set_password_hash(tx, user.id, password_hash, time.time())
+            users_db.delete_user_sessions(tx, user.id)
         return user
 
     def set_role(self, username: str, role: str) -> User:
         if role not in ROLES:
             raise UserError(f"unknown role {role!r}; use staff or admin")
-        user = self.get(username)
         with write_tx(self.engine) as tx:
-            tx.exec_driver_sql("UPDATE users SET role = ? WHERE id = ?", (role, user.id))
-        return self.get(username)
+            users_db.set_role(tx, _existing(tx, username).id, role)
+            return _existing(tx, username)
 
     def disable(self, username: str) -> User:
         """Refuse further sign-ins and end the user's sessions (the row stays for the audit)."""
-        user = self.get(username)
         with write_tx(self.engine) as tx:
-            tx.exec_driver_sql("UPDATE users SET disabled_at = COALESCE(disabled_at, ?) WHERE id = ?",
-                               (time.time(), user.id))
-            tx.exec_driver_sql("DELETE FROM web_sessions WHERE user_id = ?", (user.id,))
-        return self.get(username)
+            user = _existing(tx, username)
+            users_db.disable_user(tx, user.id, time.time())
+            users_db.delete_user_sessions(tx, user.id)
+            return _existing(tx, username)
 
     def enable(self, username: str) -> User:
-        user = self.get(username)
         with write_tx(self.engine) as tx:
-            tx.exec_driver_sql("UPDATE users SET disabled_at = NULL WHERE id = ?", (user.id,))
-        return self.get(username)
+            users_db.enable_user(tx, _existing(tx, username).id)
+            return _existing(tx, username)
+
+
+def _existing(tx: Tx, username: str) -> User:
+    user = users_db.get_user(tx, username)
+    if user is None:
+        raise UserError(f"no user named {username!r}")
+    return user
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,12 +193,8 @@ class Sessions:
         now = time.time()
         expires = now + self.idle_s
         with write_tx(self.engine) as tx:
-            tx.exec_driver_sql("DELETE FROM web_sessions WHERE expires_at < ?", (now,))
-            tx.exec_driver_sql(
-                "INSERT INTO web_sessions (id, user_id, csrf, created_at, last_seen_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (_token_digest(token), user.id, csrf, now, now, expires),
-            )
+            users_db.delete_expired_sessions(tx, now)
+            users_db.insert_session(tx, _token_digest(token), user.id, csrf, now, expires)
         return token, Session(user, csrf, expires)
 
     def lookup(self, token: str) -> Session | None:
@@ -243,23 +204,16 @@ class Sessions:
         digest = _token_digest(token)
         now = time.time()
         with read_tx(self.engine) as tx:
-            row = tx.exec_driver_sql(
-                f"SELECT s.csrf, s.created_at, s.last_seen_at, s.expires_at, {_SESSION_USER_COLUMNS} "
-                "FROM web_sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
-                (digest,),
-            ).first()
-        if row is None or row[3] < now or row[8] is not None:
+            found = users_db.get_session(tx, digest)
+        if found is None or found.expires_at < now or found.user.disabled_at is not None:
             return None
-        expires = row[3]
-        if now - row[2] > self._TOUCH_EVERY_S:
-            expires = min(now + self.idle_s, row[1] + self.max_age_s)
+        expires = found.expires_at
+        if now - found.last_seen_at > self._TOUCH_EVERY_S:
+            expires = min(now + self.idle_s, found.created_at + self.max_age_s)
             with write_tx(self.engine) as tx:
-                tx.exec_driver_sql(
-                    "UPDATE web_sessions SET last_seen_at = ?, expires_at = ? WHERE id = ?",
-                    (now, expires, digest),
-                )
-        return Session(_user(row[4:10]), row[0], expires)
+                users_db.touch_session(tx, digest, now, expires, seen_before=now - self._TOUCH_EVERY_S)
+        return Session(found.user, found.csrf, expires)
 
     def end(self, token: str) -> None:
         with write_tx(self.engine) as tx:
-            tx.exec_driver_sql("DELETE FROM web_sessions WHERE id = ?", (_token_digest(token),))
+            users_db.delete_session(tx, _token_digest(token))

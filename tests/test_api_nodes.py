@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 from appliance.db import nodes as nodes_db
 from appliance.db.engine import write_tx
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, WebClient
 from tests.utils.db import empty_tables
 
 
 def test_every_node_and_its_modems_are_shown_and_a_silent_one_is_named(
-    live_server_factory: Callable[..., LiveServer], postgres_database: str
+    live_server_factory: Callable[..., LiveServer], postgres_database: str, web_client: Callable[..., WebClient]
 ) -> None:
     empty_tables(postgres_database)
     north = live_server_factory(simulate=1, settings={"appliance": {"database_url": postgres_database},
@@ -30,6 +30,9 @@ def test_every_node_and_its_modems_are_shown_and_a_silent_one_is_named(
     # A key made on one node works on the other (keys live in the shared database).
     with south.client(north.admin_key) as api:
         assert api.get("/v1/modems").status_code == 200
+    # The dashboard (signed in on the south node) shows both appliances and north's modem.
+    page = web_client(south, role="admin").get("/").text
+    assert "Appliances sharing the database" in page and "north-sim1" in page and "(this one)" in page
     # A third node that went silent long ago is named by /healthz.
     with write_tx(north.app.queue.engine) as tx:
         nodes_db.register(tx, "west", host="west-pi", pid=1, version="0", api_url=None, lease_s=5)

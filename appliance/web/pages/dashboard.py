@@ -40,9 +40,12 @@ class ModemRow:
     minute_left: int | None
     hour_left: int | None
     day_left: int | None
+    node: str | None = None  # the appliance driving it, when several share the database
 
 
-def modem_rows(services: Services) -> list[ModemRow]:
+def modem_rows(services: Services, nodes: list[Any] | None = None) -> list[ModemRow]:
+    """This appliance's modems, then (with ``nodes``) the ones other nodes drive, as the
+    shared database last heard of them."""
     budgets = services.dispatcher.budgets()
     rows = []
     for m in list(services.modems):
@@ -58,7 +61,21 @@ def modem_rows(services: Services) -> list[ModemRow]:
             minute_left=budget.minute_left if budget else None,
             hour_left=budget.hour_left if budget else None,
             day_left=budget.day_left if budget else None,
+            node=services.settings.node.name if nodes else None,
         ))
+    if nodes:
+        state = {n.name: n.state for n in nodes}
+        local = {r.name for r in rows}
+        for remote in services.queue.modems():
+            if not remote.node or remote.node == services.settings.node.name or remote.name in local:
+                continue
+            alive = state.get(remote.node) == "alive"
+            rows.append(ModemRow(
+                name=remote.name, state=(remote.state or "unknown") if alive else "offline",
+                online=alive and remote.state == "online", port=None, operator=None, dbm=None, bars=None,
+                technology=None, last_error=None if alive else f"its appliance {remote.node} is {state.get(remote.node, 'silent')}",
+                minute_left=None, hour_left=None, day_left=None, node=remote.node,
+            ))
     return rows
 
 
@@ -76,8 +93,12 @@ def today_counts(services: Services, since: float) -> TodayCounts:
 
 def _dashboard(request: Request, services: Services, template: str) -> HTMLResponse:
     zone = ZoneInfo(services.settings.broadcasts.timezone)
-    return page(request, template, title="Dashboard", modems=modem_rows(services),
-                counts=today_counts(services, local_midnight(zone)))
+    nodes = services.queue.nodes()
+    several = [n for n in nodes if n.state != "stopped" or n.name == services.settings.node.name]
+    shown = several if len(several) > 1 else []
+    return page(request, template, title="Dashboard", modems=modem_rows(services, shown),
+                counts=today_counts(services, local_midnight(zone)), nodes=shown,
+                this_node=services.settings.node.name)
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -91,10 +91,25 @@ class Node:
             self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=30)
 
+    def reap(self) -> None:
+        """Kill it if it still runs (a test that failed half way)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def reaped() -> Iterator[list[Node]]:
+    """Nodes a test starts: killed at teardown whatever happened."""
+    started: list[Node] = []
+    yield started
+    for node in started:
+        node.reap()
+
 
 @pytest.mark.slow
 def test_three_nodes_one_killed_and_back_one_dead_lose_and_duplicate_nothing(
-    sim_factory: Callable[..., SimulatedModem], tmp_path: Path, postgres_database: str
+    sim_factory: Callable[..., SimulatedModem], tmp_path: Path, postgres_database: str, reaped: list[Node]
 ) -> None:
     url = postgres_database
     empty_tables(url)
@@ -109,6 +124,7 @@ def test_three_nodes_one_killed_and_back_one_dead_lose_and_duplicate_nothing(
     for n in NODES:
         port = free_port()
         nodes[n] = Node(n, node_config(tmp_path, n, url, port, sims[n]), port, tmp_path / f"{n}.log")
+        reaped.append(nodes[n])
         nodes[n].start()
     for node in nodes.values():
         node.wait_ready()

@@ -30,6 +30,9 @@ def test_every_node_and_its_modems_are_shown_and_a_silent_one_is_named(
     # A key made on one node works on the other (keys live in the shared database).
     with south.client(north.admin_key) as api:
         assert api.get("/v1/modems").status_code == 200
+        metrics = api.get("/metrics").text
+    assert 'appliance_node_up{node="north",state="alive"} 1.0' in metrics
+    assert 'appliance_node_up{node="south",state="alive"} 1.0' in metrics
     # The dashboard (signed in on the south node) shows both appliances and north's modem.
     page = web_client(south, role="admin").get("/").text
     assert "Appliances sharing the database" in page and "north-sim1" in page and "(this one)" in page

@@ -9,6 +9,7 @@ Families: ``appliance_messages{state}``, ``appliance_queue_depth``,
 ``appliance_parts_sent_total{modem}``, ``appliance_send_seconds{modem}`` (histogram),
 ``appliance_modem_online{modem}``, ``appliance_modem_signal_dbm{modem}``,
 ``appliance_modem_budget_left{modem,window}``, ``appliance_inbound_messages_total``,
+``appliance_node_up{node,state}``, ``appliance_node_heartbeat_age_seconds{node}``,
 ``appliance_webhook_failing_deliveries``, ``appliance_webhook_failed_attempts``,
 ``appliance_store_up``, ``appliance_start_time_seconds``.
 """
@@ -84,6 +85,11 @@ def _families() -> dict[str, Metric]:
             "appliance_store_up", "1 when the database answered this scrape."),
         "started": GaugeMetricFamily(
             "appliance_start_time_seconds", "When the appliance started (UNIX seconds)."),
+        "node_up": GaugeMetricFamily(
+            "appliance_node_up", "Each appliance sharing the database: 1 alive, 0 silent or stopped.",
+            labels=["node", "state"]),
+        "node_silent": GaugeMetricFamily(
+            "appliance_node_heartbeat_age_seconds", "Seconds since each node's last heartbeat.", labels=["node"]),
     }
 
 
@@ -106,6 +112,7 @@ class StoreCollector(Collector):
             sent = stats.sent_counts(since=0.0)
             inbound = stats.inbound_total()
             webhooks = stats.webhook_failures()
+            nodes = s.queue.nodes()
         except Exception:  # a scrape must still answer when the database does not
             _log.exception("metrics: the database did not answer")
             f["store_up"].add_metric([], 0)
@@ -119,6 +126,9 @@ class StoreCollector(Collector):
             f["inbound"].add_metric([], inbound)
             f["wh_failing"].add_metric([], webhooks.failing)
             f["wh_attempts"].add_metric([], webhooks.failed_attempts)
+            for node in nodes:
+                f["node_up"].add_metric([node.name, node.state], 1 if node.state == "alive" else 0)
+                f["node_silent"].add_metric([node.name], round(node.silent_s, 1))
         try:
             budgets = s.dispatcher.budgets()
         except Exception:

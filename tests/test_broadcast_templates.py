@@ -3,7 +3,6 @@ and the duration estimate."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

@@ -7,10 +7,10 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -267,7 +267,8 @@ def test_a_failing_receiver_is_backed_off_as_a_whole_and_order_is_kept(queue: Qu
     service = WebhookService(queue, [hook(receiver.url())], backoff_base_s=0.4, poll_interval_s=0.05)
     service.start()
     try:
-        time.sleep(0.15)
+        wait_for(lambda: receiver.requests)
+        time.sleep(0.1)  # the backoff is 0.2 s at least
         # One attempt, not one per pending event, while the receiver is backed off.
         assert [h["x-appliance-event-id"] for h, _b in receiver.requests] == ["inb_1"]
         wait_for(lambda: len(service.outbox.entries(pending=False)) == 3)
@@ -275,3 +276,100 @@ def test_a_failing_receiver_is_backed_off_as_a_whole_and_order_is_kept(queue: Qu
         service.stop()
     assert [h["x-appliance-event-id"] for h, _b in receiver.requests] == ["inb_1", "inb_1", "inb_1", "inb_2", "inb_3"]
     assert [e.attempts for e in service.outbox.entries()] == [3, 1, 1]
+
+
+# ---------------------------------------------------------------------- several nodes
+
+
+def test_two_nodes_deliver_each_event_exactly_once(db_url: str, receiver: Receiver) -> None:
+    """Two appliances on one database (each its own engine and node name) pump and deliver
+    while both keep storing inbound messages: every event reaches the receiver once."""
+    nodes = [Queue(db_url), Queue(db_url)]
+    url = receiver.url()
+    services = [
+        WebhookService(q, [hook(url)], poll_interval_s=0.02, node=f"node-{i}") for i, q in enumerate(nodes)
+    ]
+
+    def store(q: Queue, first: int) -> None:
+        for i in range(first, first + 100):
+            q.store_inbound("sim-a", ALICE, f"message {i}", digest=f"d{i}", handled=True)
+
+    try:
+        for service in services:
+            service.start()
+        writers = [threading.Thread(target=store, args=(q, 100 * i)) for i, q in enumerate(nodes)]
+        for thread in writers:
+            thread.start()
+        for thread in writers:
+            thread.join()
+        wait_for(lambda: len(services[0].outbox.entries(pending=False)) == 200, timeout=30)
+        time.sleep(0.2)  # a duplicate attempt, if any, would land now
+    finally:
+        for service in services:
+            service.stop()
+        for q in nodes:
+            q.close()
+    with receiver.lock:
+        seen = Counter(h["x-appliance-event-id"] for h, _b in receiver.requests)
+    assert set(seen) == {f"inb_{i}" for i in range(1, 201)}
+    assert set(seen.values()) == {1}
+    entries = services[0].outbox.entries()
+    assert len(entries) == 200 and all(e.attempts == 1 for e in entries)
+    assert {e.leased_by for e in entries} <= {"node-0", "node-1"}
+
+
+def test_a_lease_keeps_other_nodes_off_and_a_restart_takes_it_back(queue: Queue) -> None:
+    for text in ("one", "two", "three"):
+        queue.store_inbound("sim-a", ALICE, text, digest=text, handled=True)
+    url = "http://127.0.0.1:9/hook"
+    outbox = Outbox(queue.engine)
+    assert outbox.pump({"inbound": [url]}) == 3
+    leased = outbox.lease(url, "node-a", lease_s=60, limit=2)
+    assert [e.event_id for e in leased] == ["inb_1", "inb_2"] and {e.leased_by for e in leased} == {"node-a"}
+    (other,) = outbox.lease(url, "node-b", lease_s=60)  # node-a's rows are not due for node-b
+    assert other.event_id == "inb_3"
+    assert outbox.lease(url, "node-b", lease_s=60) == []
+    # A failed attempt ends the lease; a stale node's late failure does not touch a row leased since.
+    outbox.mark_failed(leased[0].id, attempts=1, next_attempt_at=0.0, error="HTTP 500", node="node-a")
+    (again,) = outbox.lease(url, "node-b", lease_s=60)
+    assert again.id == leased[0].id
+    outbox.mark_failed(leased[0].id, attempts=1, next_attempt_at=0.0, error="late", node="node-a")
+    assert outbox.entries(event_id="inb_1")[0].leased_by == "node-b"
+    # node-a restarts: what it still held is due again at once.
+    assert outbox.release_node("node-a") == 1
+    assert [e.event_id for e in outbox.due(url)] == ["inb_2"]
+    # Rows given back are due when asked, and only the holder can give them back.
+    assert outbox.release([other.id], "node-a") == 0
+    assert outbox.release([other.id], "node-b", next_attempt_at=0.0) == 1
+    assert [e.event_id for e in outbox.due(url)] == ["inb_2", "inb_3"]
+
+
+def test_the_pump_waits_for_a_gap_in_the_ids_to_fill(postgres_database: str) -> None:
+    """PostgreSQL hands out ids before commit: a row committed late must not be skipped,
+    and a rolled-back id must not stop the pump for good."""
+    from tests.utils.db import empty_tables
+
+    empty_tables(postgres_database)
+    queue = Queue(postgres_database)
+    outbox = Outbox(queue.engine)
+    subs = {"inbound": ["http://127.0.0.1:9/a"]}
+    insert = ("INSERT INTO inbound (modem, sender, body, received_at, parts, complete, handled_at) "
+              "VALUES ('sim-a', %s, %s, 1, 1, 1, 1)")
+    pooled = queue.engine.raw_connection()
+    try:
+        slow = pooled.driver_connection
+        slow.execute(insert, (ALICE, "slow"))  # id 1, not committed yet
+        queue.store_inbound("sim-a", ALICE, "quick", digest="q", handled=True)  # id 2, committed
+        assert outbox.pump(subs) == 0  # inb_2 waits for inb_1
+        slow.commit()
+        assert outbox.pump(subs) == 2
+        slow.execute(insert, (ALICE, "never"))  # id 3, rolled back
+        slow.rollback()
+        queue.store_inbound("sim-a", ALICE, "after", digest="a", handled=True)  # id 4
+        assert outbox.pump(subs) == 0
+        time.sleep(0.6)
+        assert outbox.pump(subs) == 1
+    finally:
+        pooled.close()
+        queue.close()
+    assert [e.event_id for e in outbox.entries()] == ["inb_1", "inb_2", "inb_4"]

@@ -42,13 +42,13 @@ from appliance.broadcasts.templates import Template
 from appliance.contacts import ContactBook, Recipient, read_csv
 from appliance.numbers import InvalidNumber, to_e164
 from appliance.pdu import PduError, plan
-from appliance.queue import InvalidRequest, InvalidState, NotFound, Queue, RateLimits
+from appliance.db import broadcasts as broadcasts_db
 from appliance.db import consent
+from appliance.db.broadcasts import BroadcastRecord, BroadcastStats
 from appliance.db.engine import Tx, read_tx, write_tx
+from appliance.db.states import PRIORITIES, PRIORITY_NAMES
+from appliance.queue import InvalidRequest, Queue, RateLimits
 from appliance.queue.quiet import QuietHours
-from appliance.db.messages import add_event as _event
-from appliance.db.sending import cancel_broadcast_messages, hold_broadcast_messages
-from appliance.db.states import MESSAGE_STATES, PRIORITIES, PRIORITY_NAMES
 
 __all__ = [
     "KINDS",
@@ -62,10 +62,6 @@ __all__ = [
 ]
 
 KINDS = ("transactional", "marketing")
-_COLS = (
-    "id, name, template, kind, status, audience_json, priority, send_at, validity_s, allow_missing, footer, "
-    "created_by, created_at, updated_at, started_at, paused_at, cancelled_at, recipients, parts"
-)
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -154,26 +150,6 @@ class Preview:
     quiet_hours: str | None = None
     # what start would queue: (to, body, encoding, parts), suppressed included
     items: list[tuple[str, str, str, int]] = field(default_factory=list, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class BroadcastStats:
-    """Counts of the broadcast's messages by status, replies from its recipients since it
-    started, and messages sent per hour (UTC hour → count)."""
-
-    total: int
-    by_status: dict[str, int]
-    parts_sent: int
-    replies: int
-    per_hour: list[tuple[datetime, int]]
-
-    @property
-    def remaining(self) -> int:
-        return self.by_status.get("queued", 0) + self.by_status.get("sending", 0)
-
-    @property
-    def done(self) -> int:
-        return self.total - self.remaining
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,8 +258,8 @@ class BroadcastService:
         return recipients
 
     def _opted_out(self, numbers: Sequence[str]) -> set[str]:
-        with read_tx(self.queue.engine) as conn:
-            return consent.opted_out_among(conn, numbers)
+        with read_tx(self.queue.engine) as tx:
+            return consent.opted_out_among(tx, numbers)
 
     def preview(self, spec: BroadcastSpec, *, samples: int | None = None) -> Preview:
         """Render every recipient's text and count what would be sent (nothing is stored)."""
@@ -362,15 +338,13 @@ class BroadcastService:
         if spec.audience.csv is not None:
             read_csv(spec.audience.csv, dict(spec.audience.csv_map))  # a fatal CSV error now, not at start
         now = self.clock()
-        with write_tx(self.queue.engine) as conn:
-            bid = conn.exec_driver_sql(
-                "INSERT INTO broadcasts (name, template, kind, status, audience_json, priority, send_at, validity_s, "
-                "allow_missing, created_by, created_at, updated_at, recipients, parts) "
-                "VALUES (?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?, ?, 0, 0) RETURNING id",
-                (spec.name or f"broadcast {datetime.fromtimestamp(now, UTC):%Y-%m-%d %H:%M}", spec.template,
-                 spec.kind, spec.audience.to_json(), PRIORITIES[spec.priority], spec.send_at, spec.validity_s,
-                 int(spec.allow_missing), created_by, now, now),
-            ).scalar_one()
+        with write_tx(self.queue.engine) as tx:
+            bid = broadcasts_db.insert_broadcast(
+                tx, name=spec.name or f"broadcast {datetime.fromtimestamp(now, UTC):%Y-%m-%d %H:%M}",
+                template=spec.template, kind=spec.kind, audience_json=spec.audience.to_json(),
+                priority=PRIORITIES[spec.priority], send_at=spec.send_at, validity_s=spec.validity_s,
+                allow_missing=spec.allow_missing, created_by=created_by, now=now,
+            )
         return self.get(bid, with_stats=False)
 
     def create_and_start(self, spec: BroadcastSpec, *, created_by: str | None = None) -> BroadcastView:
@@ -414,14 +388,9 @@ class BroadcastService:
             raise InvalidRequest("audience: it has no valid recipient")
         now = self.clock()
 
-        def guard(conn: Tx, batch_id: int) -> None:
-            changed = conn.exec_driver_sql(
-                "UPDATE broadcasts SET status = 'running', started_at = ?, updated_at = ?, batch_id = ?, "
-                "recipients = ?, parts = ?, footer = ?, allow_missing = ? WHERE id = ? AND status = 'draft'",
-                (now, now, batch_id, len(p.items), p.parts, p.footer, int(allow), broadcast_id),
-            ).rowcount
-            if not changed:
-                raise InvalidState(f"broadcast {broadcast_id} was already started (or cancelled)")
+        def guard(tx: Tx, batch_id: int) -> None:
+            broadcasts_db.mark_started(tx, broadcast_id, now, batch_id=batch_id, recipients=len(p.items),
+                                       parts=p.parts, footer=p.footer, allow_missing=allow)
 
         self.queue.enqueue_many(
             p.items, broadcast_id=broadcast_id, kind=spec.kind, priority=spec.priority,
@@ -429,119 +398,70 @@ class BroadcastService:
         )
         return self.get(broadcast_id)
 
-    def _transition(self, broadcast_id: int, allowed: tuple[str, ...], verb: str,
-                    action: Callable[[Tx, float], None]) -> BroadcastView:
-        now = self.clock()
-        with write_tx(self.queue.engine) as conn:
-            status = conn.exec_driver_sql("SELECT status FROM broadcasts WHERE id = ?", (broadcast_id,)).scalar()
-            if status is None:
-                raise NotFound(f"broadcast {broadcast_id} does not exist")
-            if status not in allowed:
-                raise InvalidState(f"broadcast {broadcast_id} is {status}; only a {' or '.join(allowed)} one can be {verb}")
-            action(conn, now)
+    def _transition(self, broadcast_id: int, action: Callable[[Tx, int, float], None]) -> BroadcastView:
+        with write_tx(self.queue.engine) as tx:
+            action(tx, broadcast_id, self.clock())
         return self.get(broadcast_id)
 
     def pause(self, broadcast_id: int) -> BroadcastView:
         """Hold the messages not yet claimed (those sending finish)."""
-        def act(conn: Tx, now: float) -> None:
-            hold_broadcast_messages(conn, broadcast_id, held=True)
-            conn.exec_driver_sql("UPDATE broadcasts SET status = 'paused', paused_at = ?, updated_at = ? WHERE id = ?",
-                                 (now, now, broadcast_id))
-            _event(conn, now, "broadcast_paused", None, detail={"broadcast_id": broadcast_id})
-        return self._transition(broadcast_id, ("running",), "paused", act)
+        return self._transition(broadcast_id, broadcasts_db.pause_broadcast)
 
     def resume(self, broadcast_id: int) -> BroadcastView:
-        def act(conn: Tx, now: float) -> None:
-            hold_broadcast_messages(conn, broadcast_id, held=False)
-            conn.exec_driver_sql("UPDATE broadcasts SET status = 'running', paused_at = NULL, updated_at = ? "
-                                 "WHERE id = ?", (now, broadcast_id))
-            _event(conn, now, "broadcast_resumed", None, detail={"broadcast_id": broadcast_id})
-        view = self._transition(broadcast_id, ("paused",), "resumed", act)
+        view = self._transition(broadcast_id, broadcasts_db.resume_broadcast)
         self.queue.notify()
         return view
 
     def cancel(self, broadcast_id: int, *, by: str = "api") -> BroadcastView:
         """Cancel what is still queued (a draft is simply cancelled); sending ones finish."""
-        def act(conn: Tx, now: float) -> None:
-            conn.exec_driver_sql("UPDATE broadcasts SET status = 'cancelled', cancelled_at = ?, updated_at = ? "
-                                 "WHERE id = ?", (now, now, broadcast_id))
-            cancel_broadcast_messages(conn, broadcast_id, now, by=by)
-        return self._transition(broadcast_id, ("draft", "running", "paused"), "cancelled", act)
+        def act(tx: Tx, bid: int, now: float) -> None:
+            broadcasts_db.cancel_broadcast(tx, bid, now, by=by)
+        return self._transition(broadcast_id, act)
 
     # ------------------------------------------------------------------ reading
 
     def get(self, broadcast_id: int, *, with_stats: bool = True, hours: bool = True) -> BroadcastView:
         """One broadcast; ``hours=False`` leaves ``stats.per_hour`` empty (the costliest
         count, which a progress poll does not need)."""
-        with read_tx(self.queue.engine) as conn:
-            row = conn.exec_driver_sql(f"SELECT {_COLS} FROM broadcasts WHERE id = ?", (broadcast_id,)).first()
-            if row is None:
-                raise NotFound(f"broadcast {broadcast_id} does not exist")
-            stats = (self._stats(conn, row, hours=hours)
-                     if with_stats or row[4] in ("running", "paused") else None)
-        return self._view(row, stats)
+        with read_tx(self.queue.engine) as tx:
+            record = broadcasts_db.get_broadcast(tx, broadcast_id)
+            stats = (broadcasts_db.broadcast_stats(tx, record.id, started_at=record.started_at, hours=hours)
+                     if with_stats or record.status in ("running", "paused") else None)
+        return self._view(record, stats)
 
     def list(self, *, limit: int = 50, hours: bool = True) -> list[BroadcastView]:
         """The newest broadcasts first (with their counts by status; ``hours`` as in :meth:`get`)."""
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit: must be between 1 and 1000")
-        with read_tx(self.queue.engine) as conn:
-            rows = conn.exec_driver_sql(f"SELECT {_COLS} FROM broadcasts ORDER BY id DESC LIMIT ?", (limit,)).all()
-            return [self._view(r, self._stats(conn, r, replies=False, hours=hours)) for r in rows]
+        with read_tx(self.queue.engine) as tx:
+            return [
+                self._view(r, broadcasts_db.broadcast_stats(tx, r.id, started_at=r.started_at, replies=False,
+                                                            hours=hours))
+                for r in broadcasts_db.list_broadcasts(tx, limit=limit)
+            ]
 
     def stats(self, broadcast_id: int) -> BroadcastStats:
         view = self.get(broadcast_id)
         assert view.stats is not None
         return view.stats
 
-    def _stats(self, conn: Tx, row: Any, *, replies: bool = True, hours: bool = True) -> BroadcastStats:
-        bid, started = row[0], row[14]
-        by_status = dict.fromkeys(MESSAGE_STATES, 0)
-        for status, n in conn.exec_driver_sql(
-            "SELECT status, COUNT(*) FROM messages WHERE broadcast_id = ? GROUP BY status", (bid,)
-        ):
-            by_status[status] = n
-        parts_sent = conn.exec_driver_sql(
-            "SELECT COALESCE(SUM(parts), 0) FROM messages WHERE broadcast_id = ? AND status IN ('sent', 'delivered')",
-            (bid,),
-        ).scalar_one()
-        per_hour = conn.exec_driver_sql(
-            "SELECT CAST(sent_at / 3600 AS INTEGER) AS h, COUNT(*) FROM messages "
-            "WHERE broadcast_id = ? AND sent_at IS NOT NULL GROUP BY h ORDER BY h", (bid,)
-        ).all() if hours else []
-        got_replies = 0
-        if replies and started is not None:
-            # Per reply since the start, is its sender a recipient? One lookup in the
-            # recipient index each ("sender IN (every recipient)" built a 100,000-row list
-            # on every call: 64 ms). The unary + keeps SQLite from walking the broadcast
-            # index instead, once per reply (seconds).
-            got_replies = conn.exec_driver_sql(
-                "SELECT COUNT(*) FROM inbound i WHERE i.received_at >= ? AND EXISTS "
-                "(SELECT 1 FROM messages m WHERE m.recipient = i.sender AND +m.broadcast_id = ?)",
-                (started, bid),
-            ).scalar_one()
-        return BroadcastStats(
-            total=sum(by_status.values()), by_status=by_status, parts_sent=int(parts_sent), replies=int(got_replies),
-            per_hour=[(datetime.fromtimestamp(h * 3600, UTC), n) for h, n in per_hour],
-        )
-
-    def _view(self, r: Any, stats: BroadcastStats | None) -> BroadcastView:
-        status = r[4]
+    def _view(self, r: BroadcastRecord, stats: BroadcastStats | None) -> BroadcastView:
+        status = r.status
         now = self.clock()
         waiting = False
         if status in ("running", "paused") and stats is not None and stats.remaining == 0:
             status = "done"
-        elif status == "running" and r[7] is not None and r[7] > now:
+        elif status == "running" and r.send_at is not None and r.send_at > now:
             status = "scheduled"
-        if status == "running" and r[3] == "marketing":
+        if status == "running" and r.kind == "marketing":
             quiet = self.queue.quiet_hours
             waiting = quiet is not None and quiet.contains(now)
         return BroadcastView(
-            id=r[0], name=r[1], template=r[2], kind=r[3], status=status, audience=Audience.from_json(r[5]),
-            priority=PRIORITY_NAMES.get(r[6], str(r[6])), send_at=_dt(r[7]), validity_s=r[8],
-            allow_missing=bool(r[9]), footer=r[10], created_by=r[11], created_at=_dt(r[12]),  # type: ignore[arg-type]
-            updated_at=_dt(r[13]), started_at=_dt(r[14]), paused_at=_dt(r[15]),  # type: ignore[arg-type]
-            cancelled_at=_dt(r[16]), recipients=r[17], parts=r[18], stats=stats, waiting_for_quiet_hours=waiting,
+            id=r.id, name=r.name, template=r.template, kind=r.kind, status=status,
+            audience=Audience.from_json(r.audience_json), priority=PRIORITY_NAMES.get(r.priority, str(r.priority)),
+            send_at=_dt(r.send_at), validity_s=r.validity_s, allow_missing=r.allow_missing, footer=r.footer,
+            created_by=r.created_by,
+            created_at=_dt(r.created_at), updated_at=_dt(r.updated_at),  # type: ignore[arg-type]
+            started_at=_dt(r.started_at), paused_at=_dt(r.paused_at), cancelled_at=_dt(r.cancelled_at),
+            recipients=r.recipients, parts=r.parts, stats=stats, waiting_for_quiet_hours=waiting,
         )
-
-

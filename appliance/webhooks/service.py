@@ -13,10 +13,18 @@ gets one attempt per backoff period, not one per pending event, and events are r
 the order they were made.
 
 Delivery is at least once: the outbox is durable, and a row delivered just before a crash
-may be sent again, so receivers de-duplicate on the event id. By default the service retries
-forever (with the backoff capped at 5 minutes a receiver that comes back after a day's outage
-gets everything within minutes); ``max_attempts`` parks a row after that many attempts
-(``next_attempt_at`` = infinity, ``last_error`` says so) and logs an error.
+may be sent again, so receivers de-duplicate on the event id (the same on every retry). By
+default the service retries forever (with the backoff capped at 5 minutes a receiver that
+comes back after a day's outage gets everything within minutes); ``max_attempts`` parks a
+row after that many attempts (``next_attempt_at`` = infinity, ``last_error`` says so) and
+logs an error.
+
+Several nodes may share one database: each runs the pump (they take turns) and delivers.
+A node leases a few due rows at a time (``leased_by``, for long enough to attempt them all
+within their timeouts), so each attempt is made by one node; the rows a failure leaves
+unattempted are given back, due when the failed one is. A node that restarts takes back its
+own leases at once; another node's expire. Each node backs a receiver off on its own, and
+with several nodes delivering, events may reach a receiver out of order.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +57,8 @@ RETENTION_S = 7 * 86400.0
 """Delivered outbox rows are deleted after this long."""
 _PRUNE_EVERY_S = 3600.0
 _IDLE_WAIT_S = 5.0
+_LEASE_BATCH = 10
+_LEASE_MARGIN_S = 60.0
 
 
 def _host(url: str) -> str:
@@ -61,6 +72,8 @@ class WebhookService:
 
     ``db`` is the :class:`Queue` (its engine is used) or an engine. ``poll_interval_s`` is
     how often the pump looks for new rows (one indexed read; :meth:`kick` wakes it at once).
+    ``node`` names this appliance in the rows it leases (default: the host name); nodes
+    sharing a database need distinct names.
     """
 
     def __init__(
@@ -74,10 +87,12 @@ class WebhookService:
         max_attempts: int | None = None,
         poll_interval_s: float = 0.5,
         transport: httpx.BaseTransport | None = None,
+        node: str | None = None,
     ) -> None:
         engine = db.engine if isinstance(db, Queue) else db
         self.outbox = Outbox(engine, clock=clock)
         self.clock = clock
+        self.node = node or socket.gethostname()
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self.max_attempts = max_attempts
@@ -106,6 +121,10 @@ class WebhookService:
         if self._threads or not self.webhooks:
             return
         self._stopping.clear()
+        try:
+            self.outbox.release_node(self.node)
+        except Exception:  # noqa: BLE001 - the database is down: the leases expire anyway
+            _log.exception("could not take back this node's webhook leases")
         self._threads.append(threading.Thread(target=self._pump_loop, name="webhooks-pump", daemon=True))
         for url in self.webhooks:
             self._threads.append(threading.Thread(
@@ -144,22 +163,29 @@ class WebhookService:
         return made
 
     def deliver_due(self, url: str, *, client: httpx.Client | None = None) -> int:
-        """Attempt the due rows of receiver ``url`` in order until one fails (the receiver
-        then waits out its backoff); returns how many were delivered."""
+        """Lease the due rows of receiver ``url`` and attempt them in order until one fails
+        (the receiver then waits out its backoff); returns how many were delivered."""
         own = client is None
         http = client or self._client(url)
+        hook = self.webhooks[url]
+        lease_s = hook.timeout_s * _LEASE_BATCH + _LEASE_MARGIN_S
         delivered = 0
         try:
             while not self._stopping.is_set() and self.clock() >= self._blocked_until[url]:
-                batch = self.outbox.due(url)
-                if not batch:
+                pending = self.outbox.lease(url, self.node, lease_s=lease_s, limit=_LEASE_BATCH)
+                if not pending:
                     break
-                for entry in batch:
-                    if self._stopping.is_set():
-                        break
-                    if not self._attempt(http, self.webhooks[url], entry):
-                        break
-                    delivered += 1
+                try:
+                    while pending and not self._stopping.is_set():
+                        ok = self._attempt(http, hook, pending[0])
+                        del pending[0]
+                        if not ok:
+                            break
+                        delivered += 1
+                finally:
+                    if pending:  # not attempted: due again when this receiver's backoff ends
+                        self.outbox.release([e.id for e in pending], self.node,
+                                            next_attempt_at=max(self.clock(), self._blocked_until[url]))
         finally:
             if own:
                 http.close()
@@ -240,11 +266,11 @@ class WebhookService:
         self._blocked_until[entry.url] = next_at
         if self.max_attempts is not None and attempts >= self.max_attempts:
             self.outbox.mark_failed(entry.id, attempts=attempts, next_attempt_at=math.inf,
-                                    error=f"gave up after {attempts} attempts; last: {error}")
+                                    error=f"gave up after {attempts} attempts; last: {error}", node=self.node)
             _log.error("webhook %s to %s given up after %d attempts (%s)",
                        entry.event_id, _host(entry.url), attempts, error)
             return False
-        self.outbox.mark_failed(entry.id, attempts=attempts, next_attempt_at=next_at, error=error)
+        self.outbox.mark_failed(entry.id, attempts=attempts, next_attempt_at=next_at, error=error, node=self.node)
         _log.warning("webhook %s to %s failed (%s); attempt %d, next in %.1f s",
                      entry.event_id, _host(entry.url), error, attempts, delay)
         return False

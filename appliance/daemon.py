@@ -106,7 +106,7 @@ class Appliance:
             reassembly_timeout_s=settings.inbound.reassembly_timeout_s,
             default_region=settings.appliance.default_region,
         )
-        self.webhooks = WebhookService(self.queue, settings.webhooks)
+        self.webhooks = WebhookService(self.queue, settings.webhooks, node=settings.node.name)
         self.inbound.subscribe(self.webhooks.kick)  # inbound events go out at once
         self.metrics: Any = None  # set by the API app (appliance.api.metrics) when it is built
         self.dispatcher: Dispatcher = Dispatcher(self.queue, [])

@@ -293,6 +293,11 @@ def part_failed(conn: Tx, claim: Claim, part: ClaimedPart | None, now: float, er
 
 def _put_back(conn: Tx, claim: Claim, now: float, *, due_at: float | None, attempts: int) -> None:
     pinned = claim.any_left
+    if conn.postgres:  # the broadcast's row before the message's, in the order a pause takes them
+        conn.exec_driver_sql(
+            "SELECT b.id FROM messages m JOIN broadcasts b ON b.id = m.broadcast_id WHERE m.id = ? FOR SHARE OF b",
+            (claim.message_id,),
+        )
     conn.exec_driver_sql(
         "UPDATE messages SET status = 'queued', claimed_at = NULL, attempts = ?, updated_at = ?, "
         "due_at = COALESCE(?, due_at), modem = ?, concat_ref = ? WHERE id = ?",
@@ -306,8 +311,10 @@ def follow_broadcast(conn: Tx, message_ids: Sequence[int], now: float) -> None:
     """Messages just put back in the queue take their broadcast's state: held while it is
     paused, cancelled once it is cancelled (they were sending when it changed)."""
     for mid in message_ids:
+        # On PostgreSQL a pause committing meanwhile must not be missed: read under its row lock.
+        share = " FOR SHARE OF b" if conn.postgres else ""
         state = conn.exec_driver_sql(
-            "SELECT b.status FROM messages m JOIN broadcasts b ON b.id = m.broadcast_id WHERE m.id = ?", (mid,)
+            f"SELECT b.status FROM messages m JOIN broadcasts b ON b.id = m.broadcast_id WHERE m.id = ?{share}", (mid,)
         ).scalar()
         if state == "paused":
             conn.exec_driver_sql("UPDATE messages SET held = 1 WHERE id = ? AND status = 'queued'", (mid,))

@@ -5,9 +5,12 @@
   transactions (``engine.py``); :func:`migrate` and revisions (``migrate.py``);
 - ``schema.py`` — the tables (SQLModel metadata the migrations build);
 - one module per kind of record, each a set of typed functions taking a :class:`Tx`:
-  ``sending`` (claims and part transitions, the send log), ``messages``, ``inbound``,
-  ``consent``, ``contacts``, ``broadcasts``, ``users``, ``keys``, ``outbox``, ``nodes``,
-  ``stats`` (dashboard, metrics, health), ``copy`` (SQLite → PostgreSQL);
+  ``sending`` (claims and part transitions, recovery), ``messages`` (messages, events,
+  modems, the send log, status reports), ``inbound``, ``consent``, ``contacts`` (and
+  groups), ``broadcasts``, ``users`` (and web sessions), ``keys``, ``outbox`` (webhooks),
+  ``nodes`` (heartbeats, takeover), ``notify`` (cross-node wake-ups), ``stats`` (dashboard,
+  metrics, health), ``threads`` (the inbox), ``copy`` (SQLite → PostgreSQL, ``db check``);
+- ``rows`` (times, JSON columns, page cursors) and ``types`` (columns both engines read alike);
 - :class:`MessageStatus`, :class:`PartState` and the typed errors.
 """
 

@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from appliance.db import nodes as nodes_db
 from appliance.db.engine import POSTGRESQL, SQLITE, Tx, make_engine, read_tx, redact_url, write_tx
 from appliance.db.errors import DatabaseUnavailable, QueueError
 from appliance.db.migrate import migrate, shipped_head
@@ -378,17 +379,10 @@ def node_states(tx: Tx) -> list[NodeState]:
     """Every node of the ``nodes`` table (none before schema 0007), by name."""
     if "nodes" not in table_names(tx):
         return []
-    now = tx.now()
-    found = []
-    for r in tx.exec_driver_sql(
-        "SELECT name, host, pid, version, lease_s, heartbeat_at, stopped_at FROM nodes ORDER BY name"
-    ):
-        age = max(0.0, now - float(r["heartbeat_at"]))
-        stopped = r["stopped_at"] is not None
-        state = "stopped" if stopped else ("alive" if age <= float(r["lease_s"]) else "silent")
-        found.append(NodeState(r["name"], r["host"], int(r["pid"]), r["version"], age, float(r["lease_s"]),
-                               stopped, state))
-    return found
+    return [
+        NodeState(n.name, n.host, n.pid, n.version, n.silent_s, n.lease_s, n.state == "stopped", n.state)
+        for n in nodes_db.list_nodes(tx)
+    ]
 
 
 def live_nodes(tx: Tx, *, window_s: float = HEARTBEAT_WINDOW_S) -> list[NodeState]:

@@ -127,13 +127,14 @@ class InboundSection(_Section):
 class BroadcastsSection(_Section):
     """Broadcasts: the appliance's timezone, the quiet hours of marketing messages (a
     window ``quiet_hours_start``–``quiet_hours_end`` in that timezone, which may cross
-    midnight; both empty = none) and the opt-out footer appended to marketing texts
-    (empty = none)."""
+    midnight; both empty = none), the opt-out footer appended to marketing texts
+    (empty = none) and the most recipients one broadcast may have."""
 
     timezone: str = "UTC"
     quiet_hours_start: str = "21:00"
     quiet_hours_end: str = "08:00"
     opt_out_footer: str = "Reply STOP to opt out"
+    max_recipients: int = Field(default=10_000, ge=1, le=1_000_000)
 
     @field_validator("timezone")
     @classmethod
@@ -163,6 +164,14 @@ class BroadcastsSection(_Section):
         if self.quiet_hours_start and self.quiet_hours_start == self.quiet_hours_end:
             raise ValueError("quiet_hours_start and quiet_hours_end are the same; leave both empty for none")
         return self
+
+
+class ContactsSection(_Section):
+    """Contacts. ``import_dir`` is the one directory whose files ``POST /v1/contacts/import``
+    may read by path (``{"path": ...}``, admin scope); empty: the ``imports`` directory
+    beside a SQLite database, else ``/var/lib/appliance/imports``."""
+
+    import_dir: str = ""
 
 
 class SmsSection(_Section):
@@ -277,6 +286,7 @@ class Settings(BaseSettings):
     health: HealthSection = HealthSection()
     node: NodeSection = NodeSection()
     sms: SmsSection = SmsSection()
+    contacts: ContactsSection = ContactsSection()
 
     @model_validator(mode="after")
     def _unique_modem_names(self) -> "Settings":
@@ -285,6 +295,16 @@ class Settings(BaseSettings):
         if dupes:
             raise ValueError(f"modem names must be unique; repeated: {', '.join(dupes)}")
         return self
+
+    def import_dir(self) -> Path:
+        """Where contact files imported by path must be (see :class:`ContactsSection`)."""
+        if self.contacts.import_dir:
+            return Path(self.contacts.import_dir).expanduser()
+        scheme, sep, rest = self.appliance.database_url.partition(":///")
+        database = rest.split("?", 1)[0]
+        if sep and scheme.split("+", 1)[0] == "sqlite" and database not in ("", ":memory:"):
+            return Path(database).expanduser().parent / "imports"
+        return Path("/var/lib/appliance/imports")
 
     # Filled by load_settings so the init source can see the file's contents.
     _toml_data: ClassVar[dict[str, Any]] = {}

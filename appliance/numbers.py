@@ -1,14 +1,35 @@
-"""Phone numbers in E.164 (``+14155550100``), read with the phonenumbers library."""
+"""Phone numbers in E.164 (``+14155550100``), read with the phonenumbers library, and
+lists of numbers as people type or paste them (:func:`split_numbers`, :func:`read_numbers`)."""
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
 
 import phonenumbers
 
 from appliance.errors import ApplianceError
+from appliance.text import shorten
+
+__all__ = ["E164", "InvalidNumber", "NumberList", "one_number", "quoted", "read_numbers", "split_numbers", "to_e164"]
+
+# What E.164 allows: "+", a country code that does not start with 0, 15 digits at most.
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+
+# Between numbers: new lines, commas, semicolons and tabs (a column pasted from a
+# spreadsheet). Spaces, dots, dashes and brackets belong to the number ("+1 415 641 0011",
+# "(415) 641-0012", "082.555.1234").
+_SEPARATORS = re.compile(r"[\r\n\t,;]+")
 
 
 class InvalidNumber(ApplianceError):
     """A string that is not a valid phone number for the configured region."""
+
+
+def quoted(raw: str) -> str:
+    """``raw`` as ``repr`` shows it, cut short: error messages name what was typed without
+    echoing a whole line of a file."""
+    return repr(shorten(raw))
 
 
 def to_e164(raw: str, default_region: str) -> str:
@@ -23,10 +44,10 @@ def to_e164(raw: str, default_region: str) -> str:
     try:
         number = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidNumber(f"{raw!r} is not a phone number: {_reason(exc)}") from None
+        raise InvalidNumber(f"{quoted(raw)} is not a phone number: {_reason(exc)}") from None
     if not phonenumbers.is_valid_number(number):
         region = phonenumbers.region_code_for_number(number) or default_region
-        raise InvalidNumber(f"{raw!r} is not a valid phone number (read as a {region} number)")
+        raise InvalidNumber(f"{quoted(raw)} is not a valid phone number (read as a {region} number)")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -39,3 +60,49 @@ def _reason(exc: phonenumbers.NumberParseException) -> str:
         phonenumbers.NumberParseException.TOO_LONG: "too long",
     }
     return reasons.get(exc.error_type, str(exc))
+
+
+def split_numbers(text: str) -> list[str]:
+    """The entries of a typed or pasted list of numbers, each stripped, empty ones left out.
+
+    Numbers are separated by new lines, commas, semicolons or tabs; spaces, dots, dashes
+    and brackets inside an entry are the number's own: ``"+1 415 641 0011, (415) 641-0012"``
+    is two entries.
+    """
+    return [entry for part in _SEPARATORS.split(text) if (entry := part.strip())]
+
+
+@dataclass(slots=True)
+class NumberList:
+    """A typed list read: ``entries`` as typed, ``numbers`` in E.164 (in order, each once),
+    ``unreadable`` the entries that are not numbers with the reason (in order)."""
+
+    entries: list[str] = field(default_factory=list)
+    numbers: list[str] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+
+def read_numbers(text: str, default_region: str) -> NumberList:
+    """:func:`split_numbers` then :func:`to_e164` on each entry."""
+    out = NumberList(entries=split_numbers(text))
+    seen: set[str] = set()
+    for entry in out.entries:
+        try:
+            number = to_e164(entry, default_region)
+        except InvalidNumber as exc:
+            out.unreadable.append((entry, str(exc)))
+            continue
+        if number not in seen:
+            seen.add(number)
+            out.numbers.append(number)
+    return out
+
+
+def one_number(text: str, default_region: str) -> str:
+    """The one number typed in a field made for one (E.164), read like a list entry: a
+    trailing comma is harmless, two numbers are refused naming how many there are."""
+    entries = split_numbers(text)
+    if len(entries) > 1:
+        raise InvalidNumber(f"give one number here; this holds {len(entries)} ({', '.join(map(quoted, entries[:3]))}"
+                            f"{', ...' if len(entries) > 3 else ''})")
+    return to_e164(entries[0] if entries else "", default_region)

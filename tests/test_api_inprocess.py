@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,26 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from appliance.api import ApiKeys, create_app
-from appliance.config import Settings, load_settings
+from appliance.config import load_settings
 from appliance.queue import Dispatcher, Queue
 from appliance.db.engine import POSTGRESQL, dialect, make_engine, write_tx
+from tests.utils.services import ApiServices as Services
 
 PROBLEM = "application/problem+json"
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
-
-
-@dataclass
-class Services:
-    """The attributes the API reads, built from real parts (no modems)."""
-
-    settings: Settings
-    queue: Queue
-    keys: ApiKeys
-    dispatcher: Dispatcher
-    modems: list[Any] = field(default_factory=list)
-    started_at: float = field(default_factory=time.time)
-    metrics: Any = None
 
 
 @dataclass
@@ -246,7 +234,9 @@ def test_bulk_ten_thousand_recipients_is_fast(api: Api) -> None:
 
 def test_get_unknown_message_is_404_and_a_bad_id_422(api: Api) -> None:
     assert "12345" in assert_problem(api.get("/v1/messages/12345", "read"), 404)["detail"]
-    assert "message_id" in fields(assert_problem(api.get("/v1/messages/abc", "read"), 422))
+    assert "message_id" in fields(assert_problem(api.get("/v1/messages/0", "read"), 422))
+    # Not digits: no message route has that path.
+    assert "no route" in assert_problem(api.get("/v1/messages/abc", "read"), 404)["detail"]
 
 
 def test_list_is_newest_first_with_cursor_pages_and_filters(api: Api) -> None:
@@ -412,8 +402,9 @@ def test_metrics_exposes_the_families(api: Api) -> None:
 
 
 def test_unknown_route_is_a_problem_and_docs_are_served(api: Api) -> None:
-    doc = assert_problem(api.client.get("/v1/nope"), 404)
+    doc = assert_problem(api.get("/v1/nope"), 404)
     assert "/docs" in doc["detail"]
+    assert_problem(api.client.get("/v1/nope"), 401)  # without a key: the key is checked first
     assert api.client.get("/docs").status_code == 200
     spec = api.client.get("/openapi.json").json()
     assert spec["info"]["title"] == "SMS appliance"

@@ -131,12 +131,17 @@ def test_routes(live_server: Any, tmp_path: Path) -> None:
     assert export.text.splitlines()[1] == "+14155550101,Ann,Lee,7,5B,riders"
     assert c.delete(f"/v1/contacts/{ann['id']}").status_code == 204
     assert c.get(f"/v1/contacts/{ann['id']}").status_code == 404
-    big = tmp_path / "big.csv"
+    (tmp_path / "imports").mkdir()  # [contacts] import_dir: "imports" beside the database
+    big = tmp_path / "imports" / "big.csv"
     big.write_text("tel;nom\n+14155550120;Zoe\n+14155550121;Max\n")
     r = c.post("/v1/contacts/import", json={"path": str(big), "map": {"nom": "first_name"}, "group": "path"})
     assert r.status_code == 200 and r.json()["created"] == 2, r.text
     assert c.get("/v1/groups/path").json()["members"] == 2
-    assert c.post("/v1/contacts/import", json={"path": "big.csv"}).json()["errors"][0]["field"] == "path"
+    r = c.post("/v1/contacts/import", json={"path": "big.csv", "dry_run": True})  # a name in the directory
+    assert r.status_code == 200 and r.json()["merged"] == 2, r.text
+    outside = tmp_path / "outside.csv"
+    outside.write_text("number\n+14155550122\n")
+    assert c.post("/v1/contacts/import", json={"path": str(outside)}).json()["errors"][0]["field"] == "path"
     sender = live_server.client(live_server.app.keys.create("s", ["send"])[1])
     assert sender.post("/v1/contacts/import", json={"path": str(big)}).status_code == 403  # path needs admin
     reader = live_server.client(live_server.app.keys.create("r", ["read"])[1])

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +14,9 @@ from typer.testing import CliRunner
 
 from appliance.api import ApiKeys, create_app
 from appliance.cli import app
-from appliance.config import ConfigError, Settings, load_settings
+from appliance.config import ConfigError, load_settings
 from appliance.queue import Dispatcher, Queue
+from tests.utils.services import ApiServices as _Services
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
@@ -88,17 +87,6 @@ def test_cli_all_and_bad_names() -> None:
 
 
 # --- /v1/segments --------------------------------------------------------------------------------
-
-
-@dataclass
-class _Services:
-    settings: Settings
-    queue: Queue
-    keys: ApiKeys
-    dispatcher: Dispatcher
-    modems: list[Any] = field(default_factory=list)
-    started_at: float = field(default_factory=time.time)
-    metrics: Any = None
 
 
 @pytest.fixture

@@ -209,6 +209,49 @@ def test_compose_counts_live_then_sends_and_progress_reaches_done(staff_page: An
     staff.shot("broadcasts")
 
 
+def test_compose_reads_numbers_typed_as_people_write_them(staff_page: Any) -> None:
+    staff = staff_page()
+    page = staff.page
+    page.get_by_role("link", name="Compose", exact=True).click()
+    numbers = page.get_by_label("Phone numbers")
+    numbers.click()
+    for i, written in enumerate(["+1 415 641 0011", "(415) 641-0012", "082 555 1234"]):
+        if i:
+            numbers.press("Enter")
+        numbers.press_sequentially(written)
+    page.get_by_label("Message").fill("The trip is on Friday.")
+    page.get_by_role("button", name="Preview").click()
+    assert page.locator("#pv-sendable").inner_text() == "2"
+    unreadable = page.locator("#pv-unreadable")
+    expect(unreadable).to_contain_text("082 555 1234")
+    assert "415" not in unreadable.inner_text()
+    staff.shot("compose-numbers-preview")
+    page.get_by_role("button", name="Change the message").click()
+    # A column pasted from a spreadsheet: the numbers come tab-separated.
+    page.get_by_label("Phone numbers").fill("+1 415 641 0011\t(415) 641-0012")
+    page.get_by_role("button", name="Preview").click()
+    assert page.locator("#pv-sendable").inner_text() == "2"
+    page.get_by_role("button", name=re.compile("^Send to 2 people")).click()
+    expect(page.locator("#status")).to_have_text("done", timeout=20_000)
+    assert sorted(r.to for s in staff.server.simulators for r in s.sent) == ["+14156410011", "+14156410012"]
+
+
+def test_api_docs_render_offline_under_their_policy(browser: Any, live_server: Any) -> None:
+    context = browser.new_context(viewport=DESKTOP, base_url=live_server.url)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("request", lambda r: problems.append(f"left the appliance: {r.url}")
+            if not r.url.startswith(live_server.url) and not r.url.startswith("data:") else None)
+    page.goto("/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("SMS appliance")
+    expect(page.locator(".opblock-tag-section").first).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "api-docs.png"))
+    assert problems == []
+    context.close()
+
+
 def test_form_without_its_token_is_refused(staff_page: Any) -> None:
     staff = staff_page()
     page = staff.page

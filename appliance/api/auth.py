@@ -3,6 +3,11 @@
 ``Depends(require("send"))`` in a route: 401 (with ``WWW-Authenticate: Bearer``) when the
 key is missing, malformed, unknown or revoked; 403 when it lacks the scope (``admin``
 allows everything). The key itself is never logged.
+
+Under ``/v1`` the key is checked before anything else (a middleware of
+:func:`appliance.api.create_app` calls :func:`authenticate`):
+a request without a valid key gets 401 whatever its body, its path parameters or its size;
+``require`` then finds the key on the request instead of checking it again.
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ from collections.abc import Callable
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from appliance.api.keys import ApiKey
 from appliance.api.problems import ApiProblem
 from appliance.api.services import Services
 
-__all__ = ["get_services", "require"]
+__all__ = ["authenticate", "get_services", "require"]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -35,23 +41,32 @@ def _unauthorized(detail: str) -> ApiProblem:
     return ApiProblem(401, "unauthorized", detail, headers=_CHALLENGE)
 
 
+def authenticate(services: Services, authorization: str | None) -> ApiKey:
+    """The live key of an ``Authorization`` header, or :class:`ApiProblem` 401 saying why not."""
+    if authorization is None:
+        raise _unauthorized("this route needs an API key: send 'Authorization: Bearer <key>'")
+    scheme, secret = get_authorization_scheme_param(authorization)
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise _unauthorized("the Authorization header must be 'Bearer <key>'")
+    key = services.keys.verify(secret.strip())
+    if key is None:
+        raise _unauthorized(
+            "the API key is not valid (unknown or revoked); make one with 'appliance keys create'"
+        )
+    return key
+
+
 def require(scope: str) -> Callable[..., ApiKey]:
     """A dependency returning the request's :class:`ApiKey` if it allows ``scope``."""
 
     def dependency(
         request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # documents the scheme
         services: Services = Depends(get_services),
     ) -> ApiKey:
-        if credentials is None:
-            if "authorization" in request.headers:
-                raise _unauthorized("the Authorization header must be 'Bearer <key>'")
-            raise _unauthorized("this route needs an API key: send 'Authorization: Bearer <key>'")
-        key = services.keys.verify(credentials.credentials.strip())
+        key: ApiKey | None = getattr(request.state, "api_key", None)
         if key is None:
-            raise _unauthorized(
-                "the API key is not valid (unknown or revoked); make one with 'appliance keys create'"
-            )
+            key = authenticate(services, request.headers.get("authorization"))
         if not key.allows(scope):
             have = ", ".join(sorted(key.scopes)) or "none"
             raise ApiProblem(

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from appliance.errors import ApplianceError
@@ -189,7 +189,7 @@ def _message(error: Mapping[str, Any]) -> str:
     return msg
 
 
-def validation_errors(exc: RequestValidationError) -> list[FieldError]:
+def validation_errors(exc: RequestValidationError | ValidationError) -> list[FieldError]:
     out: list[FieldError] = []
     seen: set[tuple[str, str]] = set()
     for error in exc.errors():
@@ -240,6 +240,27 @@ def from_queue_error(exc: QueueError) -> ApiProblem:
     return ApiProblem(500, "internal-error", f"the queue refused the request: {exc}")
 
 
+# ---------------------------------------------------------------------- 405
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on this request's path (for ``Allow``:
+    Starlette lists only those of the first route that matched the path)."""
+    from starlette.routing import Match, Mount
+
+    allowed: list[str] = []
+    for method in _METHODS:
+        probe = {"type": "http", "path": request.scope["path"], "root_path": request.scope.get("root_path", ""),
+                 "method": method, "headers": [], "query_string": b""}
+        for route in request.app.router.routes:
+            if not isinstance(route, Mount) and route.matches(probe)[0] is Match.FULL:
+                allowed.append(method)
+                break
+    return allowed
+
+
 # ---------------------------------------------------------------------- handlers
 
 def install_handlers(app: FastAPI) -> None:
@@ -259,14 +280,17 @@ def install_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and exc.detail == "Not Found":
             detail = f"there is no route {request.url.path}; the routes are listed at /docs"
         elif exc.status_code == 405:
-            detail = f"{request.url.path} does not accept {request.method}; see /docs"
+            allowed = allowed_methods(request) or [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.url.path} does not accept {request.method}; it accepts {headers['Allow']}; see /docs"
         else:
             detail = str(exc.detail)
         kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        return ApiProblem(exc.status_code, kind, detail, headers=exc.headers).response()
+        return ApiProblem(exc.status_code, kind, detail, headers=headers).response()
 
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
         _log.error("unhandled error in the API", exc_info=exc)

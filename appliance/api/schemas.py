@@ -1,11 +1,14 @@
 """Request and response bodies of the REST API (pydantic models, shown in ``/docs``).
 
 Limits: at most :data:`MAX_RECIPIENTS` recipients and :data:`MAX_BODY_CHARS` characters of
-text per request (the configured ``max_parts`` usually bites first).
+text per request (the configured ``max_parts`` usually bites first); a text must show
+something (not only spaces or zero-width characters); ``metadata`` nests at most
+:data:`MAX_METADATA_DEPTH` levels and takes at most :data:`MAX_METADATA_BYTES` as JSON.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -20,9 +23,12 @@ from pydantic import (
 )
 
 from appliance.queue import BudgetView, InboundView, MessageView, OptOutView, PartView
+from appliance.text import is_blank
 
 __all__ = [
     "MAX_BODY_CHARS",
+    "MAX_METADATA_BYTES",
+    "MAX_METADATA_DEPTH",
     "MAX_RECIPIENTS",
     "Budget",
     "Health",
@@ -47,11 +53,53 @@ __all__ = [
     "SendRequest",
     "SendResult",
     "SignalOut",
+    "check_metadata",
+    "check_text",
 ]
 
 MAX_RECIPIENTS = 10_000
 MAX_BODY_CHARS = 10_000
+MAX_METADATA_DEPTH = 8
+MAX_METADATA_BYTES = 4096
 _MAX_NUMBER_CHARS = 64
+
+
+def check_text(value: str) -> str:
+    """A message text that shows something on a phone (a validator)."""
+    if value == "":
+        raise ValueError("the message text is empty")
+    if is_blank(value):
+        raise ValueError("the message text shows nothing: it is only spaces, line breaks or invisible characters")
+    return value
+
+
+def _depth_over(value: Any, most: int) -> bool:
+    """Whether objects and lists nest deeper than ``most`` levels in ``value`` (iterative:
+    a hostile depth cannot exhaust the stack)."""
+    level: list[tuple[Any, int]] = [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > most:
+            return True
+        level.extend((child, depth + 1) for child in children)
+    return False
+
+
+def check_metadata(value: Any) -> Any:
+    """``metadata`` as stored with a message: at most :data:`MAX_METADATA_DEPTH` levels of
+    objects and lists, at most :data:`MAX_METADATA_BYTES` bytes of JSON (a validator that
+    runs before the value is parsed further)."""
+    if value is None:
+        return value
+    if _depth_over(value, MAX_METADATA_DEPTH):
+        raise ValueError(f"metadata nests more than {MAX_METADATA_DEPTH} levels of objects and lists")
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is {size:,} bytes as JSON; at most {MAX_METADATA_BYTES:,}")
+    return value
 
 
 def _one_or_many(value: Any) -> Any:
@@ -107,15 +155,13 @@ class SendRequest(BaseModel):
                     "(or now); also the validity period asked of the network.",
     )
     metadata: dict[str, Any] | None = Field(
-        default=None, description="Stored with each message and returned as given."
+        default=None,
+        description=f"Stored with each message and returned as given: at most {MAX_METADATA_DEPTH} levels "
+                    f"of objects and lists, at most {MAX_METADATA_BYTES} bytes as JSON.",
     )
 
-    @field_validator("body")
-    @classmethod
-    def _not_empty(cls, value: str) -> str:
-        if value == "":
-            raise ValueError("the message text is empty")
-        return value
+    _text = field_validator("body")(check_text)
+    _metadata = field_validator("metadata", mode="before")(check_metadata)
 
 
 class Queued(BaseModel):

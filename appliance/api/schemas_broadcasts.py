@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from appliance.api.schemas import check_text
 from appliance.broadcasts import BroadcastStats, BroadcastView, Preview
 from appliance.contacts import ContactView, GroupView, ImportReport
+from appliance.text import shorten
 
 __all__ = [
     "AudienceIn",
@@ -96,9 +98,11 @@ class ContactPage(BaseModel):
 
 
 class ImportPathRequest(_In):
-    """Import a CSV file the appliance can read (admin scope)."""
+    """Import a CSV file from the appliance's import directory (`[contacts] import_dir`;
+    admin scope)."""
 
-    path: str = Field(description="Absolute path of the CSV file on the appliance.")
+    path: str = Field(min_length=1, max_length=4096,
+                      description="The file's name in the import directory (or its absolute path there).")
     map: dict[str, str] = Field(default_factory=dict, description="Column → field (`\"\"` skips the column).")
     group: str | None = Field(default=None, description="Add every imported contact to this group.")
     dry_run: bool = False
@@ -129,7 +133,7 @@ class ImportReportOut(BaseModel):
     def of(cls, r: ImportReport) -> ImportReportOut:
         return cls(rows=r.rows, created=r.created, merged=r.merged, duplicates=r.duplicates, invalid=r.invalid,
                    group=r.group, dry_run=r.dry_run, columns=r.columns,
-                   issues=[ImportIssue(row=i.row, status=i.status, number=i.number, detail=i.detail)  # type: ignore[arg-type]
+                   issues=[ImportIssue(row=i.row, status=i.status, number=i.number and shorten(i.number), detail=i.detail)  # type: ignore[arg-type]
                            for i in r.issues])
 
 
@@ -194,7 +198,8 @@ class AudienceIn(_In):
 
 
 class BroadcastRequest(_In):
-    """A broadcast: `template` to `audience`."""
+    """A broadcast: `template` to `audience`. The audience may have at most
+    `[broadcasts] max_recipients` recipients (10,000 by default)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"name": "closure", "template": "Dear {first_name|parent}, school is closed tomorrow.",
@@ -218,6 +223,8 @@ class BroadcastRequest(_In):
     allow_missing: bool = Field(default=False, description="Start even if some recipients lack a field "
                                                            "(it renders as nothing).")
     start: bool = Field(default=False, description="Start at once (POST /v1/broadcasts only).")
+
+    _text = field_validator("template")(check_text)
 
 
 class StartRequest(_In):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from appliance.queue.errors import InvalidRequest, InvalidState, NotFound
 
-__all__ = ["ContactExists", "ContactNotFound", "CsvError", "FilterError", "GroupNotFound"]
+__all__ = ["ContactExists", "ContactNotFound", "CsvError", "FilterError", "GroupNotFound", "ImportPathError"]
 
 
 class ContactNotFound(NotFound):
@@ -26,3 +26,7 @@ class CsvError(InvalidRequest):
 
 class FilterError(InvalidRequest):
     """A group filter that cannot be read."""
+
+
+class ImportPathError(InvalidRequest):
+    """A file named for import by path that may not or cannot be read (``path: ...``)."""

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import ValidationError
 
 from appliance.api.auth import get_services, require
 from appliance.api.keys import ApiKey
-from appliance.api.problems import ApiProblem, FieldError, problem_responses
+from appliance.api.params import record_id
+from appliance.api.problems import ApiProblem, FieldError, problem_responses, validation_errors
 from appliance.api.schemas_broadcasts import (
     ContactIn,
     ContactOut,
@@ -22,12 +22,13 @@ from appliance.api.schemas_broadcasts import (
 )
 from appliance.api.services import Services
 from appliance.contacts import ContactBook
+from appliance.contacts.csvio import read_import_file
 
 __all__ = ["contact_book", "router"]
 
 router = APIRouter(prefix="/v1/contacts", tags=["contacts"])
 
-ContactId = Annotated[int, Path(ge=1, description="The contact id.")]
+ContactId = record_id("contact")
 
 
 def contact_book(services: Services) -> ContactBook:
@@ -79,7 +80,7 @@ def export_contacts(
     responses=problem_responses(401, 403, 413, 422),
     openapi_extra={"requestBody": {"content": {
         "text/csv": {"schema": {"type": "string"}},
-        "application/json": {"schema": {"$ref": "#/components/schemas/ImportPathRequest"}},
+        "application/json": {"schema": ImportPathRequest.model_json_schema()},
     }}},
 )
 async def import_contacts(
@@ -91,7 +92,8 @@ async def import_contacts(
     dry_run: Annotated[bool, Query(description="Report only; write nothing.")] = False,
 ) -> ImportReportOut:
     """Upload the file as the body (`Content-Type: text/csv`, UTF-8, up to 2 MB), or send
-    JSON `{"path": ...}` naming a file on the appliance (admin scope; for big files).
+    JSON `{"path": ...}` naming a file in the appliance's import directory (`[contacts]
+    import_dir`; admin scope; a regular file of up to 2 MB).
 
     Each row is reported on its own: `invalid` (number not valid: skipped), `duplicate`
     (number on an earlier row: skipped), `merged` (already a contact: its non-empty cells
@@ -108,15 +110,12 @@ async def import_contacts(
             raise ApiProblem(403, "forbidden", "importing a file by path needs the 'admin' scope; upload it instead")
         try:
             req = ImportPathRequest.model_validate(json.loads(raw or b"null"))
-        except (ValueError, ValidationError) as exc:
-            raise ApiProblem.invalid([FieldError(field="request_body", detail=str(exc).splitlines()[0])]) from None
-        path = FilePath(req.path)
-        if not path.is_absolute():
-            raise ApiProblem.invalid([FieldError(field="path", detail="give an absolute path")])
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ApiProblem.invalid([FieldError(field="path", detail=f"cannot read {path}: {exc.strerror}")]) from None
+        except ValidationError as exc:
+            raise ApiProblem.invalid(validation_errors(exc)) from None
+        except ValueError as exc:
+            raise ApiProblem.invalid([FieldError(field="request_body", detail=f"not valid JSON: {exc}")]) from None
+        directory, limit = services.settings.import_dir(), request.app.state.max_request_bytes
+        data = await anyio.to_thread.run_sync(lambda: read_import_file(directory, req.path, limit))
         mapping, group, dry_run = req.map, req.group or group, req.dry_run or dry_run
     else:
         data = raw
@@ -132,13 +131,13 @@ async def import_contacts(
     return ImportReportOut.of(report)
 
 
-@router.get("/{contact_id}", response_model=ContactOut, summary="One contact",
+@router.get("/{contact_id:int}", response_model=ContactOut, summary="One contact",
             responses=problem_responses(401, 403, 404, 422))
 def get_contact(contact_id: ContactId, _key: Annotated[ApiKey, Depends(require("read"))], book: Book) -> ContactOut:
     return ContactOut.of(book.get(contact_id))
 
 
-@router.patch("/{contact_id}", response_model=ContactOut, summary="Change a contact",
+@router.patch("/{contact_id:int}", response_model=ContactOut, summary="Change a contact",
               responses=problem_responses(401, 403, 404, 409, 422))
 def update_contact(contact_id: ContactId, body: ContactPatch, _key: Annotated[ApiKey, Depends(require("send"))],
                    book: Book) -> ContactOut:
@@ -147,7 +146,7 @@ def update_contact(contact_id: ContactId, body: ContactPatch, _key: Annotated[Ap
                                      groups=body.groups))
 
 
-@router.delete("/{contact_id}", status_code=204, response_class=Response, summary="Delete a contact",
+@router.delete("/{contact_id:int}", status_code=204, response_class=Response, summary="Delete a contact",
                responses=problem_responses(401, 403, 404, 422))
 def delete_contact(contact_id: ContactId, _key: Annotated[ApiKey, Depends(require("send"))], book: Book) -> Response:
     """Its group memberships go too; messages already sent to it stay."""

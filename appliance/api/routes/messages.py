@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Query
 
 from appliance.api.auth import get_services, require
 from appliance.api.keys import ApiKey
+from appliance.api.params import record_id
 from appliance.api.problems import ApiProblem, FieldError, problem_responses
 from appliance.api.schemas import (
     MessageDetail,
@@ -26,7 +27,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
-MessageId = Annotated[int, Path(ge=1, description="The message id.")]
+MessageId = record_id("message")
 
 
 def normalise(raw: str, services: Services, field: str) -> str:
@@ -124,7 +125,7 @@ def list_messages(
 
 
 @router.get(
-    "/{message_id}",
+    "/{message_id:int}",
     response_model=MessageDetail,
     summary="One message with its parts",
     responses=problem_responses(401, 403, 404, 422),
@@ -138,7 +139,7 @@ def get_message(
 
 
 @router.delete(
-    "/{message_id}",
+    "/{message_id:int}",
     response_model=MessageDetail,
     summary="Cancel a queued message",
     responses=problem_responses(401, 403, 404, 409, 422),
@@ -153,7 +154,7 @@ def cancel_message(
 
 
 @router.post(
-    "/{message_id}/resend",
+    "/{message_id:int}/resend",
     status_code=202,
     response_model=MessageDetail,
     summary="Queue an unknown or failed message again",

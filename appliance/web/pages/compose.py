@@ -5,7 +5,6 @@ progress can be followed on the broadcasts page."""
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -19,12 +18,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData
 
 from appliance.api.auth import get_services
-from appliance.api.routes.broadcasts import broadcast_service
+from appliance.api.routes.broadcasts import broadcast_service, checked_preview
 from appliance.api.routes.contacts import contact_book
 from appliance.api.services import Services
 from appliance.broadcasts import Audience, BroadcastService, BroadcastSpec
+from appliance.numbers import read_numbers, split_numbers
 from appliance.pdu import PduError, plan
 from appliance.queue import InvalidRequest, NotFound
+from appliance.text import is_blank
 from appliance.web.auth import check_csrf, checked_form, signed_in
 from appliance.web.forms import field_errors
 from appliance.web.render import page, redirect
@@ -41,8 +42,8 @@ Form = Annotated[FormData, Depends(checked_form)]
 
 # The store's error prefixes → the compose form's fields.
 _STORE_FIELDS = {"template": "text", "audience": "numbers", "kind": "kind", "send_at": "send_at"}
-_SPLIT_NUMBERS = re.compile(r"[\s,;]+")
 MAX_NUMBERS = 10_000
+MAX_UNREADABLE_SHOWN = 100
 
 
 @dataclass
@@ -75,7 +76,9 @@ class ComposeForm:
         )
 
     def number_list(self) -> list[str]:
-        return [n for n in _SPLIT_NUMBERS.split(self.numbers.strip()) if n]
+        """The numbers typed, as typed (:func:`appliance.numbers.split_numbers`: new lines,
+        commas, semicolons and tabs separate; spaces and brackets belong to a number)."""
+        return split_numbers(self.numbers)
 
     def spec(self, zone: ZoneInfo, now: float) -> BroadcastSpec | None:
         """The broadcast this form asks for, or None with ``errors`` filled in."""
@@ -84,8 +87,9 @@ class ComposeForm:
             self.errors["numbers"] = "Give at least one number, or choose a group below."
         elif len(numbers) > MAX_NUMBERS:
             self.errors["numbers"] = f"At most {MAX_NUMBERS:,} numbers here; import a CSV of contacts for more."
-        if not self.text.strip():
-            self.errors["text"] = "Write the message."
+        if is_blank(self.text):
+            self.errors["text"] = "Write the message." if not self.text.strip() else (
+                "The message shows nothing: it is only spaces or invisible characters. Write the message.")
         if self.kind not in ("transactional", "marketing"):
             self.errors["kind"] = "Choose the kind of message."
         send_at: float | None = None
@@ -194,7 +198,7 @@ def preview(request: Request, _session: SignedIn, services: Services_, form: For
     if spec is None:
         return _compose_page(request, services, typed, status_code=422)
     try:
-        result = service.preview(spec, samples=3)
+        result = checked_preview(services, service, spec, samples=3)
     except (InvalidRequest, NotFound) as exc:
         typed.take_error(exc)
         return _compose_page(request, services, typed, status_code=422)
@@ -205,8 +209,10 @@ def preview(request: Request, _session: SignedIn, services: Services_, form: For
         )
         return _compose_page(request, services, typed, status_code=422)
     typed.form_id = secrets.token_urlsafe(16)
+    unreadable = read_numbers(typed.numbers, services.settings.appliance.default_region).unreadable
     return page(request, "compose_preview.html", title="Check and send", form=typed, preview=result,
-                errors={}, timezone=services.settings.broadcasts.timezone)
+                errors={}, timezone=services.settings.broadcasts.timezone,
+                unreadable=unreadable[:MAX_UNREADABLE_SHOWN], unreadable_more=max(0, len(unreadable) - MAX_UNREADABLE_SHOWN))
 
 
 @router.post("/compose/send", response_class=HTMLResponse)
@@ -222,6 +228,7 @@ def send(request: Request, session: SignedIn, services: Services_, form: Form) -
             return redirect("/broadcasts", flash="This message is already being sent.")
     broadcast_id: int | None = None
     try:
+        checked_preview(services, service, spec)
         view = service.create_and_start(spec, created_by=f"web:{session.user.username}")
         broadcast_id = view.id
     except (InvalidRequest, NotFound) as exc:

@@ -13,7 +13,7 @@ from appliance.api.auth import get_services
 from appliance.api.routes.contacts import contact_book
 from appliance.api.services import Services
 from appliance.contacts import ContactBook, ContactExists, CsvError, FilterError, GroupNotFound, write_csv
-from appliance.numbers import InvalidNumber, to_e164
+from appliance.numbers import InvalidNumber, one_number, read_numbers
 from appliance.queue.errors import InvalidRequest
 from appliance.web.auth import checked_form, signed_in
 from appliance.web.forms import field_errors
@@ -75,8 +75,9 @@ def add_contact(request: Request, services: Svc, form: Form) -> Response:
     book = contact_book(services)
     values = {k: _text(form, k) for k in ("number", "first_name", "last_name")}
     try:
-        contact = book.create(values["number"], first_name=values["first_name"], last_name=values["last_name"])
-    except (InvalidRequest, ContactExists) as exc:
+        number = one_number(values["number"], book.default_region)
+        contact = book.create(number, first_name=values["first_name"], last_name=values["last_name"])
+    except (InvalidNumber, InvalidRequest, ContactExists) as exc:
         return _contacts_page(request, book, errors=field_errors(exc, "number"), values=values, status_code=422)
     label = f"{contact.name} ({contact.number})" if contact.name else contact.number
     return redirect("/contacts?q=" + contact.number.replace("+", "%2B"), flash=f"Added {label}.")
@@ -136,21 +137,6 @@ def groups(request: Request, _session: SignedIn, services: Svc) -> Response:
     return _groups_page(request, contact_book(services))
 
 
-def _numbers(text: str, region: str) -> tuple[list[str], list[str]]:
-    """The E.164 numbers of ``text`` (one a line; commas and semicolons also separate) and
-    the lines that are not numbers."""
-    good: list[str] = []
-    bad: list[str] = []
-    for raw in re.split(r"[\n,;]+", text):
-        if not raw.strip():
-            continue
-        try:
-            good.append(to_e164(raw, region))
-        except InvalidNumber:
-            bad.append(raw.strip())
-    return list(dict.fromkeys(good)), bad
-
-
 @router.post("/groups", response_class=HTMLResponse)
 def create_group(request: Request, services: Svc, form: Form) -> Response:
     book = contact_book(services)
@@ -158,7 +144,8 @@ def create_group(request: Request, services: Svc, form: Form) -> Response:
     errors: dict[str, str] = {}
     if not values["name"]:
         errors["name"] = "Give the group a name."
-    numbers, bad = _numbers(values["numbers"], book.default_region)
+    typed = read_numbers(values["numbers"], book.default_region)
+    numbers, bad = typed.numbers, [entry for entry, _ in typed.unreadable]
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         errors["numbers"] = f"Not phone numbers: {shown}. Fix or remove them."

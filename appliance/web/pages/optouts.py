@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 
 from appliance.api.auth import get_services
 from appliance.api.services import Services
-from appliance.numbers import InvalidNumber, to_e164
+from appliance.numbers import InvalidNumber, one_number
 from appliance.queue.errors import InvalidRequest
 from appliance.web.auth import admin_only, checked_form, signed_in
 from appliance.web.forms import field_errors
@@ -33,7 +33,7 @@ Svc = Annotated[Services, Depends(get_services)]
 
 
 def _e164(raw: str, services: Services) -> str:
-    return to_e164(raw, services.settings.appliance.default_region)
+    return one_number(raw, services.settings.appliance.default_region)
 
 
 def _link(number: str) -> str:

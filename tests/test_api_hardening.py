@@ -242,8 +242,6 @@ def test_every_integer_path_parameter_is_bounded(appliance: Appliance) -> None:
     assert _huge_ids_not_refused(appliance, elsewhere=False) == []
 
 
-@pytest.mark.xfail(strict=True, reason="appliance/web/pages/broadcasts.py (another branch) must bound its "
-                                       "BroadcastId: record_id('broadcast') and {broadcast_id:int}")
 def test_the_staff_broadcast_pages_bound_their_ids(appliance: Appliance) -> None:
     assert _huge_ids_not_refused(appliance, elsewhere=True) == []
 

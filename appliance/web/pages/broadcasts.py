@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData
 
 from appliance.api.auth import get_services
+from appliance.api.params import record_id
 from appliance.api.routes.broadcasts import broadcast_service
 from appliance.api.services import Services
 from appliance.broadcasts import BroadcastService, BroadcastView
@@ -28,7 +29,7 @@ log = logging.getLogger("appliance.web")
 Services_ = Annotated[Services, Depends(get_services)]
 SignedIn = Annotated[Session, Depends(signed_in)]
 Form = Annotated[FormData, Depends(checked_form)]
-BroadcastId = Annotated[int, Path(ge=1)]
+BroadcastId = record_id("broadcast")
 
 # Shown in this order, with these words.
 STATE_LABELS = {
@@ -78,7 +79,7 @@ def broadcasts(request: Request, _session: SignedIn, services: Services_) -> Res
                 rows=[(v, progress_of(v)) for v in views], status_labels=STATUS_LABELS)
 
 
-@router.get("/broadcasts/{broadcast_id}", response_class=HTMLResponse)
+@router.get("/broadcasts/{broadcast_id:int}", response_class=HTMLResponse)
 def broadcast(request: Request, broadcast_id: BroadcastId, _session: SignedIn, services: Services_) -> Response:
     service = broadcast_service(services)
     view = _get(service, broadcast_id, request)
@@ -90,7 +91,7 @@ def broadcast(request: Request, broadcast_id: BroadcastId, _session: SignedIn, s
                 labels=STATE_LABELS, problems=problems)
 
 
-@router.get("/broadcasts/{broadcast_id}/progress")
+@router.get("/broadcasts/{broadcast_id:int}/progress")
 def progress(broadcast_id: BroadcastId, _session: SignedIn, services: Services_) -> JSONResponse:
     try:
         view = broadcast_service(services).get(broadcast_id, hours=False)
@@ -115,24 +116,24 @@ def _act(request: Request, broadcast_id: int, services: Services, session: Sessi
         return page(request, "error.html", status_code=404, title="No such broadcast",
                     message=f"There is no broadcast number {broadcast_id}.")
     except InvalidState as exc:
-        return redirect(f"/broadcasts/{broadcast_id}", flash=f"Not done: {exc}.")
+        return redirect(f"/broadcasts/{broadcast_id:int}", flash=f"Not done: {exc}.")
     log.info("web: %s: broadcast %d %s", session.user.username, broadcast_id, verb)
-    return redirect(f"/broadcasts/{broadcast_id}", flash=message)
+    return redirect(f"/broadcasts/{broadcast_id:int}", flash=message)
 
 
-@router.post("/broadcasts/{broadcast_id}/pause")
+@router.post("/broadcasts/{broadcast_id:int}/pause")
 def pause(request: Request, broadcast_id: BroadcastId, session: SignedIn, services: Services_,
           _form: Form) -> Response:
     return _act(request, broadcast_id, services, session, "pause")
 
 
-@router.post("/broadcasts/{broadcast_id}/resume")
+@router.post("/broadcasts/{broadcast_id:int}/resume")
 def resume(request: Request, broadcast_id: BroadcastId, session: SignedIn, services: Services_,
            _form: Form) -> Response:
     return _act(request, broadcast_id, services, session, "resume")
 
 
-@router.post("/broadcasts/{broadcast_id}/cancel")
+@router.post("/broadcasts/{broadcast_id:int}/cancel")
 def cancel(request: Request, broadcast_id: BroadcastId, session: SignedIn, services: Services_,
            _form: Form) -> Response:
     return _act(request, broadcast_id, services, session, "cancel")

@@ -8,6 +8,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
@@ -82,13 +83,16 @@ async def login(request: Request, web: Web) -> Response:
     if wait > 0:
         return _login_page(request, next_path=next_path, username=username, status_code=429,
                            error=f"Too many failed sign-ins. Try again in {int(wait // 60) + 1} min.")
-    user = web.users.authenticate(username, password)
+    # scrypt is slow on purpose (~50 ms): off the event loop, or every request waits for it.
+    user = await run_in_threadpool(web.users.authenticate, username, password)
     if user is None:
         web.throttle.failed(*keys)
         log.warning("web: failed sign-in for user %r from %s", username, client)
         return _login_page(request, next_path=next_path, username=username, status_code=401,
                            error="That user name and password do not match an active account.")
-    web.throttle.succeeded(*keys)
+    # Only the name's count: one right password from an address must not wipe out the
+    # wrong guesses it made at other names.
+    web.throttle.succeeded(keys[0])
     session_token, _ = web.sessions.create(user)
     log.info("web: %s signed in from %s", user.username, client)
     response = redirect(next_path)

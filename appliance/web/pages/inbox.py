@@ -97,9 +97,16 @@ def thread(request: Request, number: str, _session: Annotated[Session, Depends(s
     try:
         e164 = to_e164(number, services.settings.appliance.default_region)
     except InvalidNumber as exc:
-        return page(request, "error.html", status_code=404, title="No such conversation",
-                    message=f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+        # A sender that is a name ("MyBank", a network's service texts): its messages can be
+        # read, though nobody can text it back.
+        if not number.strip() or not services.queue.list_inbound(limit=1, sender=number).items:
+            return page(request, "error.html", status_code=404, title="No such conversation",
+                        message=f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+        return page(request, "thread.html", title=f"Messages from {number}", number=number, name=None,
+                    opted_out=False, entries=conversation(services, number), limit=THREAD_MESSAGES,
+                    replyable=False)
     names, opted = _names_and_opt_outs(services, [e164])
     entries = conversation(services, e164)
     return page(request, "thread.html", title=f"Messages with {names.get(e164) or e164}", number=e164,
-                name=names.get(e164), opted_out=e164 in opted, entries=entries, limit=THREAD_MESSAGES)
+                name=names.get(e164), opted_out=e164 in opted, entries=entries, limit=THREAD_MESSAGES,
+                replyable=True)

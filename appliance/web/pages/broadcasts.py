@@ -116,9 +116,9 @@ def _act(request: Request, broadcast_id: int, services: Services, session: Sessi
         return page(request, "error.html", status_code=404, title="No such broadcast",
                     message=f"There is no broadcast number {broadcast_id}.")
     except InvalidState as exc:
-        return redirect(f"/broadcasts/{broadcast_id:int}", flash=f"Not done: {exc}.")
+        return redirect(f"/broadcasts/{broadcast_id}", flash=f"Not done: {exc}.")
     log.info("web: %s: broadcast %d %s", session.user.username, broadcast_id, verb)
-    return redirect(f"/broadcasts/{broadcast_id:int}", flash=message)
+    return redirect(f"/broadcasts/{broadcast_id}", flash=message)
 
 
 @router.post("/broadcasts/{broadcast_id:int}/pause")

@@ -74,8 +74,8 @@ class _AppMiddleware:
 
 
 class _CatchAll(_AppMiddleware):
-    """Answers an exception no handler took with the app's handler for ``Exception`` (a
-    500 problem, logged once with its traceback) instead of letting it reach the server,
+    """Answers an exception no handler took with the app's handler for its type (for
+    ``Exception``: a 500 problem, logged once with its traceback) instead of letting it reach the server,
     which would log it again and drop the keep-alive connection. Outermost of the app's
     middleware, so errors in the others are caught too."""
 
@@ -92,7 +92,10 @@ class _CatchAll(_AppMiddleware):
         except Exception as exc:
             if started:  # half an answer is out: only closing the connection tells the client
                 raise
-            handler = self.owner.exception_handlers[Exception]
+            # The most specific handler the app has: a database that stopped answering
+            # while a middleware read the key is a 503, like anywhere else.
+            handlers = self.owner.exception_handlers
+            handler = next(handlers[t] for t in type(exc).__mro__ if t in handlers)
             response = await handler(Request(scope, receive), exc)
             await response(scope, receive, send)
 

@@ -115,3 +115,15 @@ def test_quiet_hours_stretch_a_marketing_estimate(db_url: str) -> None:
     assert p.estimate_s == 3600 + 3600  # one hour of quiet, then 100 an hour
     t = svc.preview(BroadcastSpec("hi", Audience(numbers=numbers)))
     assert t.estimate_s == 3600 and t.quiet_hours is None
+
+
+def test_preview_and_start_use_the_national_tables_configured(service: BroadcastService) -> None:
+    service.queue.national_languages = ("hindi",)
+    # Two UCS-2 parts; one with the Hindi tables (they are used only when they save parts).
+    text = "नमस्ते {first_name|अभिभावक}, कल स्कूल बंद रहेगा। कृपया अपने बच्चे को घर पर रखें। धन्यवाद, कक्षा अध्यापक"
+    p = service.preview(BroadcastSpec(text, Audience(groups=("patients",))))
+    assert p.encodings == {"gsm7": 3}  # UCS-2 without the Hindi tables
+    draft = service.create(BroadcastSpec(text, Audience(groups=("patients",))))
+    service.start(draft.id, allow_missing=True)
+    sent = service.queue.list(limit=10).items
+    assert {m.encoding for m in sent} == {"gsm7"}

@@ -292,7 +292,7 @@ class BroadcastService:
                     got = ("gsm7", 0)
                 else:
                     try:
-                        pl = plan(body)
+                        pl = plan(body, national_languages=self.queue.national_languages)
                     except PduError as exc:
                         raise InvalidRequest(f"template: the text for {r.number} cannot be sent: {exc}") from exc
                     got = (pl.encoding, pl.total)

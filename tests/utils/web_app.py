@@ -8,11 +8,8 @@ user and yields the services and a client signed in as that user.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -20,6 +17,7 @@ from appliance.api import ApiKeys, create_app
 from appliance.config import Settings
 from appliance.queue import Dispatcher, Queue
 from appliance.web import Users, mount_web
+from tests.utils.services import ApiServices
 
 __all__ = ["ORIGIN", "PageServices", "signed_in_pages"]
 
@@ -28,17 +26,7 @@ _PASSWORD = "correct horse battery"
 _CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]*)"')
 
 
-@dataclass
-class PageServices:
-    """The attributes the API and the pages read, built from real parts (no modems)."""
-
-    settings: Settings
-    queue: Queue
-    keys: ApiKeys
-    dispatcher: Dispatcher
-    modems: list[Any] = field(default_factory=list)
-    started_at: float = field(default_factory=time.time)
-    metrics: Any = None
+PageServices = ApiServices  # the pages read what the API reads
 
 
 @contextmanager

@@ -18,6 +18,7 @@ once per statement text. Rows are read by column name (``row["status"]``) on bot
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -186,13 +187,16 @@ def pg_sql(sql: str) -> str:
 class Result:
     """The rows of one statement (a thin, fast stand-in for SQLAlchemy's ``Result``)."""
 
-    __slots__ = ("_cursor",)
+    __slots__ = ("_cursor", "_pipeline")
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, pipeline: Any = None) -> None:
         self._cursor = cursor
+        self._pipeline = pipeline
 
     @property
     def rowcount(self) -> int:
+        if self._pipeline is not None and self._cursor.rowcount < 0:
+            self._pipeline.sync()  # pipelined: the count arrives with the results
         return self._cursor.rowcount
 
     def all(self) -> list[Any]:
@@ -224,10 +228,11 @@ class Tx:
     for the few statements that differ.
     """
 
-    __slots__ = ("_conn", "dialect")
+    __slots__ = ("_conn", "_pipeline", "dialect")
 
-    def __init__(self, conn: Any, dialect_name: str) -> None:
+    def __init__(self, conn: Any, dialect_name: str, pipeline: Any = None) -> None:
         self._conn = conn
+        self._pipeline = pipeline
         self.dialect = dialect_name
 
     @property
@@ -247,7 +252,7 @@ class Tx:
                     cur.executemany(pg_sql(sql), [_pg_params(p) for p in params])
             else:
                 cur.execute(pg_sql(sql), _pg_params(params), prepare=None)
-            return Result(cur)
+            return Result(cur, self._pipeline)
         except sqlite3.IntegrityError as exc:
             raise ConstraintViolation(str(exc)) from exc
         except sqlite3.OperationalError as exc:
@@ -406,29 +411,32 @@ def _sqlite_tx(engine: Engine, begin: str, *, synchronous: str | None = None) ->
 
 
 @contextmanager
-def _pg_tx(engine: Engine, first: str | None) -> Iterator[Tx]:
+def _pg_tx(engine: Engine, first: str | None, *, pipeline: bool = False) -> Iterator[Tx]:
     pooled = _checkout(engine)
     broken = False
     try:
         conn = pooled.driver_connection
         try:
-            if first is not None:
-                conn.execute(first)
-            try:
-                yield Tx(conn, POSTGRESQL)
-            except BaseException:
+            with conn.pipeline() if pipeline else contextlib.nullcontext() as pipe:
+                if first is not None:
+                    conn.execute(first)
                 try:
-                    conn.rollback()
-                except Exception:
-                    broken = True
-                raise
-            conn.commit()
+                    yield Tx(conn, POSTGRESQL, pipe)
+                except BaseException:
+                    try:
+                        conn.rollback()
+                    except Exception:
+                        broken = True
+                    raise
+                conn.commit()
         except Exception as exc:
+            # Pipelined statements report their errors late (at a sync or the commit):
+            # every driver error is mapped here too.
             mapped = _pg_error(exc)
             if isinstance(mapped, DatabaseUnavailable) or isinstance(exc, DatabaseUnavailable):
                 broken = True
-                if mapped is not exc:
-                    raise mapped from exc
+            if mapped is not exc:
+                raise mapped from exc
             raise
     finally:
         raw = pooled.driver_connection
@@ -443,7 +451,7 @@ def _pg_tx(engine: Engine, first: str | None) -> Iterator[Tx]:
 
 
 @contextmanager
-def write_tx(engine: Engine, *, durable: bool = True) -> Iterator[Tx]:
+def write_tx(engine: Engine, *, durable: bool = True, pipeline: bool = False) -> Iterator[Tx]:
     """A short write transaction, committed on success.
 
     SQLite: ``BEGIN IMMEDIATE`` behind a per-process lock. ``durable=False`` commits
@@ -451,9 +459,13 @@ def write_tx(engine: Engine, *, durable: bool = True) -> Iterator[Tx]:
     ``synchronous_commit=off``). Only for writes whose loss in a power cut is harmless —
     a claim, which recovery would undo anyway. The log is append-only, so the next
     durable commit syncs these too: a later state can never survive without an earlier one.
+
+    ``pipeline=True`` (PostgreSQL) sends statements without waiting for each answer until a
+    result is read (psycopg's pipeline mode): the dispatcher's transitions are a dozen short
+    statements, most of them writes nobody reads back. Not with :meth:`Tx.insert_rows` (COPY).
     """
     if engine.dialect.name == POSTGRESQL:
-        with _pg_tx(engine, None if durable else "SET LOCAL synchronous_commit TO OFF") as tx:
+        with _pg_tx(engine, None if durable else "SET LOCAL synchronous_commit TO OFF", pipeline=pipeline) as tx:
             yield tx
         return
     with _write_lock(engine):

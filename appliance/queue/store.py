@@ -466,7 +466,7 @@ class Queue:
         sweep = not (0 <= now - self._last_sweep < EXPIRY_SWEEP_S)
         # Not fsynced: a claim lost in a power cut is what start-up recovery undoes anyway;
         # the part's "submitting" commit that follows is durable and syncs this one too.
-        with write_tx(self.engine, durable=False) as tx:
+        with write_tx(self.engine, durable=False, pipeline=True) as tx:
             claim = sending.claim_next(tx, modem, max_parts=max_parts, now=now, sweep=sweep,
                                        marketing=marketing, sim=sim)
         if sweep:
@@ -491,11 +491,11 @@ class Queue:
         return min(times) if times else None
 
     def begin_part(self, claim: Claim, part: ClaimedPart, now: float) -> str:
-        with write_tx(self.engine) as tx:
+        with write_tx(self.engine, pipeline=True) as tx:
             return sending.begin_part(tx, claim, part, now)
 
     def part_sent(self, claim: Claim, part: ClaimedPart, mr: int, now: float) -> bool:
-        with write_tx(self.engine) as tx:
+        with write_tx(self.engine, pipeline=True) as tx:
             return sending.part_sent(tx, claim, part, mr, now)
 
     def part_sent_and_next(
@@ -511,7 +511,7 @@ class Queue:
         """
         quiet = self.quiet_hours
         marketing = quiet is None or not quiet.contains(now)
-        with write_tx(self.engine) as tx:
+        with write_tx(self.engine, pipeline=True) as tx:
             sending.part_sent(tx, claim, part, mr, now)
             nxt = sending.claim_next(tx, claim.modem, max_parts=max_parts, now=now, sweep=False,
                                      marketing=marketing, sim=claim.sim)

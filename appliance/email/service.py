@@ -8,6 +8,9 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from appliance.db import email as email_db
+from appliance.db.email import Refusal
+from appliance.db.engine import read_tx
 from appliance.email.certs import Certificate, certificate
 from appliance.email.relay import MailRelay
 from appliance.email.server import Counters, SmtpHandler
@@ -92,6 +95,16 @@ class EmailService:
             fingerprint=cert.fingerprint if cert else "", cert_file=str(cert.cert_file) if cert else "",
             self_signed=bool(cert and cert.self_signed),
         )
+
+    def outbox_counts(self) -> tuple[int, int]:
+        """(sent, pending) answer mails."""
+        with read_tx(self.queue.engine) as tx:
+            return email_db.count_outbox(tx)
+
+    def refusals(self, limit: int = 50) -> list[Refusal]:
+        """The newest refused mails (and AUTH attempts) with their reasons."""
+        with read_tx(self.queue.engine) as tx:
+            return email_db.list_refusals(tx, limit=limit)
 
     def _attachments_said(self, mail: MailText, reply_to: str, targets: list[str]) -> None:
         self.relay.queue_mail(

@@ -79,6 +79,27 @@ def test_the_daemon_with_email_off_imports_no_smtp_server(tmp_path: Path) -> Non
     assert out.stdout.strip() == "[]"
 
 
+def test_the_daemon_with_email_on_makes_its_certificate_without_importing_cryptography(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    env["APPLIANCE_APPLIANCE__DATABASE_URL"] = f"sqlite:///{tmp_path / 'a.db'}"
+    env.update({"APPLIANCE_EMAIL__ENABLED": "true", "APPLIANCE_EMAIL__HOST": "127.0.0.1", "APPLIANCE_EMAIL__PORT": "0"})
+    code = (
+        "import sys\n"
+        "from appliance.config import load_settings\n"
+        "from appliance.startup import prepare_database\n"
+        "from appliance.daemon import Appliance\n"
+        "settings = load_settings()\n"
+        "prepare_database(settings)\n"
+        "app = Appliance(settings)\n"
+        "app.start()\n"
+        "print(app.email.port > 0, app.email.cert.self_signed, 'cryptography' in sys.modules)\n"
+        "app.stop()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=90, check=True)
+    assert out.stdout.strip() == "True True False"
+    assert (tmp_path / "email-cert.pem").exists()
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("Hi\r\n\r\nOn Tue, 3 Dec 2026 at 09:00, Ann <a@b> wrote:\r\n> earlier\r\n", "Hi"),
     ("Call me\n-- \nJane Doe\nSchool nurse", "Call me"),

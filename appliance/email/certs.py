@@ -11,7 +11,7 @@ from pathlib import Path
 
 from appliance.config import Settings
 
-__all__ = ["Certificate", "certificate", "fingerprint", "state_dir"]
+__all__ = ["Certificate", "certificate", "fingerprint", "make_self_signed", "state_dir"]
 
 CERT_NAME = "email-cert.pem"
 KEY_NAME = "email-key.pem"
@@ -53,9 +53,10 @@ def fingerprint(cert_file: Path) -> str:
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
-def certificate(settings: Settings, *, create: bool = True) -> Certificate | None:
+def certificate(settings: Settings, *, create: bool = True, in_subprocess: bool = False) -> Certificate | None:
     """The certificate to use; a self-signed one is made when none is configured or kept
-    (``create=False``: None instead)."""
+    (``create=False``: None instead). ``in_subprocess`` makes it in a child process: the
+    daemon then never imports ``cryptography`` (~7 MB it would keep for nothing)."""
     cfg = settings.email
     if cfg.cert_file:
         return Certificate(Path(cfg.cert_file), Path(cfg.key_file), self_signed=False)
@@ -65,11 +66,19 @@ def certificate(settings: Settings, *, create: bool = True) -> Certificate | Non
         return Certificate(cert, key, self_signed=True)
     if not create:
         return None
-    _make_self_signed(cert, key, cfg.domain)
+    if in_subprocess:
+        import subprocess
+        import sys
+
+        subprocess.run([sys.executable, "-m", "appliance.email.certs", str(cert), str(key), cfg.domain],
+                       check=True, timeout=120, capture_output=True)
+    else:
+        make_self_signed(cert, key, cfg.domain)
     return Certificate(cert, key, self_signed=True)
 
 
-def _make_self_signed(cert_path: Path, key_path: Path, domain: str) -> None:
+def make_self_signed(cert_path: Path, key_path: Path, domain: str) -> None:
+    """Make a self-signed EC P-256 certificate for ``domain`` valid 10 years (key 0600)."""
     import datetime
 
     from cryptography import x509
@@ -103,3 +112,9 @@ def _make_self_signed(cert_path: Path, key_path: Path, domain: str) -> None:
     tmp_cert = cert_path.with_suffix(".tmp")
     tmp_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     os.replace(tmp_cert, cert_path)
+
+
+if __name__ == "__main__":  # the daemon's child process: CERT KEY DOMAIN
+    import sys
+
+    make_self_signed(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])

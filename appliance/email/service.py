@@ -62,7 +62,7 @@ class EmailService:
     def start(self) -> None:
         from aiosmtpd.controller import Controller
 
-        self.cert = certificate(self.settings)
+        self.cert = certificate(self.settings, in_subprocess=True)
         assert self.cert is not None
         if self.port == 0:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -225,3 +225,39 @@ def test_relay_down_the_reply_waits_and_goes_when_it_is_back(live_server_factory
         assert reply["In-Reply-To"] == "<p1@school.lan>"
     finally:
         sink.stop()
+
+
+def test_a_failed_sms_is_reported_to_the_sender_threaded(live_server_factory: Factory) -> None:
+    sink = Sink().start()
+    try:
+        server = live_server_factory(simulate=1, settings=email_settings(
+            relay={"host": "127.0.0.1", "port": sink.port, "starttls": False}))
+        server.simulators[0].fail_sends(21)  # short message transfer rejected: permanent
+        with smtp(server, login=send_key(server)) as conn:
+            conn.send_message(mail("+14155550100@sms.school.lan", "Hello", message_id="<f1@school.lan>"))
+        (rcpts, report), = wait_for(sink.messages)
+        assert rcpts == ["office@school.lan"] and report["In-Reply-To"] == "<f1@school.lan>"
+        assert "could not be sent" in report.get_content() and "failed" in report["Subject"]
+    finally:
+        sink.stop()
+
+
+def test_per_sender_rate_limit_bad_numbers_and_unknown_groups(live_server_factory: Factory) -> None:
+    server = live_server_factory(settings=email_settings(max_mails_per_minute=5))
+    login = send_key(server)
+    with smtp(server, login=login) as conn:
+        for bad, words in (("12@sms.school.lan", b"not a phone number"),
+                           ("no-such-group@sms.school.lan", b"no contact group"),
+                           ("=?x?=@sms.school.lan", b"no contact group")):
+            with pytest.raises(smtplib.SMTPRecipientsRefused) as info:
+                conn.send_message(mail(bad), to_addrs=[bad])
+            code, text = info.value.recipients[bad]
+            assert code == 550 and words in text, text
+    assert not _messages(server)
+    with smtp(server, login=login) as conn:  # every MAIL counts: 3 above, 2 here, then no more
+        conn.send_message(mail("+14155550100@sms.school.lan", message_id="<r1@x>"))
+        conn.send_message(mail("+14155550100@sms.school.lan", message_id="<r2@x>"))
+        with pytest.raises(smtplib.SMTPSenderRefused) as limited:
+            conn.send_message(mail("+14155550100@sms.school.lan"))
+        assert limited.value.smtp_code == 451 and b"max_mails_per_minute" in limited.value.smtp_error
+    assert len(_messages(server)) == 2

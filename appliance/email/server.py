@@ -36,10 +36,11 @@ if TYPE_CHECKING:
     from appliance.contacts import ContactBook
     from appliance.queue import Queue
 
-__all__ = ["Counters", "Refused", "SmtpHandler", "group_slug"]
+__all__ = ["MAX_RECIPIENTS", "Counters", "Refused", "SmtpHandler", "group_slug"]
 
 _log = logging.getLogger(__name__)
 
+MAX_RECIPIENTS = 100
 _NUMBER = re.compile(r"^\+?[0-9][0-9().\-]*$")
 
 
@@ -242,6 +243,8 @@ class SmtpHandler:
                           rcpt_options: list[str]) -> str:
         if getattr(envelope, "appliance_sender", None) is None:
             return "503 5.5.1 Give MAIL FROM first"
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return f"452 4.5.3 At most {MAX_RECIPIENTS} recipients a mail; send the rest in another mail"
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self._target, envelope, address)
@@ -276,7 +279,8 @@ class SmtpHandler:
         text = self._text(mail)
         reply_to = mail.sender or address_of(envelope.mail_from or "")
         message_id = mail.message_id or "<" + hashlib.sha256(raw).hexdigest() + "@no-message-id>"
-        key = f"email:{message_id}"
+        # Per sender: another sender reusing a Message-ID can neither block nor replay this one.
+        key = f"email:{sender.who}:{message_id}"
         now = self.clock()
         metadata = {"source": "email", "by": sender.by, "email_from": reply_to, "email_message_id": message_id}
         sent = 0

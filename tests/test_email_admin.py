@@ -129,3 +129,10 @@ def test_a_mail_with_only_attachments_has_no_body_and_names_them() -> None:
 def test_a_lying_charset_does_not_fail() -> None:
     raw = (b"From: a@b\r\nSubject: x\r\nContent-Type: text/plain; charset=klingon\r\n\r\nhello \xff\r\n")
     assert read_mail(raw).body.startswith("hello")
+
+
+def test_the_text_is_the_body_the_subject_or_both() -> None:
+    parsed = read_mail(bytes(mail("+14155550100@sms.school.lan", "Body line\n", subject="Fire drill 10:00")))
+    assert parsed.text("body") == "Body line"
+    assert parsed.text("subject") == "Fire drill 10:00"
+    assert parsed.text("both") == "Fire drill 10:00\nBody line"

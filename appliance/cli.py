@@ -1070,6 +1070,38 @@ def broadcast_status(
 
 # --------------------------------------------------------------------------- database: copy to PostgreSQL, check
 
+email_app = typer.Typer(help="Email to SMS: the SMTP side's settings and certificate.", no_args_is_help=True)
+app.add_typer(email_app, name="email")
+
+
+@email_app.command("info")
+def email_info(
+    config: str | None = _CONFIG_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Show the [email] settings (never the relay's password) and the TLS certificate's
+    SHA-256 fingerprint; the self-signed certificate is made now if there is none yet."""
+    import json
+
+    from appliance.config import load_settings
+    from appliance.email.info import describe
+
+    settings = load_settings(config)
+    try:
+        info = describe(settings, create_cert=True)
+    except OSError as exc:
+        console.print(f"could not read or make the certificate: {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(info))
+        return
+    for name, value in info.items():
+        shown = ", ".join(value) if isinstance(value, list) else ("-" if value is None else value)
+        print(f"{name:22} {shown}")
+    if not settings.email.enabled:
+        print("email to SMS is off: set [email] enabled = true and restart the daemon")
+
+
 db_app = typer.Typer(help="The database: copy an appliance's SQLite data to PostgreSQL, check a database.",
                      no_args_is_help=True)
 app.add_typer(db_app, name="db")

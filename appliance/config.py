@@ -246,6 +246,81 @@ class NodeSection(_Section):
         return self.heartbeat_s if self.heartbeat_s is not None else self.node_lease_s / 6
 
 
+class EmailRelaySection(_Section):
+    """The outgoing mail server answers go through (failures, SMS replies, ``inbound_to``).
+    Empty ``host``: no answers by email."""
+
+    host: str = ""
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    from_address: str = ""  # default: sms@<email.domain>
+    timeout_s: float = Field(default=30.0, gt=0, le=300)
+    retry_base_s: float = Field(default=5.0, gt=0)  # backoff: base·2^(failures−1), capped
+    retry_cap_s: float = Field(default=300.0, gt=0)
+
+
+class EmailSection(_Section):
+    """Email to SMS (README, "Email to SMS"). Off by default.
+
+    A mail to ``<number>@<domain>`` becomes an SMS to that number, to ``<group>@<domain>`` a
+    broadcast to the contact group. Senders authenticate with an API key of ``send`` scope
+    (SMTP AUTH after STARTTLS: user = key name, password = key) or come from
+    ``allow_networks`` with a ``From`` in ``allow_from``. Groups take a key of ``admin``
+    scope, or a sender (key name or address) listed in ``group_senders``."""
+
+    enabled: bool = False
+    host: str = "0.0.0.0"
+    port: int = Field(default=2525, ge=0, le=65535)  # 0: any free port (tests)
+    domain: str = "sms.school.lan"
+    text_from: Literal["body", "subject", "both"] = "body"
+    allow_networks: list[str] = []
+    allow_from: list[str] = []
+    group_senders: list[str] = []
+    max_mails_per_minute: int = Field(default=60, ge=1)
+    max_message_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    cert_file: str = ""
+    key_file: str = ""
+    state_dir: str = ""  # default: the SQLite database's folder
+    inbound_to: str = ""  # every inbound SMS also goes to this mailbox (needs the relay)
+    report_failures: bool = True
+    relay: EmailRelaySection = EmailRelaySection()
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        import re
+
+        value = value.strip().lower().rstrip(".")
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", value):
+            raise ValueError(f"{value!r} is not a domain name (e.g. sms.school.lan)")
+        return value
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not a network (e.g. 10.0.0.0/24)") from None
+        return value
+
+    @field_validator("allow_from", "group_senders")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [v.strip().lower() for v in value if v.strip()]
+
+    @model_validator(mode="after")
+    def _cert_pair(self) -> "EmailSection":
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("give both cert_file and key_file, or neither (a self-signed one is made)")
+        return self
+
+
 def _hostname() -> str:
     import re
     import socket
@@ -287,6 +362,7 @@ class Settings(BaseSettings):
     node: NodeSection = NodeSection()
     sms: SmsSection = SmsSection()
     contacts: ContactsSection = ContactsSection()
+    email: EmailSection = EmailSection()
 
     @model_validator(mode="after")
     def _unique_modem_names(self) -> "Settings":

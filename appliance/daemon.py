@@ -116,6 +116,7 @@ class Appliance:
         self.shared = self.queue.engine.dialect.name == "postgresql"
         self.node: NodeMembership | None = None
         self.work_listener: WorkListener | None = None
+        self.email: Any = None  # an appliance.email.EmailService when [email] enabled (imported then)
 
     # ------------------------------------------------------------------ modems
 
@@ -213,12 +214,21 @@ class Appliance:
         self.node.start()
         self.inbound.start()
         self.webhooks.start()
+        if self.settings.email.enabled:
+            self._start_email()
         recovery = self.dispatcher.recovery
         _log.info(
             "appliance started: %d modem(s) (%d simulated), database %s, %d message(s) recovered as unknown",
             len(self.modems), len(self.simulators), self.settings.appliance.database_url,
             len(recovery.unknown) if recovery is not None else 0,
         )
+
+    def _start_email(self) -> None:
+        from appliance.email import EmailService
+
+        self.email = EmailService(self.settings, self.queue, self.keys, node=self.node_name)
+        self.email.start()
+        self.inbound.subscribe(self.email.relay.kick)
 
     def wait_online(self, timeout: float = 15.0) -> bool:
         """Wait until every modem is online (tests and the demo); False on timeout."""
@@ -238,6 +248,8 @@ class Appliance:
             self.node.stop()
         for modem in self.modems:
             modem.stop()
+        if self.email is not None:
+            self.email.stop()
         self.inbound.stop()
         self.webhooks.stop()
         for sim in self.simulators:

@@ -11,7 +11,9 @@ Families: ``appliance_messages{state}``, ``appliance_queue_depth``,
 ``appliance_modem_budget_left{modem,window}``, ``appliance_inbound_messages_total``,
 ``appliance_node_up{node,state}``, ``appliance_node_heartbeat_age_seconds{node}``,
 ``appliance_webhook_failing_deliveries``, ``appliance_webhook_failed_attempts``,
-``appliance_store_up``, ``appliance_start_time_seconds``.
+``appliance_store_up``, ``appliance_start_time_seconds``; with email to SMS on,
+``appliance_email_mails_total{result}`` (accepted/refused since start),
+``appliance_email_sms_total`` and ``appliance_email_outbox{state}`` (answers sent/pending).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(StoreCollector(services))
+        self.registry.register(EmailCollector(services))
 
     def observe_send(self, modem: str, seconds: float) -> None:
         """Record one send attempt through ``modem`` that took ``seconds`` (thread-safe)."""
@@ -146,3 +149,37 @@ class StoreCollector(Collector):
                 f["budget"].add_metric([name, "hour"], budget.hour_left)
                 f["budget"].add_metric([name, "day"], budget.day_left)
         yield from f.values()
+
+
+class EmailCollector(Collector):
+    """Email to SMS (when the daemon runs it): mails accepted and refused since start, the
+    SMS they made, and the outbox of answers."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        email = getattr(self.services, "email", None)
+        if email is None:
+            return
+        mails = CounterMetricFamily("appliance_email_mails", "Mails the SMTP side accepted or refused since start.",
+                                    labels=["result"])
+        mails.add_metric(["accepted"], email.counters.accepted)
+        mails.add_metric(["refused"], email.counters.refused)
+        yield mails
+        sms = CounterMetricFamily("appliance_email_sms", "SMS queued from mails since start.")
+        sms.add_metric([], email.counters.sms)
+        yield sms
+        try:
+            sent, pending = email.outbox_counts()
+        except Exception:  # a scrape must still answer when the database does not
+            _log.exception("metrics: the database did not answer")
+            return
+        outbox = GaugeMetricFamily("appliance_email_outbox", "Answer mails through the relay, by state.",
+                                   labels=["state"])
+        outbox.add_metric(["sent"], sent)
+        outbox.add_metric(["pending"], pending)
+        yield outbox

@@ -19,6 +19,10 @@ __all__ = [
     "Broadcast",
     "Contact",
     "ContactGroup",
+    "EmailOutgoing",
+    "EmailRefusal",
+    "EmailSeen",
+    "EmailThread",
     "GroupMember",
     "Cursor",
     "InboundFragment",
@@ -445,3 +449,61 @@ class WebSession(SQLModel, table=True):
     created_at: float
     last_seen_at: float
     expires_at: float
+
+
+class EmailThread(SQLModel, table=True):
+    """Email to SMS: the last mail sent to a number, so the number's SMS replies go back to
+    its sender threaded under it (``In-Reply-To``)."""
+
+    __tablename__ = "email_threads"
+
+    number: str = Field(primary_key=True)
+    sender: str
+    message_id: str
+    subject: str = ""
+    updated_at: float
+
+
+class EmailSeen(SQLModel, table=True):
+    """A mail already acted on (its ``Message-ID`` and target): a re-delivery does nothing."""
+
+    __tablename__ = "email_seen"
+
+    key: str = Field(primary_key=True)
+    at: float
+
+
+class EmailRefusal(SQLModel, table=True):
+    """A mail (or a step of one: AUTH, MAIL, RCPT, DATA) the SMTP side refused, and why."""
+
+    __tablename__ = "email_refusals"
+    __table_args__ = (Index("ix_email_refusals_at", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: float
+    peer: str
+    mail_from: str = ""
+    rcpt: str = ""
+    code: int
+    reason: str
+
+
+class EmailOutgoing(SQLModel, table=True):
+    """A mail to send through the relay (answers to senders, inbound copies): kept until
+    sent, leased by one node at a time (``leased_by`` until ``next_attempt_at``)."""
+
+    __tablename__ = "email_outbox"
+    __table_args__ = (Index("ix_email_outbox_due", "next_attempt_at", **where("sent_at IS NULL")),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)  # what the mail is about, once: e.g. inbound:<id>:<address>
+    mail_to: str
+    subject: str
+    body: str
+    in_reply_to: str | None = None
+    created_at: float
+    attempts: int = 0
+    next_attempt_at: float
+    sent_at: float | None = None
+    last_error: str | None = None
+    leased_by: str | None = None

@@ -89,10 +89,29 @@ def fill_every_table(url: str) -> Filled:
         outbox.mark_failed(entries[0].id, attempts=8, next_attempt_at=float("inf"), error="HTTP 500")
         outbox.mark_delivered(entries[-1].id, attempts=1)
         add_stopped_node(engine, "pi-1", heartbeat_age_s=3600.0)
+        fill_email_tables(engine)
         max_id = max(m.id for m in queue.list(limit=1000).items)
         return Filled(queued_message=queued.id, max_message_id=max_id)
     finally:
         queue.close()
+
+
+def fill_email_tables(engine: Engine) -> None:
+    """Email to SMS rows: a thread, a mail seen, a refusal, one answer sent and one pending."""
+    from appliance.db import email as email_db
+
+    now = time.time()
+    with write_tx(engine) as tx:
+        email_db.save_thread(tx, ANN, "office@school.lan", "<q1@school.lan>", "Trip", now)
+        email_db.first_sight(tx, "email:key:office:<q1@school.lan>:group:parents", now)
+        email_db.record_refusal(tx, at=now, peer="10.0.0.9", mail_from="eve@example.com", rcpt="x@example.com",
+                                code=550, reason="5.7.1 relays nothing else")
+        email_db.add_mail(tx, key="reply:1", mail_to="office@school.lan", subject="Re: SMS to " + ANN, body="Yes",
+                          in_reply_to="<q1@school.lan>", now=now)
+        email_db.add_mail(tx, key="inbound:1", mail_to="staff@school.lan", subject="SMS from " + ANN, body="Yes",
+                          in_reply_to=None, now=now)
+        sent = email_db.lease_due(tx, "pi-1", now=now, until=now + 60, limit=1)
+        email_db.mark_sent(tx, sent[0].id, attempts=1, at=now)
 
 
 def add_stopped_node(engine: Engine, name: str, *, heartbeat_age_s: float, stopped: bool = True) -> None:

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from appliance.web.pages import account, broadcasts, compose, contacts, dashboard, inbox, keys, modems, optouts
+from appliance.web.pages import (
+    account,
+    broadcasts,
+    compose,
+    contacts,
+    dashboard,
+    email,
+    inbox,
+    keys,
+    modems,
+    optouts,
+)
 
 __all__ = ["ROUTERS"]
 
 ROUTERS: list[APIRouter] = [
     account.router, dashboard.router, compose.router, broadcasts.router, inbox.router,
-    contacts.router, optouts.router, modems.router, keys.router,
+    contacts.router, optouts.router, modems.router, keys.router, email.router,
 ]

@@ -214,7 +214,8 @@ class TwilioService:
         return made
 
     def deliver_due(self, client: httpx.Client | None = None) -> int:
-        """Attempt every due Twilio webhook row once; returns how many were delivered."""
+        """Attempt the due Twilio webhook rows (each at most once per call; each row has its
+        own backoff); returns how many were delivered."""
         own = client is None
         http = client or self._client()
         delivered = 0
@@ -228,8 +229,10 @@ class TwilioService:
                     )
                 if not rows:
                     break
-                for entry in rows:
-                    delivered += self._attempt(http, entry)
+                ok = sum(self._attempt(http, entry) for entry in rows)
+                delivered += ok
+                if ok < len(rows):
+                    break  # a failure is due again after its backoff, at a later call
         finally:
             if own:
                 http.close()

@@ -4,6 +4,7 @@ mock transport; tests/test_twilio_api.py drives the same over HTTP with the SDK)
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 from urllib.parse import parse_qsl
@@ -160,3 +161,28 @@ def test_bad_twiml(twiml: str) -> None:
 
     with pytest.raises(BadTwiml):
         parse_twiml(twiml)
+
+
+def test_cli_keys_create_twilio(tmp_path: Any, sqlite_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from appliance.cli import app
+
+    config = tmp_path / "appliance.toml"
+    config.write_text(f'[appliance]\ndatabase_url = "{sqlite_url}"\n')
+    result = CliRunner().invoke(app, ["keys", "create", "office", "--twilio", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    names = ("Account SID", "Auth Token", "API key SID", "API key secret")
+    fields = {k: v.strip() for k, _, v in (line.partition(":") for line in result.stdout.splitlines())
+              if k in names}
+    assert len(fields) == 4
+    queue = Queue(sqlite_url)
+    creds = TwilioCredentials(queue.engine)
+    cred = creds.authenticate(fields["Account SID"], fields["Auth Token"])
+    assert cred is not None and cred.scopes == frozenset({"send", "read"}) and cred.key_name == "office"
+    assert creds.authenticate(fields["API key SID"], fields["API key secret"]) is not None
+    listed = CliRunner().invoke(app, ["keys", "list", "--json", "--config", str(config)])
+    assert [k["name"] for k in json.loads(listed.stdout)] == ["office"]
+    bad = CliRunner().invoke(app, ["keys", "create", "x", "--twilio", "--scope", "root", "--config", str(config)])
+    assert bad.exit_code == 1 and "unknown scope" in bad.output
+    queue.close()

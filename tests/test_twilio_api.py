@@ -313,3 +313,31 @@ def test_inbound_webhook_and_twiml_reply(live_server_factory: Callable[..., Any]
     sim.deliver_sms("+14155550102", "hello?")
     wait_for(lambda: server.app.twilio.bad_twiml == 1, timeout=20)
     assert len([r for r in receiver.requests if r.params["From"] == "+14155550102"]) == 1
+
+
+def test_idempotency_token_and_odd_requests(appliance: tuple[Any, IssuedCredential, Any]) -> None:
+    server, cred, _ = appliance
+    url = f"{server.url}/2010-04-01/Accounts/{cred.account_sid}/Messages.json"
+    auth = (cred.account_sid, cred.auth_token)
+    token = {"I-Twilio-Idempotency-Token": "retry-1"}
+    first = httpx.post(url, auth=auth, headers=token, data={"To": PARENT, "Body": "once"})
+    again = httpx.post(url, auth=auth, headers=token, data={"To": PARENT, "Body": "once"})
+    assert first.status_code == again.status_code == 201
+    assert first.json()["sid"] == again.json()["sid"]
+    other = httpx.post(url, auth=auth, headers=token, data={"To": PARENT, "Body": "something else"})
+    assert other.status_code == 409 and other.json()["code"] == 20001
+    assert len([m for m in server.app.queue.list(to=PARENT, limit=10).items if m.body == "once"]) == 1
+
+    as_json = httpx.post(url, auth=auth, json={"To": PARENT, "Body": "hi"})
+    assert as_json.status_code == 400 and as_json.json()["code"] == 20001
+    missing_to = httpx.post(url, auth=auth, data={"Body": "hi"})
+    assert missing_to.status_code == 400 and missing_to.json()["code"] == 21604
+    for params in ({"PageSize": "0"}, {"PageSize": "ten"}, {"Page": "-1"}, {"PageToken": "PAx"},
+                   {"DateSent": "yesterday"}, {"To": "hello"}):
+        r = httpx.get(url, auth=auth, params=params)
+        assert r.status_code == 400 and r.json()["code"] in (20001, 21211), params
+        assert r.json()["message"]
+    r = httpx.post(url.replace("Messages.json", "Messages/SMnope.json"), auth=auth, data={"Status": "sent"})
+    assert r.status_code == 400 and "Status" in r.json()["message"]
+    r = httpx.delete(url.replace("Messages.json", "Messages/SMnope.json"), auth=auth)
+    assert r.status_code == 404 and r.json()["code"] == 20404

@@ -13,9 +13,9 @@ import base64
 import binascii
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Request
@@ -29,12 +29,21 @@ from appliance.db import twilio as twilio_db
 from appliance.db.engine import Tx, read_tx, write_tx
 from appliance.db.twilio import Credential, TwilioMessageRow
 from appliance.numbers import InvalidNumber, to_e164
-from appliance.queue.errors import InvalidRequest, InvalidState, NotFound
+from appliance.queue.errors import (
+    DatabaseUnavailable,
+    DuplicateIdempotencyKey,
+    InvalidRequest,
+    InvalidState,
+    NotFound,
+    QueueError,
+)
 from appliance.twilio.credentials import TwilioCredentials
 from appliance.twilio.model import API_VERSION, error_body, message_resource
 from appliance.twilio.senders import modem_numbers, resolve_sender
 
 __all__ = ["MAX_BODY_CHARS", "WARNING_HEADER", "TwilioError", "router"]
+
+T = TypeVar("T")
 
 router = APIRouter(prefix=f"/{API_VERSION}/Accounts/{{account_sid}}", tags=["twilio"])
 
@@ -60,6 +69,20 @@ class TwilioError(ApiProblem):
     def response(self) -> JSONResponse:  # type: ignore[override]
         return JSONResponse(error_body(self.status, self.code, self.detail), status_code=self.status,
                             headers=self.headers)
+
+
+async def _threaded(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` off the event loop, the queue's errors answered in Twilio's JSON."""
+    try:
+        return await run_in_threadpool(fn, *args)
+    except DatabaseUnavailable:
+        raise TwilioError(503, 20503, "Service unavailable: the database is not answering; nothing was "
+                                      "changed, try again shortly", headers={"Retry-After": "5"}) from None
+    except DuplicateIdempotencyKey:
+        raise TwilioError(409, 20001, "I-Twilio-Idempotency-Token was already used for a different "
+                                      "request; use a new token for a new request") from None
+    except QueueError as exc:
+        raise TwilioError(400, 20001, str(exc)[:300]) from None
 
 
 def _auth_error(message: str) -> TwilioError:
@@ -143,7 +166,7 @@ def _status_callback(raw: str) -> str:
 async def create_message(
     account_sid: str, request: Request, services: Annotated[Services, Depends(get_services)],
 ) -> JSONResponse:
-    cred = await run_in_threadpool(_credential, request, account_sid, services)
+    cred = await _threaded(_credential, request, account_sid, services)
     _needs(cred, "send")
     form = await _form(request)
     warnings = [name for name in _IGNORED if name in form]
@@ -208,16 +231,16 @@ async def create_message(
                                            idempotency_key=idempotency, modem=modem, within=record)
         except InvalidRequest as exc:
             text = str(exc)
-            if text.startswith("body:"):
+            if text.startswith("body:") and "parts" in text:
                 raise TwilioError(400, 21617, f"Body {text[5:].strip()}") from None
-            raise TwilioError(400, 20001, text) from None
+            raise TwilioError(400, 20001, text[:300]) from None
         with read_tx(services.queue.engine) as tx:
             row = _row_by_message(tx, cred.account_sid, views[0].id)
         if row is None:  # an idempotent replay of a request made with other credentials
             raise TwilioError(409, 20001, "the I-Twilio-Idempotency-Token was used for another message")
         return row
 
-    row = await run_in_threadpool(send)
+    row = await _threaded(send)
     headers = {WARNING_HEADER: f"ignored: {', '.join(warnings)}"[:500]} if warnings else None
     return JSONResponse(_resource(row, _numbers(services)), status_code=201, headers=headers)
 
@@ -245,14 +268,14 @@ async def fetch_message(
         _needs(cred, "read")
         return _resource(_message(services, account_sid, sid), _numbers(services))
 
-    return JSONResponse(await run_in_threadpool(run))
+    return JSONResponse(await _threaded(run))
 
 
 @router.post("/Messages/{sid}.json", summary="Cancel or redact a message (Twilio's Messages API)")
 async def update_message(
     account_sid: str, sid: str, request: Request, services: Annotated[Services, Depends(get_services)],
 ) -> JSONResponse:
-    cred = await run_in_threadpool(_credential, request, account_sid, services)
+    cred = await _threaded(_credential, request, account_sid, services)
     _needs(cred, "send")
     form = await _form(request)
     status = _one(form, "Status")
@@ -281,7 +304,7 @@ async def update_message(
                                                   "cancel it or wait until it is done")
         return _resource(_message(services, account_sid, sid), _numbers(services))
 
-    return JSONResponse(await run_in_threadpool(run))
+    return JSONResponse(await _threaded(run))
 
 
 @router.delete("/Messages/{sid}.json", status_code=204, summary="Delete a message (Twilio's Messages API)")
@@ -296,7 +319,7 @@ async def delete_message(
             if not twilio_db.delete_message(tx, row.id, time.time()):
                 raise TwilioError(400, 20009, "Cannot delete this resource before it is complete")
 
-    await run_in_threadpool(run)
+    await _threaded(run)
     return Response(status_code=204)
 
 
@@ -405,5 +428,5 @@ async def list_messages(
             "uri": uri(page, token or None),
         }
 
-    return JSONResponse(await run_in_threadpool(run))
+    return JSONResponse(await _threaded(run))
 

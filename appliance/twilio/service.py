@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from sqlalchemy import Engine
@@ -33,12 +33,13 @@ from sqlalchemy import Engine
 from appliance.config import Settings
 from appliance.db import outbox as outbox_db
 from appliance.db import twilio as twilio_db
-from appliance.db.engine import read_tx, write_tx
-from appliance.db.outbox import NewDelivery, OutboxEntry
+from appliance.db.engine import Tx, read_tx, write_tx
+from appliance.db.outbox import InboundSource, NewDelivery, OutboxEntry, StatusSource
 from appliance.queue.store import Queue
 from appliance.twilio.model import API_VERSION, CALLBACK_STATUS
 from appliance.twilio.senders import modem_numbers
 from appliance.twilio.signing import twilio_signature
+from appliance.webhooks.outbox import GAP_TIMEOUT_S
 
 if TYPE_CHECKING:  # imported when a delivery is made (daemon idle memory)
     import httpx
@@ -55,6 +56,8 @@ _INBOUND_CURSOR = "twilio.inbound"
 _LEASE_BATCH = 10
 _IDLE_WAIT_S = 5.0
 _MAX_TWIML_BYTES = 64 * 1024
+_GAP_MIN_WAIT_S = 0.5
+_Row = TypeVar("_Row", InboundSource, StatusSource)
 
 
 class BadTwiml(ValueError):
@@ -131,6 +134,7 @@ class TwilioService:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._tokens: dict[str, str | None] = {}
+        self._gaps: dict[tuple[str, int], tuple[float | None, float]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -174,7 +178,7 @@ class TwilioService:
         with write_tx(self.engine) as tx:
             outbox_db.lock_cursors(tx)
             events_at = outbox_db.read_cursor(tx, _EVENTS_CURSOR)
-            events = outbox_db.events_after(tx, events_at, limit=batch)
+            events = self._upto_gap(tx, _EVENTS_CURSOR, events_at, outbox_db.events_after(tx, events_at, limit=batch))
             targets = twilio_db.callback_targets(
                 tx, sorted({e.message_id for e in events if e.message_id is not None and e.kind in CALLBACK_STATUS})
             )
@@ -193,7 +197,9 @@ class TwilioService:
                     form["ErrorCode"] = str(code)
                 new.append(NewDelivery(f"twst_{e.id}", url, STATUS_EVENT, urlencode(form)))
             inbound_at = outbox_db.read_cursor(tx, _INBOUND_CURSOR)
-            for r in outbox_db.inbound_after(tx, inbound_at, limit=batch):
+            inbound = self._upto_gap(tx, _INBOUND_CURSOR, inbound_at,
+                                     outbox_db.inbound_after(tx, inbound_at, limit=batch))
+            for r in inbound:
                 if r.handled_at is None:
                     break  # keyword actions pending: it (and later ones) wait
                 inbound_at = r.id
@@ -212,6 +218,27 @@ class TwilioService:
             outbox_db.set_cursor(tx, _EVENTS_CURSOR, events_at)
             outbox_db.set_cursor(tx, _INBOUND_CURSOR, inbound_at)
         return made
+
+    def _upto_gap(self, tx: Tx, cursor: str, after: int, rows: list[_Row]) -> list[_Row]:
+        """``rows`` up to the first gap in their ids that may still fill (PostgreSQL hands
+        out ids before commit): a gap is passed once every writer that began before it was
+        first seen has ended, or after :data:`GAP_TIMEOUT_S` (as the webhook outbox does)."""
+        if not tx.postgres:
+            return rows
+        expected = after + 1
+        for i, r in enumerate(rows):
+            if r.id != expected:
+                key = (cursor, expected)
+                if key not in self._gaps:
+                    self._gaps[key] = (outbox_db.gap_mark(tx), time.monotonic())
+                    return rows[:i]
+                mark, seen = self._gaps[key]
+                waited = time.monotonic() - seen
+                if waited < GAP_TIMEOUT_S and (waited < _GAP_MIN_WAIT_S or not outbox_db.writers_done(tx, mark)):
+                    return rows[:i]
+                del self._gaps[key]
+            expected = r.id + 1
+        return rows
 
     def deliver_due(self, client: httpx.Client | None = None) -> int:
         """Attempt the due Twilio webhook rows (each at most once per call; each row has its

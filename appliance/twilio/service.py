@@ -135,6 +135,7 @@ class TwilioService:
         self._thread: threading.Thread | None = None
         self._tokens: dict[str, str | None] = {}
         self._gaps: dict[tuple[str, int], tuple[float | None, float]] = {}
+        self._prepared = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -142,12 +143,7 @@ class TwilioService:
         if self._thread is not None:
             return
         self._stopping.clear()
-        with write_tx(self.engine) as tx:
-            outbox_db.lock_cursors(tx)
-            if outbox_db.read_cursor(tx, _INBOUND_CURSOR) == 0:
-                # Forward what arrives from now on, not the whole history.
-                outbox_db.set_cursor(tx, _INBOUND_CURSOR, twilio_db.newest_inbound_id(tx))
-            outbox_db.release_node(tx, self.node, self.clock())
+        self._prepared = False
         self._thread = threading.Thread(target=self._loop, name="twilio-webhooks", daemon=True)
         self._thread.start()
 
@@ -157,6 +153,16 @@ class TwilioService:
         if self._thread is not None:
             self._thread.join(timeout)
         self._thread = None
+
+    def prepare(self) -> None:
+        """Before the first pump: start forwarding inbound SMS from now on (not the whole
+        history) and take back this node's leases (it restarted)."""
+        with write_tx(self.engine) as tx:
+            outbox_db.lock_cursors(tx)
+            if outbox_db.read_cursor(tx, _INBOUND_CURSOR) == 0:
+                outbox_db.set_cursor(tx, _INBOUND_CURSOR, twilio_db.newest_inbound_id(tx))
+            outbox_db.release_node(tx, self.node, self.clock())
+        self._prepared = True
 
     def kick(self) -> None:
         """New inbound or status rows: look now rather than at the next poll."""
@@ -272,6 +278,8 @@ class TwilioService:
             while not self._stopping.is_set():
                 wait = self.poll_interval_s
                 try:
+                    if not self._prepared:
+                        self.prepare()
                     if self.has_new():
                         while self.pump() and not self._stopping.is_set():
                             pass

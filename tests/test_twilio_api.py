@@ -328,6 +328,13 @@ def test_idempotency_token_and_odd_requests(appliance: tuple[Any, IssuedCredenti
     assert other.status_code == 409 and other.json()["code"] == 20001
     assert len([m for m in server.app.queue.list(to=PARENT, limit=10).items if m.body == "once"]) == 1
 
+    odd = httpx.post(url, auth=auth, content="To=%2B14155550100&Body=hi&%F0%9F%98%80=1&X%0D%0AY=2&Tag=a",
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert odd.status_code == 201
+    assert odd.headers["X-Appliance-Twilio-Warning"] == "ignored: Tag, 2 other field(s)"
+    for bad in ("http://[::1", "http://host:port/x", "javascript:alert(1)"):
+        r = httpx.post(url, auth=auth, data={"To": PARENT, "Body": "hi", "StatusCallback": bad})
+        assert r.status_code == 400 and r.json()["code"] == 21609, bad
     as_json = httpx.post(url, auth=auth, json={"To": PARENT, "Body": "hi"})
     assert as_json.status_code == 400 and as_json.json()["code"] == 20001
     missing_to = httpx.post(url, auth=auth, data={"Body": "hi"})

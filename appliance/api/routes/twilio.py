@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -56,6 +57,7 @@ _IGNORED = ("MessagingServiceSid", "ShortenUrls", "ProvideFeedback", "Attempt", 
 _REFUSED = {"MediaUrl": (21620, "MediaUrl: MMS is not supported by the appliance (SMS only)"),
             "ContentSid": (21656, "ContentSid: content templates are not supported; send Body"),
             "ContentVariables": (21656, "ContentVariables: content templates are not supported; send Body")}
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\[\]-]{1,64}")
 _KNOWN = {"To", "From", "Body", "StatusCallback", "ValidityPeriod", "SendAt", "ScheduleType"}
 
 
@@ -156,7 +158,11 @@ def _parse_send_at(raw: str) -> datetime:
 
 
 def _status_callback(raw: str) -> str:
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise TwilioError(400, 21609, f"StatusCallback: {raw[:60]!r} is not a URL") from None
     if parts.scheme not in ("http", "https") or not parts.netloc or len(raw) > 2000:
         raise TwilioError(400, 21609, f"StatusCallback: {raw[:60]!r} is not an http(s) URL")
     return raw
@@ -170,7 +176,12 @@ async def create_message(
     _needs(cred, "send")
     form = await _form(request)
     warnings = [name for name in _IGNORED if name in form]
-    warnings += sorted(k for k in form if k not in _KNOWN and k not in _IGNORED and k not in _REFUSED)
+    unknown = sorted(k for k in form if k not in _KNOWN and k not in _IGNORED and k not in _REFUSED)
+    # Field names go into a header: only plain ones are named (no control or non-ASCII characters).
+    warnings += [k for k in unknown if _PLAIN_NAME.fullmatch(k)][:20]
+    odd = len(unknown) - len([k for k in unknown if _PLAIN_NAME.fullmatch(k)][:20])
+    if odd:
+        warnings.append(f"{odd} other field(s)")
     for name, (code, message) in _REFUSED.items():
         if form.get(name):
             raise TwilioError(400, code, message)

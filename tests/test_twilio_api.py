@@ -313,6 +313,8 @@ def test_inbound_webhook_and_twiml_reply(live_server_factory: Callable[..., Any]
     sim.deliver_sms("+14155550102", "hello?")
     wait_for(lambda: server.app.twilio.bad_twiml == 1, timeout=20)
     assert len([r for r in receiver.requests if r.params["From"] == "+14155550102"]) == 1
+    metrics = server.client().get("/metrics").text
+    assert "appliance_twilio_bad_twiml_total 1.0" in metrics
 
 
 def test_idempotency_token_and_odd_requests(appliance: tuple[Any, IssuedCredential, Any]) -> None:

@@ -275,6 +275,25 @@ def test_status_callbacks_are_signed_and_retried(appliance: tuple[Any, IssuedCre
         assert r.params["To"] == PARENT
         assert r.path.startswith("/status?school=north")
     assert by_sid[msg.sid].params["From"] in (SIM1, SIM2)
+
+    # The network's status reports: delivered, and undelivered (a permanent error, 0x41).
+    bounced = client.messages.create(to="+14155550101", body="Bus is late", status_callback=callback)
+    wait_for(lambda: client.messages(bounced.sid).fetch().status == "sent", timeout=20)
+    for sid, to, status in ((msg.sid, PARENT, 0), (bounced.sid, "+14155550101", 0x41)):
+        record = next(r for sim in server.simulators for r in sim.sent if r.to == to and r.text == "Bus is late")
+        sim = next(s for s in server.simulators if s.name == record.modem)
+        sim.send_status_report(record.mr, status=status, recipient=to)
+    finals = wait_for(lambda: {r.params["MessageSid"]: r.params for r in receiver.requests
+                               if r.params["MessageStatus"] in ("delivered", "undelivered")}
+                      if len([r for r in receiver.requests if r.params["MessageStatus"] in ("delivered", "undelivered")]) == 2
+                      else None, timeout=30)
+    assert finals[msg.sid]["MessageStatus"] == "delivered" and "ErrorCode" not in finals[msg.sid]
+    assert finals[bounced.sid]["MessageStatus"] == "undelivered" and finals[bounced.sid]["ErrorCode"] == "30007"
+    fetched = client.messages(bounced.sid).fetch()
+    assert fetched.status == "undelivered" and fetched.error_code == 30007
+    assert client.messages(msg.sid).fetch().status == "delivered"
+    for r in receiver.requests:
+        assert validator.validate(r.url, r.params, r.headers["X-Twilio-Signature"])
     assert not validator.validate(got[0].url, {**got[0].params, "MessageStatus": "delivered"},
                                   got[0].headers["X-Twilio-Signature"])
 

@@ -186,3 +186,28 @@ def test_cli_keys_create_twilio(tmp_path: Any, sqlite_url: str) -> None:
     bad = CliRunner().invoke(app, ["keys", "create", "x", "--twilio", "--scope", "root", "--config", str(config)])
     assert bad.exit_code == 1 and "unknown scope" in bad.output
     queue.close()
+
+
+@pytest.mark.parametrize(("status", "send_at", "undelivered", "expected"), [
+    ("queued", None, False, ("queued", None)),
+    ("queued", 4e9, False, ("scheduled", None)),
+    ("sending", None, False, ("sending", None)),
+    ("sent", None, False, ("sent", None)),
+    ("delivered", None, False, ("delivered", None)),
+    ("failed", None, True, ("undelivered", 30007)),
+    ("failed", None, False, ("failed", 30008)),
+    ("unknown", None, False, ("sending", 30008)),  # may have left: neither success nor failure
+    ("cancelled", None, False, ("canceled", None)),
+    ("suppressed", None, False, ("failed", 21610)),
+    ("expired", None, False, ("failed", 30036)),
+])
+def test_state_mapping(status: str, send_at: float | None, undelivered: bool,
+                       expected: tuple[str, int | None]) -> None:
+    row = twilio_db.TwilioMessageRow(
+        id=1, sid="SM" + "0" * 32, account_sid="AC" + "0" * 32, status_callback=None, recipient=PARENT, body="x",
+        status=status, parts=1, modem=None, created_at=0.0, updated_at=0.0, send_at=send_at, sent_at=None,
+        error=None, undelivered=undelivered)
+    got = twilio_status(row, time.time())
+    assert got[:2] == expected
+    if status == "unknown":
+        assert "may have been sent" in (got[2] or "")

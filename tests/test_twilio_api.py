@@ -109,6 +109,7 @@ def test_opted_out_recipient_is_refused_21610(appliance: tuple[Any, IssuedCreden
     with pytest.raises(TwilioRestException) as exc:
         client.messages.create(to=PARENT, body="hello")
     assert exc.value.code == 21610 and exc.value.status == 400
+    assert server.app.queue.list(to=PARENT).items == []  # as on Twilio: no message was made
 
 
 @pytest.mark.parametrize(

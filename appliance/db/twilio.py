@@ -11,6 +11,7 @@ from appliance.db.engine import Tx
 
 __all__ = [
     "Credential",
+    "any_credential",
     "TwilioMessageRow",
     "callback_targets",
     "delete_message",
@@ -211,3 +212,8 @@ def newest_inbound_id(tx: Tx) -> int:
     """The largest inbound id (0 when none): where inbound forwarding starts when first set up."""
     value = tx.exec_driver_sql("SELECT MAX(id) AS newest FROM inbound").scalar()
     return 0 if value is None else int(value)
+
+
+def any_credential(tx: Tx) -> bool:
+    """Has any Twilio credential ever been made (is the Twilio side in use)?"""
+    return tx.exec_driver_sql("SELECT 1 AS one FROM twilio_credentials LIMIT 1").first() is not None

@@ -57,6 +57,7 @@ _LEASE_BATCH = 10
 _IDLE_WAIT_S = 5.0
 _MAX_TWIML_BYTES = 64 * 1024
 _GAP_MIN_WAIT_S = 0.5
+_CHECK_IN_USE_S = 10.0
 _Row = TypeVar("_Row", InboundSource, StatusSource)
 
 
@@ -136,6 +137,8 @@ class TwilioService:
         self._tokens: dict[str, str | None] = {}
         self._gaps: dict[tuple[str, int], tuple[float | None, float]] = {}
         self._prepared = False
+        self._in_use_cached = False
+        self._in_use_checked = float("-inf")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -280,7 +283,7 @@ class TwilioService:
                 try:
                     if not self._prepared:
                         self.prepare()
-                    if self.has_new():
+                    if self._in_use() and self.has_new():
                         while self.pump() and not self._stopping.is_set():
                             pass
                     self.deliver_due(http)
@@ -292,6 +295,18 @@ class TwilioService:
                     _log.exception("twilio webhooks failed; retrying")
                 self._wake.wait(wait)
                 self._wake.clear()
+
+    def _in_use(self) -> bool:
+        """Is there anything to forward: inbound URLs configured, or a Twilio credential
+        (looked up again every :data:`_CHECK_IN_USE_S`, since ``keys create`` runs apart)?"""
+        if self.settings.twilio.sms_url is not None or any(m.sms_url for m in self.settings.modems):
+            return True
+        now = time.monotonic()
+        if not self._in_use_cached and now - self._in_use_checked >= _CHECK_IN_USE_S:
+            self._in_use_checked = now
+            with read_tx(self.engine) as tx:
+                self._in_use_cached = twilio_db.any_credential(tx)
+        return self._in_use_cached
 
     def _client(self) -> httpx.Client:
         import httpx

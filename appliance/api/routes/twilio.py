@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from appliance.api.auth import get_services
 from appliance.api.problems import ApiProblem
 from appliance.api.services import Services
+from appliance.db import consent as consent_db
 from appliance.db import twilio as twilio_db
 from appliance.db.engine import Tx, read_tx, write_tx
 from appliance.db.twilio import Credential, TwilioMessageRow
@@ -226,12 +227,14 @@ async def create_message(
     idempotency = f"twilio:{cred.account_sid}:{token[:200]}" if token else None
 
     def send() -> TwilioMessageRow:
-        if services.queue.is_opted_out(to):
-            raise TwilioError(400, 21610, "Attempt to send to unsubscribed recipient")
         now = time.time()
         sids: dict[int, str] = {}
 
         def record(tx: Tx, ids: list[int]) -> None:
+            # In the enqueue's transaction: an opted-out recipient rolls it all back, so
+            # (as on Twilio) no message is made.
+            if consent_db.opted_out_among(tx, [to]):
+                raise TwilioError(400, 21610, "Attempt to send to unsubscribed recipient")
             for message_id in ids:
                 sids[message_id] = "SM" + secrets.token_hex(16)
                 twilio_db.insert_message(tx, message_id, sid=sids[message_id], account_sid=cred.account_sid,
@@ -245,9 +248,18 @@ async def create_message(
             if text.startswith("body:") and "parts" in text:
                 raise TwilioError(400, 21617, f"Body {text[5:].strip()}") from None
             raise TwilioError(400, 20001, text[:300]) from None
-        with read_tx(services.queue.engine) as tx:
-            row = _row_by_message(tx, cred.account_sid, views[0].id)
-        if row is None:  # an idempotent replay of a request made with other credentials
+        view = views[0]
+        if view.id in sids:  # just made: no need to read it back
+            return TwilioMessageRow(
+                id=view.id, sid=sids[view.id], account_sid=cred.account_sid, status_callback=callback,
+                recipient=view.to, body=view.body, status=view.status, parts=view.parts, modem=view.modem,
+                created_at=view.created_at.timestamp(), updated_at=view.updated_at.timestamp(),
+                send_at=None if view.send_at is None else view.send_at.timestamp(), sent_at=None, error=view.error,
+                undelivered=False,
+            )
+        with read_tx(services.queue.engine) as tx:  # an idempotent replay
+            row = _row_by_message(tx, cred.account_sid, view.id)
+        if row is None:  # ... of a request made with other credentials
             raise TwilioError(409, 20001, "the I-Twilio-Idempotency-Token was used for another message")
         return row
 

@@ -636,9 +636,16 @@ def keys_create(
     scope: list[str] = typer.Option(
         [], "--scope", "-s", help="send, read or admin (admin allows everything); repeat for several."
     ),
+    twilio: bool = typer.Option(
+        False, "--twilio", help="A Twilio-compatible credential instead: Account SID + Auth Token and an "
+                                "API key SID + secret (scopes default to send and read)."
+    ),
     config: str | None = _CONFIG_OPTION,
 ) -> None:
     """Create an API key. The key is printed once, alone on the last line of stdout."""
+    if twilio:
+        _twilio_create(name, scope or ["send", "read"], config)
+        return
     if not scope:
         raise fail("give at least one --scope: send, read or admin (e.g. --scope send --scope read)")
     keys, url = _api_keys(config)
@@ -646,6 +653,23 @@ def keys_create(
     print(f"created key {key.id} {key.name!r} with scopes {', '.join(sorted(key.scopes))} in {url}")
     print("store it now: it is not shown again")
     print(secret)
+
+
+def _twilio_create(name: str, scopes: list[str], config: str | None) -> None:
+    from appliance.twilio import CredentialError, TwilioCredentials
+
+    keys, url = _api_keys(config)
+    try:
+        issued = TwilioCredentials(keys.engine).create(name, scopes)
+    except CredentialError as exc:
+        raise fail(str(exc)) from None
+    print(f"created key {issued.key_id} {issued.name!r} (Twilio-compatible) with scopes "
+          f"{', '.join(sorted(issued.scopes))} in {url}")
+    print("store them now: the token and the secret are not shown again")
+    print(f"Account SID:    {issued.account_sid}")
+    print(f"Auth Token:     {issued.auth_token}")
+    print(f"API key SID:    {issued.api_key_sid}")
+    print(f"API key secret: {issued.api_key_secret}")
 
 
 @keys_app.command("list")

@@ -79,12 +79,30 @@ class ModemConfig(_Section):
     max_parts_per_minute: int = Field(default=6, ge=1)
     max_parts_per_hour: int = Field(default=200, ge=1)
     max_parts_per_day: int = Field(default=1000, ge=1)
+    # The SIM's own number (E.164): what the Twilio-compatible API accepts as ``From``.
+    number: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
+    # Where this modem's inbound SMS go as Twilio webhooks (overrides [twilio] sms_url).
+    sms_url: AnyHttpUrl | None = None
 
     @model_validator(mode="after")
     def _needs_a_binding(self) -> "ModemConfig":
         if not (self.port or self.imei or self.iccid):
             raise ValueError("a modem needs one of port, imei or iccid")
         return self
+
+
+class TwilioSection(_Section):
+    """The Twilio-compatible API's inbound webhooks (README, "Twilio-compatible API").
+
+    ``sms_url`` receives every modem's inbound SMS (a modem's own ``sms_url`` wins), signed
+    with the Auth Token of ``account_sid`` (a credential from ``keys create --twilio``).
+    ``numbers`` maps modem names to their SIM's number where ``[[modems]] number`` cannot
+    say it (simulated modems)."""
+
+    sms_url: AnyHttpUrl | None = None
+    account_sid: str = Field(default="", pattern=r"^(AC[0-9a-f]{32})?$")
+    numbers: dict[str, str] = {}
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
 class WebhookConfig(_Section):
@@ -363,6 +381,7 @@ class Settings(BaseSettings):
     sms: SmsSection = SmsSection()
     contacts: ContactsSection = ContactsSection()
     email: EmailSection = EmailSection()
+    twilio: TwilioSection = TwilioSection()
 
     @model_validator(mode="after")
     def _unique_modem_names(self) -> "Settings":

@@ -34,6 +34,7 @@ from appliance import __version__
 from appliance.queue import Dispatcher, Queue
 from appliance.db.notify import WorkListener
 from appliance.queue.nodes import NodeMembership
+from appliance.twilio.service import TwilioService
 from appliance.webhooks import WebhookService
 
 __all__ = ["Appliance", "TimedModem", "configure_logging", "log_handler", "serve"]
@@ -108,6 +109,8 @@ class Appliance:
         )
         self.webhooks = WebhookService(self.queue, settings.webhooks, node=settings.node.name)
         self.inbound.subscribe(self.webhooks.kick)  # inbound events go out at once
+        self.twilio = TwilioService(self.queue, settings, modems=lambda: self.modems, node=settings.node.name)
+        self.inbound.subscribe(self.twilio.kick)
         self.metrics: Any = None  # set by the API app (appliance.api.metrics) when it is built
         self.dispatcher: Dispatcher = Dispatcher(self.queue, [])
         self.node_name = settings.node.name
@@ -216,6 +219,7 @@ class Appliance:
         self.webhooks.start()
         if self.settings.email.enabled:
             self._start_email()
+        self.twilio.start()
         recovery = self.dispatcher.recovery
         _log.info(
             "appliance started: %d modem(s) (%d simulated), database %s, %d message(s) recovered as unknown",
@@ -252,6 +256,7 @@ class Appliance:
             self.email.stop()
         self.inbound.stop()
         self.webhooks.stop()
+        self.twilio.stop()
         for sim in self.simulators:
             sim.stop()
         if self._link_dir is not None:

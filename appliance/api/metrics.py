@@ -91,6 +91,9 @@ def _families() -> dict[str, Metric]:
         "node_up": GaugeMetricFamily(
             "appliance_node_up", "Each appliance sharing the database: 1 alive, 0 silent or stopped.",
             labels=["node", "state"]),
+        "twiml_bad": CounterMetricFamily(
+            "appliance_twilio_bad_twiml", "TwiML answers to inbound webhooks that could not be followed "
+                                          "(since start; logged, not retried)."),
         "node_silent": GaugeMetricFamily(
             "appliance_node_heartbeat_age_seconds", "Seconds since each node's last heartbeat.", labels=["node"]),
     }
@@ -109,6 +112,9 @@ class StoreCollector(Collector):
         s = self.services
         f = _families()
         f["started"].add_metric([], s.started_at)
+        twilio = getattr(s, "twilio", None)  # the daemon's TwilioService; absent in API-only tests
+        if twilio is not None:
+            f["twiml_bad"].add_metric([], twilio.bad_twiml)
         try:
             stats = StoreStats(s.queue.engine)
             counts = s.queue.stats()

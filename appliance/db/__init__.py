@@ -8,8 +8,10 @@
   ``sending`` (claims and part transitions, recovery), ``messages`` (messages, events,
   modems, the send log, status reports), ``inbound``, ``consent``, ``contacts`` (and
   groups), ``broadcasts``, ``users`` (and web sessions), ``keys``, ``outbox`` (webhooks),
-  ``nodes`` (heartbeats, takeover), ``email`` (email to SMS: threads, refusals, its outbox), ``notify`` (cross-node wake-ups), ``stats`` (dashboard,
-  metrics, health), ``threads`` (the inbox), ``copy`` (SQLite → PostgreSQL, ``db check``);
+  ``nodes`` (heartbeats, takeover), ``email`` (email to SMS: threads, refusals, its outbox),
+  ``notify`` (cross-node wake-ups), ``stats`` (dashboard, metrics, health), ``threads`` (the
+  inbox), ``copy`` (SQLite → PostgreSQL, ``db check``), ``twilio`` (the Twilio-compatible
+  API's credentials and message SIDs);
 - ``rows`` (times, JSON columns, page cursors) and ``types`` (columns both engines read alike);
 - :class:`MessageStatus`, :class:`PartState` and the typed errors.
 """

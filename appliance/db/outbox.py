@@ -31,6 +31,7 @@ __all__ = [
     "gap_mark",
     "inbound_after",
     "lease_due",
+    "lease_due_events",
     "list_due",
     "list_entries",
     "lock_cursors",
@@ -38,6 +39,7 @@ __all__ = [
     "mark_failed",
     "newest_event_id",
     "next_due",
+    "next_due_events",
     "prune_delivered",
     "read_cursor",
     "release",
@@ -241,6 +243,32 @@ def lease_due(tx: Tx, url: str, node: str, *, now: float, until: float, limit: i
         (node, until, now, url, limit),
     ).all()
     return sorted((_entry(r) for r in rows), key=lambda e: e.id)
+
+
+def lease_due_events(tx: Tx, events: Sequence[str], node: str, *, now: float, until: float,
+                     limit: int) -> list[OutboxEntry]:
+    """As :func:`lease_due`, for the rows of the event kinds ``events`` whatever their URL
+    (deliveries whose receiver is named per event, e.g. a Twilio ``StatusCallback``)."""
+    skip = " FOR UPDATE SKIP LOCKED" if tx.postgres else ""
+    marks = ", ".join("?" for _ in events)
+    rows = tx.exec_driver_sql(
+        f"UPDATE webhook_outbox SET leased_by = ?, next_attempt_at = ? WHERE id IN ("
+        "SELECT id FROM webhook_outbox INDEXED BY ix_webhook_outbox_due "
+        f"WHERE delivered_at IS NULL AND next_attempt_at <= ? AND event IN ({marks}) ORDER BY id LIMIT ?{skip}"
+        f") RETURNING {_COLS}",
+        (node, until, now, *events, limit),
+    ).all()
+    return sorted((_entry(r) for r in rows), key=lambda e: e.id)
+
+
+def next_due_events(tx: Tx, events: Sequence[str]) -> float | None:
+    """When the next undelivered row of the event kinds ``events`` is due (None: none)."""
+    marks = ", ".join("?" for _ in events)
+    value = tx.exec_driver_sql(
+        f"SELECT MIN(next_attempt_at) AS next_at FROM webhook_outbox WHERE delivered_at IS NULL AND event IN ({marks})",
+        tuple(events),
+    ).scalar()
+    return None if value is None else float(value)
 
 
 def release(tx: Tx, ids: Sequence[int], node: str, *, next_attempt_at: float) -> int:

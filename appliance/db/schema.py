@@ -36,6 +36,8 @@ __all__ = [
     "OptOut",
     "Part",
     "SendLogEntry",
+    "TwilioCredential",
+    "TwilioMessage",
     "User",
     "WebSession",
     "WebhookDelivery",
@@ -507,3 +509,35 @@ class EmailOutgoing(SQLModel, table=True):
     sent_at: float | None = None
     last_error: str | None = None
     leased_by: str | None = None
+
+
+class TwilioCredential(SQLModel, table=True):
+    """A Twilio-compatible credential tied to an API key (its scopes, its revocation).
+
+    ``auth_token`` is kept as issued: Twilio signs callbacks with the Auth Token itself
+    (``X-Twilio-Signature``), so it cannot be reduced to a hash. Requests are checked
+    against ``token_digest`` (and ``api_key_digest`` for the ``SK…`` form)."""
+
+    __tablename__ = "twilio_credentials"
+
+    account_sid: str = Field(primary_key=True)  # AC + 32 hex
+    key_id: str = Field(index=True)  # api_keys.id
+    auth_token: str
+    token_digest: str
+    api_key_sid: str = Field(unique=True)  # SK + 32 hex
+    api_key_digest: str
+    created_at: float
+
+
+class TwilioMessage(SQLModel, table=True):
+    """A message sent through the Twilio-compatible API: its SID and callback."""
+
+    __tablename__ = "twilio_messages"
+    __table_args__ = (Index("ix_twilio_messages_account", "account_sid", "message_id"),)
+
+    message_id: int = Field(primary_key=True)  # messages.id
+    sid: str = Field(unique=True)  # SM + 32 hex
+    account_sid: str
+    status_callback: str | None = None
+    deleted: bool = Field(default=False, sa_type=FLAG, sa_column_kwargs={"server_default": text("0")})
+    created_at: float

@@ -145,6 +145,7 @@ class Queue:
         metadata: dict[str, Any] | None = None,
         modem: str | None = None,
         ignore_opt_out: bool = False,
+        within: Callable[[Tx, list[int]], None] | None = None,
     ) -> list[MessageView]:
         """Queue ``body`` to every recipient (E.164); one message per recipient.
 
@@ -153,6 +154,8 @@ class Queue:
         request it raises :class:`DuplicateIdempotencyKey`. ``modem`` prefers that modem (a
         reply goes out through the modem its question came in on; a retry may fail over).
         ``ignore_opt_out`` is for the one confirmation a STOP gets, never for content.
+        ``within(tx, ids)`` runs in the enqueue's transaction once the new messages are in
+        (records that must exist exactly when the messages do; not called on a replay).
         """
         if isinstance(recipients, str):
             recipients = [recipients]
@@ -212,6 +215,8 @@ class Queue:
             if opted:
                 messages.add_events(tx, now, "suppressed", [r.id for r in rows if r.recipient in opted],
                                     {"at": "enqueue"})
+            if within is not None:
+                within(tx, [r.id for r in rows])
         self._notify()
         return [messages.new_message_view(r, priority) for r in rows]
 

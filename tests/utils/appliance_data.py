@@ -17,9 +17,11 @@ from appliance.api.keys import ApiKeys
 from appliance.broadcasts.service import Audience, BroadcastService, BroadcastSpec
 from appliance.contacts.book import ContactBook
 from appliance.db.copy import read_batches
+from appliance.db import twilio as twilio_db
 from appliance.db.engine import read_tx, write_tx
 from appliance.db.schema import metadata
 from appliance.queue import Queue
+from appliance.twilio import TwilioCredentials
 from appliance.web.users import Sessions, Users
 from appliance.webhooks.outbox import Outbox
 
@@ -79,6 +81,11 @@ def fill_every_table(url: str) -> Filled:
                                                   Audience(groups=("parents",)), name="closure"))
         # An API key, a web user with a session.
         ApiKeys(engine).create("crm", ["send", "read"])
+        # A Twilio-compatible credential and a message sent through it.
+        cred = TwilioCredentials(engine).create("twilio-crm", ["send", "read"])
+        queue.enqueue([BOB], "Sent the Twilio way", within=lambda tx, ids: twilio_db.insert_message(
+            tx, ids[0], sid="SM" + "ab" * 16, account_sid=cred.account_sid,
+            status_callback="http://hooks.example/twilio", now=time.time()))
         user = Users(engine).create("alice", "correct horse battery", role="admin")
         Sessions(engine).create(user)
         # Webhook outbox rows (and the cursors the pump keeps), one of them given up on.

@@ -66,7 +66,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_never_resends(
     # A last run without a kill finishes the work, then stops cleanly on SIGTERM.
     runs_before = log.read_text(errors="replace").count("running")
     proc = _daemon(db, sims, log)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # a loaded 2-core machine: the drain, not a timing test
     # SIGTERM only once the runner has installed its handler (it prints "running").
     while log.read_text(errors="replace").count("running") == runs_before:
         assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]

@@ -24,7 +24,9 @@ def test_a_browser_gets_html_errors_and_the_api_keeps_problem_json(live_server: 
     missing = staff.get("/no-such-page", headers=html)
     assert missing.status_code == 404 and "Page not found" in missing.text
     assert 'href="/compose"' in missing.text  # still signed in: the navigation is there
-    bad_id = staff.get("/broadcasts/not-a-number", headers=html)
+    not_an_id = staff.get("/broadcasts/not-a-number", headers=html)  # ids are digits: no such page
+    assert not_an_id.status_code == 404 and "Page not found" in not_an_id.text
+    bad_id = staff.get("/broadcasts/0", headers=html)
     assert bad_id.status_code == 422 and "<h1>" in bad_id.text
     api = staff.get("/v1/messages/999999", headers={**html, "Authorization": f"Bearer {live_server.admin_key}"})
     assert api.status_code == 404 and api.headers["content-type"].startswith("application/problem+json")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -52,7 +54,7 @@ is wrong with the request.
 """
 
 
-class _AppMiddleware:
+class _AppMiddleware(abc.ABC):
     """A middleware that reads the app it belongs to (``owner``: its state and handlers);
     :meth:`handle` sees only HTTP requests for which :meth:`concerns` is true."""
 
@@ -69,8 +71,9 @@ class _AppMiddleware:
         else:
             await self.app(scope, receive, send)
 
+    @abc.abstractmethod
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raise NotImplementedError
+        """Answer one HTTP request this middleware concerns."""
 
 
 class _CatchAll(_AppMiddleware):

@@ -191,7 +191,11 @@ def run_nodes(nodes: int, per_node: int, latency: float, messages: int) -> tuple
                     cwd=ROOT, stdout=subprocess.PIPE, text=True))
             for r in runners:
                 assert r.stdout is not None and r.stdout.readline().strip() == "running"
-            time.sleep(3.0)  # the modems come online
+            deadline = time.monotonic() + 60  # every node's modems online before the clock starts
+            while sum(1 for m in queue.modems() if m.state == "online") < nodes * per_node:
+                assert time.monotonic() < deadline, "the nodes' modems did not come online"
+                time.sleep(0.1)
+            time.sleep(0.5)
             started = time.time()
             queue.enqueue([f"+1555{i:07d}" for i in range(messages)], "benchmark message")
             while queue.stats()["sent"] < messages:

@@ -223,12 +223,13 @@ def begin_part(conn: Tx, claim: Claim, part: ClaimedPart, now: float) -> str:
         # The opt-out check and the "submitting" commit in one transaction, under the same
         # lock as an opt-out of this number (on every node).
         conn.lock(f"number:{claim.to}")
-        status = conn.exec_driver_sql("SELECT status FROM messages WHERE id = ?", (claim.message_id,)).scalar()
-        if status != "sending":
+        row = conn.exec_driver_sql(
+            "SELECT status, EXISTS (SELECT 1 FROM opt_outs WHERE number = ?) AS opted_out FROM messages WHERE id = ?",
+            (claim.to, claim.message_id),
+        ).first()
+        if row is None or row["status"] != "sending":
             return "gone"
-        if not claim.ignore_opt_out and conn.exec_driver_sql(
-            "SELECT 1 FROM opt_outs WHERE number = ?", (claim.to,)
-        ).first():
+        if not claim.ignore_opt_out and row["opted_out"]:
             _finish_message(conn, claim, "suppressed", now, "recipient opted out", kind="suppressed")
             return "suppressed"
         if claim.expires_at is not None and claim.expires_at <= now:

@@ -94,7 +94,7 @@ def prune_events(tx: Tx, before: float, *, limit: int) -> int:
     ids = _ids(tx, "SELECT id FROM events WHERE at < ? ORDER BY id LIMIT ?", (before, limit))
     if not ids:
         return 0
-    return tx.exec_driver_sql(f"DELETE FROM events WHERE id IN ({_marks(len(ids))})", ids).rowcount
+    return tx.exec_driver_sql(f"DELETE FROM events WHERE id IN ({_marks(len(ids))})", tuple(ids)).rowcount
 
 
 def count_send_log_to_prune(tx: Tx, before: float) -> int:
@@ -107,7 +107,7 @@ def prune_send_log(tx: Tx, before: float, *, limit: int) -> int:
     ids = _ids(tx, "SELECT id FROM send_log WHERE at < ? ORDER BY id LIMIT ?", (before, limit))
     if not ids:
         return 0
-    return tx.exec_driver_sql(f"DELETE FROM send_log WHERE id IN ({_marks(len(ids))})", ids).rowcount
+    return tx.exec_driver_sql(f"DELETE FROM send_log WHERE id IN ({_marks(len(ids))})", tuple(ids)).rowcount
 
 
 # ---------------------------------------------------------------------- one number

@@ -41,8 +41,23 @@ def test_a_full_flow_logs_no_numbers_and_no_bodies(live_server_factory: Callable
     _wait(lambda: c.get("/v1/opt-outs").json()["items"])
     _wait(lambda: len(c.get("/v1/inbound").json()["items"]) == 2)
     assert c.post(f"/v1/messages", json={"to": [BOB], "body": BODIES[1]}).json()["messages"][0]["status"] == "suppressed"
-    assert c.get("/v1/privacy/%2B14156410011").status_code == 200
-    assert c.post("/v1/privacy/%2B14156410012/erase").status_code == 200
+    exported = c.get("/v1/privacy/+1 (415) 641-0011")
+    assert exported.status_code == 200, exported.text
+    assert [m["body"] for m in exported.json()["messages"]] == [BODIES[0]]
+    assert [m["body"] for m in exported.json()["inbound"]] == [REPLY]
+    _, reader = live.app.keys.create("reader", ["read"])
+    assert live.client(reader).get("/v1/privacy/%2B14156410011").status_code == 403
+    assert live.client(reader).post("/v1/privacy/%2B14156410011/erase").status_code == 403
+    bad = c.post("/v1/privacy/not-a-number/erase")
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "number"
+    erased = c.post("/v1/privacy/%2B14156410012/erase")
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["still_opted_out"] is True and erased.json()["inbound_bodies"] == 1
+    shown = c.get("/v1/messages", params={"to": BOB}).json()["items"]
+    assert {(m["body"], m["redacted"]) for m in shown} == {("", True)}
+    assert c.get(f"/v1/messages/{shown[0]['id']}").json()["redacted"] is True
+    assert {(m["body"], m["redacted"]) for m in c.get("/v1/messages", params={"to": ANN}).json()["items"]} == {
+        (BODIES[0], False)}
     live.app.retention.run()
     text = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     assert len(caplog.records) > 20  # DEBUG was on: the modems' traffic was logged

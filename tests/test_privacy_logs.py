@@ -64,3 +64,19 @@ def test_a_full_flow_logs_no_numbers_and_no_bodies(live_server_factory: Callable
     for secret in ("4156410011", "4156410012", *BODIES, REPLY, "Alvarez", "Tuesday"):
         assert secret not in text, f"{secret!r} is in the log:\n" + "\n".join(
             line for line in text.splitlines() if secret in line)
+
+
+@pytest.mark.parametrize(("number", "shown"), [
+    ("+14156410011", "+1415•••0011"),
+    ("+447700900123", "+44770•••0123"),
+    ("+254712345678", "+25471•••5678"),
+    ("+3312345", "+•••2345"),
+    ("0821234567", "0•••67"),  # not E.164: only the ends
+    ("72404", "72404"),  # a short code is no one's number
+    ("", "-"),
+    (None, "-"),
+])
+def test_mask_keeps_the_country_code_and_the_last_four_digits(number: str | None, shown: str) -> None:
+    from appliance.numbers import mask
+
+    assert mask(number) == shown

@@ -1276,6 +1276,97 @@ def db_check(
     console.print(nodes, markup=False)
 
 
+retention_app = typer.Typer(help="Retention: erase old message bodies and texts, prune old logs.",
+                            no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+
+
+def _migrated_engine(config: str | None):  # type: ignore[no-untyped-def]
+    """The settings and the engine of the configured database (migrated to the newest schema)."""
+    from appliance.config import load_settings
+    from appliance.queue import make_engine, migrate
+
+    try:
+        settings = load_settings(config)
+        engine = make_engine(settings.appliance.database_url)
+        migrate(engine)
+    except ApplianceError as exc:
+        raise fail(str(exc)) from None
+    return settings, engine
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be erased or pruned."),
+    config: str | None = _CONFIG_OPTION,
+) -> None:
+    """Erase bodies older than [retention] body_days, prune events and send-log rows older
+    than log_days (never those the rate caps count), once, now."""
+    from appliance.retention import Retention
+
+    settings, engine = _migrated_engine(config)
+    report = Retention(engine, settings.retention).run(dry_run=dry_run)
+    verb = "would erase/prune" if dry_run else "erased/pruned"
+    labels = {"message_bodies": "message bodies", "inbound_bodies": "inbound texts", "events": "events",
+              "send_log": "send-log rows"}
+    for name, count in report.counts().items():
+        print(f"{verb} {count:>8} {labels[name]}")
+
+
+privacy_app = typer.Typer(help="Per-number privacy requests: export or erase what is stored about a number.",
+                          no_args_is_help=True)
+app.add_typer(privacy_app, name="privacy")
+
+
+def _e164(settings, raw: str) -> str:  # type: ignore[no-untyped-def]
+    from appliance.numbers import InvalidNumber, to_e164
+
+    try:
+        return to_e164(raw, settings.appliance.default_region)
+    except InvalidNumber as exc:
+        raise fail(f"NUMBER: {exc}") from None
+
+
+@privacy_app.command("export")
+def privacy_export(
+    number: str = typer.Argument(..., help="The number as people type it, e.g. '+1 415 555 0100'."),
+    config: str | None = _CONFIG_OPTION,
+) -> None:
+    """Print as JSON every message to the number, every text from it, its contact record
+    and its consent history."""
+    import json
+
+    from appliance.privacy import export_number
+
+    settings, engine = _migrated_engine(config)
+    print(json.dumps(export_number(engine, _e164(settings, number)), indent=2, ensure_ascii=False))
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    number: str = typer.Argument(..., help="The number as people type it, e.g. '+1 415 555 0100'."),
+    config: str | None = _CONFIG_OPTION,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Erase without asking."),
+) -> None:
+    """Delete the number's contact, cancel what is queued to it and erase the bodies of its
+    messages and texts. An opted-out number stays opted out; the consent log stays."""
+    from appliance.privacy import erase_number
+
+    settings, engine = _migrated_engine(config)
+    e164 = _e164(settings, number)
+    if not yes:
+        try:
+            confirmed = typer.confirm(f"Erase what is stored about {e164}?", default=False)
+        except typer.Abort:
+            raise fail("no answer to the question; pass --yes to erase without asking") from None
+        if not confirmed:
+            raise fail("erase cancelled")
+    r = erase_number(engine, e164, by="cli")
+    print(f"{e164}: contact {'deleted' if r.contact_deleted else 'none'}, {r.messages_cancelled} queued "
+          f"message(s) cancelled, {r.message_bodies} message bodies and {r.inbound_bodies} inbound texts erased"
+          + ("; still on the opt-out list" if r.still_opted_out else ""))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -339,6 +339,20 @@ class EmailSection(_Section):
         return self
 
 
+class RetentionSection(_Section):
+    """How long personal data is kept (docs: README "Retention and privacy requests").
+
+    Bodies of finished messages and inbound texts are erased after ``body_days``; events
+    and send-log rows are deleted after ``log_days`` (send-log rows the rate caps still
+    count — the last day — always stay). ``batch`` rows per write transaction.
+    """
+
+    body_days: float = Field(default=90, ge=0)
+    log_days: float = Field(default=365, ge=0)
+    batch: int = Field(default=500, ge=1, le=10_000)
+    enabled: bool = True  # the daemon's daily run (the CLI runs it either way)
+
+
 def _hostname() -> str:
     import re
     import socket
@@ -382,6 +396,7 @@ class Settings(BaseSettings):
     contacts: ContactsSection = ContactsSection()
     email: EmailSection = EmailSection()
     twilio: TwilioSection = TwilioSection()
+    retention: RetentionSection = RetentionSection()
 
     @model_validator(mode="after")
     def _unique_modem_names(self) -> "Settings":

@@ -34,6 +34,7 @@ from appliance import __version__
 from appliance.queue import Dispatcher, Queue
 from appliance.db.notify import WorkListener
 from appliance.queue.nodes import NodeMembership
+from appliance.retention import Retention
 from appliance.twilio.service import TwilioService
 from appliance.webhooks import WebhookService
 
@@ -120,6 +121,7 @@ class Appliance:
         self.node: NodeMembership | None = None
         self.work_listener: WorkListener | None = None
         self.email: Any = None  # an appliance.email.EmailService when [email] enabled (imported then)
+        self.retention = Retention(self.queue.engine, settings.retention)
 
     # ------------------------------------------------------------------ modems
 
@@ -220,6 +222,8 @@ class Appliance:
         if self.settings.email.enabled:
             self._start_email()
         self.twilio.start()
+        if self.settings.retention.enabled:
+            self.retention.start()
         recovery = self.dispatcher.recovery
         _log.info(
             "appliance started: %d modem(s) (%d simulated), database %s, %d message(s) recovered as unknown",
@@ -257,6 +261,7 @@ class Appliance:
         self.inbound.stop()
         self.webhooks.stop()
         self.twilio.stop()
+        self.retention.stop()
         for sim in self.simulators:
             sim.stop()
         if self._link_dir is not None:

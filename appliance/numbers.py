@@ -11,7 +11,9 @@ import phonenumbers
 from appliance.errors import ApplianceError
 from appliance.text import shorten
 
-__all__ = ["E164", "InvalidNumber", "NumberList", "one_number", "quoted", "read_numbers", "split_numbers", "to_e164"]
+__all__ = [
+    "E164", "InvalidNumber", "NumberList", "mask", "one_number", "quoted", "read_numbers", "split_numbers", "to_e164",
+]
 
 # What E.164 allows: "+", a country code that does not start with 0, 15 digits at most.
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -30,6 +32,26 @@ def quoted(raw: str) -> str:
     """``raw`` as ``repr`` shows it, cut short: error messages name what was typed without
     echoing a whole line of a file."""
     return repr(shorten(raw))
+
+
+def mask(number: str | None) -> str:
+    """``number`` as log lines show it: the country code and three digits, the last four,
+    the middle hidden (``+14156410011`` → ``+1415•••0011``). Anything else that is not a
+    short code loses all but its first and last characters."""
+    if not number:
+        return "-"
+    text = str(number).strip()
+    if E164.fullmatch(text):
+        digits = text[1:]
+        try:
+            cc = len(str(phonenumbers.parse(text, None).country_code))
+        except phonenumbers.NumberParseException:
+            cc = 1
+        keep = min(cc + 3, max(0, len(digits) - 7))  # at least three digits hidden
+        return f"+{digits[:keep]}•••{digits[-4:]}"
+    if len(text) <= 6:  # a short code or a network name: not a person's number
+        return text
+    return f"{text[:1]}•••{text[-2:]}"
 
 
 def to_e164(raw: str, default_region: str) -> str:

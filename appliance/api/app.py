@@ -35,6 +35,7 @@ _TAGS = [
     {"name": "inbound", "description": "SMS received by the modems, reassembled."},
     {"name": "modems", "description": "The modems: state, signal, identity, counters and send budget."},
     {"name": "opt-outs", "description": "The suppression list: numbers that are never sent to."},
+    {"name": "privacy", "description": "Per-number privacy requests: export everything stored, erase it."},
     {"name": "segments", "description": "How a text is encoded and split before sending it."},
     {"name": "system", "description": "Health and Prometheus metrics."},
     {"name": "contacts", "description": "The contact book: numbers, names, free fields; CSV import and export."},

@@ -236,14 +236,14 @@ class MessageSummary(BaseModel):
                 "attempts": 1, "resends": 0, "created_at": "2030-01-06T08:00:00Z",
                 "updated_at": "2030-01-06T08:00:02Z", "send_at": None, "expires_at": None,
                 "sent_at": "2030-01-06T08:00:02Z", "delivered_at": None, "error": None,
-                "metadata": None,
+                "metadata": None, "redacted": False,
             }]
         }
     )
 
     id: int
     to: str
-    body: str
+    body: str = Field(description="The text; empty once `redacted` (erased by retention or a privacy request).")
     status: Literal[
         "queued", "sending", "sent", "delivered", "failed", "unknown", "cancelled", "suppressed",
         "expired",
@@ -262,6 +262,7 @@ class MessageSummary(BaseModel):
     delivered_at: datetime | None
     error: str | None
     metadata: dict[str, Any] | None
+    redacted: bool = Field(default=False, description="True when the body was erased (retention, a privacy request).")
 
     @staticmethod
     def fields_of(m: MessageView) -> dict[str, Any]:
@@ -271,6 +272,7 @@ class MessageSummary(BaseModel):
             "resends": m.resends, "created_at": m.created_at, "updated_at": m.updated_at,
             "send_at": m.send_at, "expires_at": m.expires_at, "sent_at": m.sent_at,
             "delivered_at": m.delivered_at, "error": m.error, "metadata": m.metadata,
+            "redacted": m.redacted,
         }
 
     @classmethod

@@ -84,6 +84,12 @@ class MessageView:
     error: str | None
     metadata: dict[str, Any] | None
     part_details: tuple[PartView, ...] = ()
+    redacted_at: datetime | None = None  # the body was erased then (retention, a privacy request)
+
+    @property
+    def redacted(self) -> bool:
+        """Was the body erased (it reads as empty)?"""
+        return self.redacted_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +154,7 @@ class NewMessage(NamedTuple):
 _NEW_MESSAGE_COLUMNS = (*NewMessage._fields, "attempts", "resends")
 _MSG_COLS = (
     "id, recipient, body, status, priority, encoding, parts, modem, attempts, resends, created_at, "
-    "updated_at, send_at, expires_at, sent_at, delivered_at, error, metadata_json"
+    "updated_at, send_at, expires_at, sent_at, delivered_at, error, metadata_json, redacted_at"
 )
 
 
@@ -161,6 +167,7 @@ def _message_view(r: Any, parts: tuple[PartView, ...] = ()) -> MessageView:
         send_at=as_datetime(r["send_at"]), expires_at=as_datetime(r["expires_at"]),
         sent_at=as_datetime(r["sent_at"]), delivered_at=as_datetime(r["delivered_at"]),
         error=r["error"], metadata=load_json(r["metadata_json"]), part_details=parts,
+        redacted_at=as_datetime(r["redacted_at"]),
     )
 
 

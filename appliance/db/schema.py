@@ -128,6 +128,8 @@ class Message(SQLModel, table=True):
     # The national shift tables it was planned with (appliance.pdu.ShiftTables.key), so the
     # parts sent are the parts counted even if the settings change meanwhile.
     shift_tables: str | None = None
+    # When the body was erased (retention or a privacy request); the row itself stays.
+    redacted_at: float | None = None
 
 
 class Part(SQLModel, table=True):
@@ -210,6 +212,7 @@ class InboundMessage(SQLModel, table=True):
     complete: bool = Field(default=True, sa_type=FLAG, sa_column_kwargs={"server_default": text("1")})
     keyword: str | None = None
     handled_at: float | None = None
+    redacted_at: float | None = None  # when the body was erased (retention or a privacy request)
 
 
 class InboundFragment(SQLModel, table=True):

@@ -45,7 +45,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from appliance.inbound.keywords import Keyword, KeywordTable
-from appliance.numbers import InvalidNumber, to_e164
+from appliance.numbers import InvalidNumber, mask, to_e164
 from appliance.pdu.address import is_phone_number
 from appliance.queue.errors import DuplicateIdempotencyKey, InvalidRequest
 from appliance.queue.store import InboundFragmentView, Queue, StoredInbound
@@ -147,7 +147,7 @@ class InboundService:
                 )
                 if group is None:
                     _log.debug("[%s] part %d/%d of ref %d from %s kept for reassembly",
-                               event.modem, seq, total, ref, sender)
+                               event.modem, seq, total, ref, mask(sender))
                     return
                 record = self._assemble(group, complete=True, extra=_deliver_meta(msg))
             else:
@@ -179,7 +179,7 @@ class InboundService:
                     stored += 1
                     if not complete:
                         _log.warning("[%s] multipart message from %s (ref %d) stored incomplete: "
-                                     "parts %s of %d never arrived", record.modem, record.sender,
+                                     "parts %s of %d never arrived", record.modem, mask(record.sender),
                                      group[0].ref, (record.metadata or {}).get("missing"), total)
                 if record.handled_at is None:
                     self._act(record)
@@ -250,10 +250,10 @@ class InboundService:
             ):
                 if keyword is Keyword.STOP:
                     self.queue.opt_out(record.sender, source=source, note=record.body)
-                    _log.info("[%s] %s opted out by SMS (inbound %d)", record.modem, record.sender, record.id)
+                    _log.info("[%s] %s opted out by SMS (inbound %d)", record.modem, mask(record.sender), record.id)
                 else:
                     self.queue.opt_in(record.sender, source=source, note=record.body)
-                    _log.info("[%s] %s opted in by SMS (inbound %d)", record.modem, record.sender, record.id)
+                    _log.info("[%s] %s opted in by SMS (inbound %d)", record.modem, mask(record.sender), record.id)
             if meta.get("reply", True):
                 self._reply(record, keyword, meta.get("language"))
         self.queue.mark_inbound_handled(record.id)
@@ -276,7 +276,7 @@ class InboundService:
             pass  # queued before a crash, with a reply text configured differently then
         except InvalidRequest as exc:
             _log.error("[%s] the %s reply to %s cannot be sent: %s (check the [keywords] replies)",
-                       record.modem, keyword.value.upper(), record.sender, exc)
+                       record.modem, keyword.value.upper(), mask(record.sender), exc)
 
 
 def _deliver_meta(msg: Any) -> dict[str, Any]:

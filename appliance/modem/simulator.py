@@ -58,6 +58,7 @@ from typing import Any
 
 from appliance.errors import ApplianceError
 from appliance.modem.personas import PERSONAS, Persona
+from appliance.numbers import mask
 from appliance.pdu import (
     PduError,
     Submit,
@@ -712,7 +713,7 @@ class SimulatedModem:
                 if self._cnmi[1] in (1, 2, 3) or direct is False:
                     self._indication([f'+CMTI: "{mem}",{index}'])
             self._flush_all()
-            self._log.info("delivered %d part(s) from %s (%s)", len(pdus), sender, "direct" if route_direct else f"stored {indexes}")
+            self._log.info("delivered %d part(s) from %s (%s)", len(pdus), mask(sender), "direct" if route_direct else f"stored {indexes}")
             return indexes
 
     def send_status_report(self, reference: int, *, status: int = 0, recipient: str | None = None) -> None:
@@ -1180,11 +1181,11 @@ class SimulatedModem:
             to, text, concat = submit.to, submit.text, submit.concat
         if self._fail_codes:
             code = self._fail_codes.popleft()
-            self._log.info("send to %s failed on request with CMS %d", to, code)
+            self._log.info("send to %s failed on request with CMS %d", mask(to), code)
             self._answer_later(port, [], self._error_line(port.session, _AtError("cms", code)))
             return
         if not self._registered():
-            self._log.info("send to %s refused: no network", to)
+            self._log.info("send to %s refused: no network", mask(to))
             self._answer_later(port, [], self._error_line(port.session, _AtError("cms", 331)))
             return
         mr = self._mr
@@ -1195,7 +1196,7 @@ class SimulatedModem:
             part=part, total=total, ref=ref, pdu_hex=pdu_hex, modem=self.name,
         )
         self._sent.append(record)
-        self._log.info("sent MR %d to %s part %d/%d: %r", mr, to, part, total, text)
+        self._log.info("sent MR %d to %s part %d/%d (%d characters)", mr, mask(to), part, total, len(text))
         self._answer_later(port, [f"+CMGS: {mr}"], "OK")
 
     def _answer_later(self, port: _Port, info: list[str], final: str) -> None:

@@ -1,0 +1,61 @@
+"""Per-number privacy requests: export everything stored about a number, or erase it.
+
+Erasing removes the contact (and its group memberships), cancels messages still queued to
+the number and erases the bodies of its messages and of the texts it sent (the rows stay,
+marked redacted). The opt-out list and the consent log are kept: the law asks for proof
+of consent, and an opted-out number must stay never texted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from appliance.db import consent as consent_db
+from appliance.db import messages as messages_db
+from appliance.db import retention as retention_db
+from appliance.db.engine import read_tx, write_tx
+from appliance.numbers import mask
+
+__all__ = ["ErasureReport", "erase_number", "export_number"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReport:
+    """What an erasure did for ``number``."""
+
+    number: str
+    contact_deleted: bool
+    messages_cancelled: int
+    message_bodies: int
+    inbound_bodies: int
+    still_opted_out: bool
+
+
+def export_number(engine: Engine, number: str) -> dict[str, Any]:
+    """Everything stored about ``number`` (E.164) as JSON-ready data."""
+    with read_tx(engine) as tx:
+        return retention_db.export_number(tx, number)
+
+
+def erase_number(engine: Engine, number: str, *, by: str, clock: Callable[[], float] = time.time) -> ErasureReport:
+    """Erase what is stored about ``number`` (E.164), in one transaction."""
+    now = clock()
+    with write_tx(engine) as tx:
+        tx.lock(f"privacy:{number}")
+        queued = retention_db.queued_to(tx, number)
+        for message_id in queued:
+            messages_db.cancel_queued(tx, message_id, now, by=by)
+        messages, inbound = retention_db.erase_number_bodies(tx, number, now)
+        contact = retention_db.delete_contact_of(tx, number)
+        opted_out = consent_db.is_opted_out(tx, number)
+    _log.info("privacy erase of %s by %s: %d message bodies, %d inbound texts, contact %s",
+              mask(number), by, messages, inbound, "deleted" if contact else "none")
+    return ErasureReport(number, contact, len(queued), messages, inbound, opted_out)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -83,12 +83,39 @@ class ModemConfig(_Section):
     number: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
     # Where this modem's inbound SMS go as Twilio webhooks (overrides [twilio] sms_url).
     sms_url: AnyHttpUrl | None = None
+    # Prepaid balance (README, "Prepaid balance"): read by USSD every ``balance_every_h``
+    # hours; the first number ``balance_pattern`` captures in the answer is the amount.
+    balance_ussd: str | None = Field(default=None, pattern=r"^[0-9*#+]{1,32}$")
+    balance_pattern: str = r"([0-9]+(?:[.,][0-9]+)?)"
+    balance_low: float | None = None
+    balance_every_h: float = Field(default=24.0, gt=0)
+
+    @field_validator("balance_pattern")
+    @classmethod
+    def _one_group(cls, value: str) -> str:
+        import re
+
+        try:
+            groups = re.compile(value).groups
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if groups < 1:
+            raise ValueError("needs a group capturing the number, e.g. ([0-9]+(?:[.,][0-9]+)?)")
+        return value
 
     @model_validator(mode="after")
     def _needs_a_binding(self) -> "ModemConfig":
         if not (self.port or self.imei or self.iccid):
             raise ValueError("a modem needs one of port, imei or iccid")
         return self
+
+
+class DiscoverySection(_Section):
+    """Where ``modems scan`` and modems bound by ``imei``/``iccid`` look for ports (globs)."""
+
+    # The same as appliance.modem.discovery.DEFAULT_PATTERNS (not imported: config stays light).
+    patterns: list[Annotated[str, Field(min_length=1)]] = Field(
+        default=["/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*"], min_length=1)
 
 
 class TwilioSection(_Section):
@@ -382,6 +409,7 @@ class Settings(BaseSettings):
     contacts: ContactsSection = ContactsSection()
     email: EmailSection = EmailSection()
     twilio: TwilioSection = TwilioSection()
+    discovery: DiscoverySection = DiscoverySection()
 
     @model_validator(mode="after")
     def _unique_modem_names(self) -> "Settings":

@@ -27,7 +27,6 @@ from appliance.api.keys import ApiKeys
 from appliance.config import ModemConfig, Settings
 from appliance.inbound.keywords import KeywordTable
 from appliance.inbound.service import InboundService
-from appliance.modem.discovery import DEFAULT_PATTERNS
 from appliance.modem.managed import ManagedModem
 from appliance.pdu import SubmitPdu
 from appliance import __version__
@@ -158,7 +157,7 @@ class Appliance:
         clash = names & {c.name for c in simulated}
         if clash:
             raise ValueError(f"configured modem names clash with simulated ones: {sorted(clash)}")
-        patterns = list(DEFAULT_PATTERNS)
+        patterns = list(self.settings.discovery.patterns)
         if self._link_dir is not None:
             patterns.append(str(Path(self._link_dir.name) / "ttyUSB*"))
         for config in [*self.settings.modems, *simulated]:

@@ -136,7 +136,8 @@ class WebhookConfig(_Section):
     """A receiver of JSON events, signed with HMAC-SHA256 over ``timestamp.body``."""
 
     url: AnyHttpUrl
-    events: list[Literal["inbound", "status"]] = ["inbound", "status"]
+    # "modem.balance_low" (a SIM's prepaid balance fell below balance_low) only when listed.
+    events: list[Literal["inbound", "status", "modem.balance_low"]] = ["inbound", "status"]
     secret: SecretStr = SecretStr("")
     timeout_s: float = Field(default=10.0, gt=0, le=120)
 

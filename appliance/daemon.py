@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from appliance.api.keys import ApiKeys
+from appliance.balance import BalanceService
 from appliance.config import ModemConfig, Settings
 from appliance.inbound.keywords import KeywordTable
 from appliance.inbound.service import InboundService
@@ -110,6 +111,8 @@ class Appliance:
         self.inbound.subscribe(self.webhooks.kick)  # inbound events go out at once
         self.twilio = TwilioService(self.queue, settings, modems=lambda: self.modems, node=settings.node.name)
         self.inbound.subscribe(self.twilio.kick)
+        # Prepaid balances by USSD (modems with balance_ussd); low ones become webhook events.
+        self.balances = BalanceService(self.queue.engine, lambda: self.modems, on_event=self.webhooks.kick)
         self.metrics: Any = None  # set by the API app (appliance.api.metrics) when it is built
         self.dispatcher: Dispatcher = Dispatcher(self.queue, [])
         self.node_name = settings.node.name
@@ -179,6 +182,8 @@ class Appliance:
     def _on_modem_state(self, name: str, state: str) -> None:
         _log.info("[%s] modem state: %s", name, state)
         self.dispatcher.kick()
+        if state == "online":
+            self.balances.kick()
 
     # ------------------------------------------------------------------ life cycle
 
@@ -216,6 +221,7 @@ class Appliance:
         self.node.start()
         self.inbound.start()
         self.webhooks.start()
+        self.balances.start()
         if self.settings.email.enabled:
             self._start_email()
         self.twilio.start()
@@ -249,6 +255,7 @@ class Appliance:
             self.work_listener.stop()
         if self.node is not None:
             self.node.stop()
+        self.balances.stop()
         for modem in self.modems:
             modem.stop()
         if self.email is not None:

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_METADATA_BYTES",
     "MAX_METADATA_DEPTH",
     "MAX_RECIPIENTS",
+    "BalanceOut",
     "Budget",
     "Health",
     "InboundMessage",
@@ -53,6 +54,8 @@ __all__ = [
     "SendRequest",
     "SendResult",
     "SignalOut",
+    "UssdOut",
+    "UssdRequest",
     "check_metadata",
     "check_text",
 ]
@@ -380,6 +383,34 @@ class Budget(BaseModel):
         )
 
 
+class BalanceOut(BaseModel):
+    """A prepaid balance read by USSD."""
+
+    amount: float | None = Field(description="The number found in the answer (balance_pattern); null when none.")
+    text: str = Field(description="The network's answer.")
+    at: datetime
+    low: bool | None = Field(description="Below the modem's balance_low (null: no threshold or no amount).")
+
+
+class UssdRequest(BaseModel):
+    """A USSD code to run through a modem."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"code": "*100#"}]})
+
+    code: str = Field(min_length=1, max_length=32, pattern=r"^[0-9*#+]+$",
+                      description="Digits, *, # and + (e.g. *100#).")
+
+
+class UssdOut(BaseModel):
+    """The network's answer to a USSD code."""
+
+    modem: str
+    code: str
+    text: str
+    status: int = Field(description="0 the network answered; otherwise the +CUSD <m> it ended the "
+                                    "session with (2: released, with this text).")
+
+
 class ModemOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -410,6 +441,8 @@ class ModemOut(BaseModel):
     counters: ModemCounters
     budget: Budget | None = Field(description="Null when the dispatcher does not drive this modem.")
     node: str | None = Field(default=None, description="The node that drives it (several appliances).")
+    balance: BalanceOut | None = Field(default=None, description="The SIM's last prepaid balance read "
+                                       "(modems with balance_ussd).")
 
 
 class NodeOut(BaseModel):

@@ -60,7 +60,7 @@ def test_balance_is_read_at_start_and_shown(field) -> None:
     assert _low_events(server) == []
 
 
-def test_ussd_endpoint_low_balance_raises_one_event(field) -> None:
+def test_ussd_endpoint_low_balance_raises_one_event(field, web_client) -> None:
     server, sim, hooks = field
     wait_until(lambda: _balance(server))
     sim.set_ussd_reply("*100#", "Ihr Guthaben: 3,20 EUR")
@@ -73,6 +73,9 @@ def test_ussd_endpoint_low_balance_raises_one_event(field) -> None:
         event = wait_until(lambda: hooks.of_type("modem.balance_low"))
         assert event[0]["data"]["modem"] == "field" and event[0]["data"]["amount"] == 3.2
         assert event[0]["data"]["low"] == 10
+        dashboard = web_client(server).get("/dashboard/live").text
+        assert '<th scope="col">Balance</th>' in dashboard and "3.20" in dashboard
+        assert 'state-bad">low<' in dashboard and "Ihr Guthaben: 3,20 EUR" in dashboard
         # still low: kept, but no second event; back up and down again: a new one
         assert c.post("/v1/modems/field/ussd", json={"code": "*100#"}).status_code == 200
         assert len(_low_events(server)) == 1

@@ -162,6 +162,8 @@ class StoreCollector(Collector):
                 f["budget"].add_metric([name, "minute"], budget.minute_left)
                 f["budget"].add_metric([name, "hour"], budget.hour_left)
                 f["budget"].add_metric([name, "day"], budget.day_left)
+                if budget.month_left is not None:
+                    f["budget"].add_metric([name, "month"], budget.month_left)
         yield from f.values()
 
 

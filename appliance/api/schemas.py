@@ -372,6 +372,8 @@ class Budget(BaseModel):
     hour_left: int
     day_left: int
     next_allowed_at: datetime = Field(description="When the next part may go (now or earlier: at once).")
+    month_left: int | None = Field(default=None, description="Parts left this calendar month "
+                                   "(max_parts_per_month; null without that cap).")
 
     @classmethod
     def of(cls, b: BudgetView) -> Budget:
@@ -379,7 +381,7 @@ class Budget(BaseModel):
 
         return cls(
             minute_left=b.minute_left, hour_left=b.hour_left, day_left=b.day_left,
-            next_allowed_at=datetime.fromtimestamp(b.next_allowed_at, UTC),
+            next_allowed_at=datetime.fromtimestamp(b.next_allowed_at, UTC), month_left=b.month_left,
         )
 
 

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from appliance.db.errors import DatabaseUnavailable
 from appliance.modem.errors import ModemDisconnected, ModemError, SendOutcomeUnknown, SendRejected
 from appliance.pdu import PduError, ShiftTables, SubmitPdu, encode_submit
-from appliance.queue.ratelimit import DEFAULT_WINDOWS, RateLimits, SendBudget
+from appliance.queue.ratelimit import DEFAULT_WINDOWS, RateLimits, SendBudget, month_start
 from appliance.db.sending import Claim, Recovery
 from appliance.queue.store import Queue
 
@@ -36,6 +36,7 @@ _log = logging.getLogger(__name__)
 
 _ANY_SIZE = 255  # a claim may take a message of any size
 _MAX_IDLE_S = 60.0
+_MONTH_EPSILON = 1e-6  # send_times counts sends after ``since``: one at the month's first instant counts
 _MAX_VALIDITY_S = 63 * 7 * 86400
 _DEFAULT_SEND_TIMEOUT_S = 60.0
 _DEFAULT_STUCK_MARGIN_S = 60.0
@@ -158,7 +159,14 @@ class _Worker:
         """The SIM's budget from the shared send log (its parts sent on any node)."""
         d = self.dispatcher
         now = d.clock()
-        self.budget = SendBudget(self.limits, d.queue.send_times(self.sim, since=now - max(self.limits.windows)))
+        times = d.queue.send_times(self.sim, since=now - max(self.limits.windows))
+        if self.limits.per_month is None:
+            self.budget = SendBudget(self.limits, times)
+            return
+        # The monthly cap: this month's parts counted once here, then kept in memory.
+        start = month_start(now)
+        parts = len(d.queue.send_times(self.sim, since=start - _MONTH_EPSILON))
+        self.budget = SendBudget(self.limits, times, month_from=start, month_parts=parts)
 
     def _note_health(self, online: bool) -> None:
         if self.was_online == online:

@@ -81,6 +81,9 @@ class ModemConfig(_Section):
     max_parts_per_day: int = Field(default=1000, ge=1)
     # Parts per calendar month (local time), counted from the send log; none by default.
     max_parts_per_month: int | None = Field(default=None, ge=1)
+    # Distinct recipients per calendar month: at the cap the SIM only texts numbers it
+    # already texted this month (other numbers wait for another modem or the next month).
+    max_recipients_per_month: int | None = Field(default=None, ge=1)
     # The SIM's own number (E.164): what the Twilio-compatible API accepts as ``From``.
     number: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
     # Where this modem's inbound SMS go as Twilio webhooks (overrides [twilio] sms_url).

@@ -95,3 +95,41 @@ def test_monthly_cap_holds_messages_and_survives_a_restart(tmp_path: Path, db_ur
             assert 'appliance_modem_budget_left{modem="capped",window="month"} 0.0' in metrics
     finally:
         sim.stop()
+
+
+def test_monthly_recipient_cap_texts_only_known_numbers(tmp_path: Path, db_url: str,
+                                                        live_server_factory: Any) -> None:
+    sim = SimulatedModem("sim800", link_dir=tmp_path / "serial")
+    sim.start()
+    settings = {
+        "appliance": {"database_url": db_url},
+        "modems": [{"name": "capped", "imei": sim.imei, "min_interval_s": 0, "max_recipients_per_month": 2}],
+        "discovery": {"patterns": [str(tmp_path / "serial" / "ttyUSB*")]},
+    }
+    a, b, c_, d = "+14155550100", "+14155550101", "+14155550102", "+14155550103"
+    try:
+        server = live_server_factory(simulate=0, settings=settings)
+        with server.client() as c:
+            for to in (a, b):
+                assert c.post("/v1/messages", json={"to": to, "body": "first"}).status_code == 202
+            assert wait_until(lambda: len(sim.sent) == 2)
+            # a third number waits; a known number still goes, even after it
+            waiting = c.post("/v1/messages", json={"to": c_, "body": "new number"}).json()["messages"][0]["id"]
+            c.post("/v1/messages", json={"to": a, "body": "again"})
+            assert wait_until(lambda: len(sim.sent) == 3)
+            assert sim.sent[-1].to == a and sim.sent[-1].text == "again"
+            assert c.get(f"/v1/messages/{waiting}").json()["status"] == "queued"
+        server.app.stop()
+
+        again = live_server_factory(simulate=0, settings=settings)
+        with again.client() as c:  # the month's numbers come back from the send log
+            new = c.post("/v1/messages", json={"to": d, "body": "another new one"}).json()["messages"][0]["id"]
+            c.post("/v1/messages", json={"to": b, "body": "known"})
+            assert wait_until(lambda: len(sim.sent) == 4)
+            assert sim.sent[-1].to == b
+            worker = again.app.dispatcher
+            assert wait_until(lambda: any(h.activity == "idle" for h in worker.health()))
+            statuses = [c.get(f"/v1/messages/{i}").json()["status"] for i in (waiting, new)]
+            assert statuses == ["queued", "queued"] and len(sim.sent) == 4
+    finally:
+        sim.stop()

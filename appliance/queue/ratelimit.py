@@ -48,6 +48,7 @@ class RateLimits:
     per_day: int = 1000
     windows: tuple[float, float, float] = DEFAULT_WINDOWS
     per_month: int | None = None
+    recipients_per_month: int | None = None
 
     @classmethod
     def from_config(cls, config: Any, *, windows: tuple[float, float, float] = DEFAULT_WINDOWS) -> RateLimits:
@@ -59,6 +60,7 @@ class RateLimits:
             per_day=int(config.max_parts_per_day),
             windows=windows,
             per_month=getattr(config, "max_parts_per_month", None),
+            recipients_per_month=getattr(config, "max_recipients_per_month", None),
         )
 
     @property

@@ -249,11 +249,13 @@ def _require_network(modem, port: str) -> None:  # type: ignore[no-untyped-def]
 @modems_app.command("scan")
 def modems_scan(
     pattern: list[str] | None = typer.Option(
-        None, "--pattern", help="Glob of ports to probe (repeatable). Default: "
-        "/dev/serial/by-id/*, /dev/ttyUSB*, /dev/ttyACM*."),
+        None, "--pattern", help="Glob of ports to probe (repeatable). Default: [discovery] "
+        "patterns of the settings (/dev/serial/by-id/*, /dev/ttyUSB*, /dev/ttyACM*)."),
     timeout: float = typer.Option(1.0, "--timeout", min=0.1, help="Seconds per port."),
     show_all: bool = typer.Option(False, "--all", help="Also list ports that stay silent."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    config: str | None = typer.Option(None, "--config", "-c", envvar="APPLIANCE_CONFIG",
+                                      help="Settings file (TOML): its [discovery] patterns."),
 ) -> None:
     """Probe serial ports and list the modems answering AT: port, model, IMEI, ICCID, SMS."""
     import dataclasses
@@ -261,9 +263,15 @@ def modems_scan(
 
     from rich.table import Table
 
+    from appliance.config import ConfigError, load_settings
     from appliance.modem.discovery import discover_modems
 
-    probes = discover_modems(pattern or None, timeout=timeout)
+    if not pattern:
+        try:
+            pattern = list(load_settings(config).discovery.patterns)
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+    probes = discover_modems(pattern, timeout=timeout)
     shown = [p for p in probes if show_all or p.answers_at or p.error]
     if as_json:
         print(json.dumps([dataclasses.asdict(p) for p in shown], ensure_ascii=False))

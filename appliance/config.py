@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -79,16 +79,48 @@ class ModemConfig(_Section):
     max_parts_per_minute: int = Field(default=6, ge=1)
     max_parts_per_hour: int = Field(default=200, ge=1)
     max_parts_per_day: int = Field(default=1000, ge=1)
+    # Parts per calendar month (local time), counted from the send log; none by default.
+    max_parts_per_month: int | None = Field(default=None, ge=1)
+    # Distinct recipients per calendar month: at the cap the SIM only texts numbers it
+    # already texted this month (other numbers wait for another modem or the next month).
+    max_recipients_per_month: int | None = Field(default=None, ge=1)
     # The SIM's own number (E.164): what the Twilio-compatible API accepts as ``From``.
     number: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
     # Where this modem's inbound SMS go as Twilio webhooks (overrides [twilio] sms_url).
     sms_url: AnyHttpUrl | None = None
+    # Prepaid balance (README, "Prepaid balance"): read by USSD every ``balance_every_h``
+    # hours; the first number ``balance_pattern`` captures in the answer is the amount.
+    balance_ussd: str | None = Field(default=None, pattern=r"^[0-9*#+]{1,32}$")
+    balance_pattern: str = r"([0-9]+(?:[.,][0-9]+)?)"
+    balance_low: float | None = None
+    balance_every_h: float = Field(default=24.0, gt=0)
+
+    @field_validator("balance_pattern")
+    @classmethod
+    def _one_group(cls, value: str) -> str:
+        import re
+
+        try:
+            groups = re.compile(value).groups
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if groups < 1:
+            raise ValueError("needs a group capturing the number, e.g. ([0-9]+(?:[.,][0-9]+)?)")
+        return value
 
     @model_validator(mode="after")
     def _needs_a_binding(self) -> "ModemConfig":
         if not (self.port or self.imei or self.iccid):
             raise ValueError("a modem needs one of port, imei or iccid")
         return self
+
+
+class DiscoverySection(_Section):
+    """Where ``modems scan`` and modems bound by ``imei``/``iccid`` look for ports (globs)."""
+
+    # The same as appliance.modem.discovery.DEFAULT_PATTERNS (not imported: config stays light).
+    patterns: list[Annotated[str, Field(min_length=1)]] = Field(
+        default=["/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*"], min_length=1)
 
 
 class TwilioSection(_Section):
@@ -109,7 +141,8 @@ class WebhookConfig(_Section):
     """A receiver of JSON events, signed with HMAC-SHA256 over ``timestamp.body``."""
 
     url: AnyHttpUrl
-    events: list[Literal["inbound", "status"]] = ["inbound", "status"]
+    # "modem.balance_low" (a SIM's prepaid balance fell below balance_low) only when listed.
+    events: list[Literal["inbound", "status", "modem.balance_low"]] = ["inbound", "status"]
     secret: SecretStr = SecretStr("")
     timeout_s: float = Field(default=10.0, gt=0, le=120)
 
@@ -397,6 +430,7 @@ class Settings(BaseSettings):
     email: EmailSection = EmailSection()
     twilio: TwilioSection = TwilioSection()
     retention: RetentionSection = RetentionSection()
+    discovery: DiscoverySection = DiscoverySection()
 
     @model_validator(mode="after")
     def _unique_modem_names(self) -> "Settings":

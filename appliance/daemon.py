@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from appliance.api.keys import ApiKeys
+from appliance.balance import BalanceService
 from appliance.config import ModemConfig, Settings
 from appliance.inbound.keywords import KeywordTable
 from appliance.inbound.service import InboundService
-from appliance.modem.discovery import DEFAULT_PATTERNS
 from appliance.modem.managed import ManagedModem
 from appliance.pdu import SubmitPdu
 from appliance import __version__
@@ -112,6 +112,8 @@ class Appliance:
         self.inbound.subscribe(self.webhooks.kick)  # inbound events go out at once
         self.twilio = TwilioService(self.queue, settings, modems=lambda: self.modems, node=settings.node.name)
         self.inbound.subscribe(self.twilio.kick)
+        # Prepaid balances by USSD (modems with balance_ussd); low ones become webhook events.
+        self.balances = BalanceService(self.queue.engine, lambda: self.modems, on_event=self.webhooks.kick)
         self.metrics: Any = None  # set by the API app (appliance.api.metrics) when it is built
         self.dispatcher: Dispatcher = Dispatcher(self.queue, [])
         self.node_name = settings.node.name
@@ -160,7 +162,7 @@ class Appliance:
         clash = names & {c.name for c in simulated}
         if clash:
             raise ValueError(f"configured modem names clash with simulated ones: {sorted(clash)}")
-        patterns = list(DEFAULT_PATTERNS)
+        patterns = list(self.settings.discovery.patterns)
         if self._link_dir is not None:
             patterns.append(str(Path(self._link_dir.name) / "ttyUSB*"))
         for config in [*self.settings.modems, *simulated]:
@@ -182,6 +184,8 @@ class Appliance:
     def _on_modem_state(self, name: str, state: str) -> None:
         _log.info("[%s] modem state: %s", name, state)
         self.dispatcher.kick()
+        if state == "online":
+            self.balances.kick()
 
     # ------------------------------------------------------------------ life cycle
 
@@ -219,6 +223,7 @@ class Appliance:
         self.node.start()
         self.inbound.start()
         self.webhooks.start()
+        self.balances.start()
         if self.settings.email.enabled:
             self._start_email()
         self.twilio.start()
@@ -254,6 +259,7 @@ class Appliance:
             self.work_listener.stop()
         if self.node is not None:
             self.node.stop()
+        self.balances.stop()
         for modem in self.modems:
             modem.stop()
         if self.email is not None:

@@ -8,7 +8,8 @@ latency is the one thing only the sender sees: the daemon calls
 Families: ``appliance_messages{state}``, ``appliance_queue_depth``,
 ``appliance_parts_sent_total{modem}``, ``appliance_send_seconds{modem}`` (histogram),
 ``appliance_modem_online{modem}``, ``appliance_modem_signal_dbm{modem}``,
-``appliance_modem_budget_left{modem,window}``, ``appliance_inbound_messages_total``,
+``appliance_modem_budget_left{modem,window}``, ``appliance_modem_balance{modem}`` (the
+last prepaid balance read by USSD), ``appliance_inbound_messages_total``,
 ``appliance_node_up{node,state}``, ``appliance_node_heartbeat_age_seconds{node}``,
 ``appliance_webhook_failing_deliveries``, ``appliance_webhook_failed_attempts``,
 ``appliance_store_up``, ``appliance_start_time_seconds``; with email to SMS on,
@@ -77,6 +78,9 @@ def _families() -> dict[str, Metric]:
         "budget": GaugeMetricFamily(
             "appliance_modem_budget_left", "Parts the SIM may still send in each rate window.",
             labels=["modem", "window"]),
+        "balance": GaugeMetricFamily(
+            "appliance_modem_balance", "The SIM's last prepaid balance read by USSD (balance_ussd).",
+            labels=["modem"]),
         "inbound": CounterMetricFamily(
             "appliance_inbound_messages", "Received SMS stored (reassembled)."),
         "wh_failing": GaugeMetricFamily(
@@ -122,6 +126,7 @@ class StoreCollector(Collector):
             inbound = stats.inbound_total()
             webhooks = stats.webhook_failures()
             nodes = s.queue.nodes()
+            balances = s.balances.latest() if getattr(s, "balances", None) is not None else {}
         except Exception:  # a scrape must still answer when the database does not
             _log.exception("metrics: the database did not answer")
             f["store_up"].add_metric([], 0)
@@ -135,6 +140,9 @@ class StoreCollector(Collector):
             f["inbound"].add_metric([], inbound)
             f["wh_failing"].add_metric([], webhooks.failing)
             f["wh_attempts"].add_metric([], webhooks.failed_attempts)
+            for modem_name, reading in sorted(balances.items()):
+                if reading.amount is not None:
+                    f["balance"].add_metric([modem_name], reading.amount)
             for node in nodes:
                 f["node_up"].add_metric([node.name, node.state], 1 if node.state == "alive" else 0)
                 f["node_silent"].add_metric([node.name], round(node.silent_s, 1))
@@ -154,6 +162,8 @@ class StoreCollector(Collector):
                 f["budget"].add_metric([name, "minute"], budget.minute_left)
                 f["budget"].add_metric([name, "hour"], budget.hour_left)
                 f["budget"].add_metric([name, "day"], budget.day_left)
+                if budget.month_left is not None:
+                    f["budget"].add_metric([name, "month"], budget.month_left)
         yield from f.values()
 
 

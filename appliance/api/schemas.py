@@ -30,6 +30,7 @@ __all__ = [
     "MAX_METADATA_BYTES",
     "MAX_METADATA_DEPTH",
     "MAX_RECIPIENTS",
+    "BalanceOut",
     "Budget",
     "Health",
     "InboundMessage",
@@ -53,6 +54,8 @@ __all__ = [
     "SendRequest",
     "SendResult",
     "SignalOut",
+    "UssdOut",
+    "UssdRequest",
     "check_metadata",
     "check_text",
 ]
@@ -371,6 +374,8 @@ class Budget(BaseModel):
     hour_left: int
     day_left: int
     next_allowed_at: datetime = Field(description="When the next part may go (now or earlier: at once).")
+    month_left: int | None = Field(default=None, description="Parts left this calendar month "
+                                   "(max_parts_per_month; null without that cap).")
 
     @classmethod
     def of(cls, b: BudgetView) -> Budget:
@@ -378,8 +383,36 @@ class Budget(BaseModel):
 
         return cls(
             minute_left=b.minute_left, hour_left=b.hour_left, day_left=b.day_left,
-            next_allowed_at=datetime.fromtimestamp(b.next_allowed_at, UTC),
+            next_allowed_at=datetime.fromtimestamp(b.next_allowed_at, UTC), month_left=b.month_left,
         )
+
+
+class BalanceOut(BaseModel):
+    """A prepaid balance read by USSD."""
+
+    amount: float | None = Field(description="The number found in the answer (balance_pattern); null when none.")
+    text: str = Field(description="The network's answer.")
+    at: datetime
+    low: bool | None = Field(description="Below the modem's balance_low (null: no threshold or no amount).")
+
+
+class UssdRequest(BaseModel):
+    """A USSD code to run through a modem."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"code": "*100#"}]})
+
+    code: str = Field(min_length=1, max_length=32, pattern=r"^[0-9*#+]+$",
+                      description="Digits, *, # and + (e.g. *100#).")
+
+
+class UssdOut(BaseModel):
+    """The network's answer to a USSD code."""
+
+    modem: str
+    code: str
+    text: str
+    status: int = Field(description="0 the network answered; otherwise the +CUSD <m> it ended the "
+                                    "session with (2: released, with this text).")
 
 
 class ModemOut(BaseModel):
@@ -412,6 +445,8 @@ class ModemOut(BaseModel):
     counters: ModemCounters
     budget: Budget | None = Field(description="Null when the dispatcher does not drive this modem.")
     node: str | None = Field(default=None, description="The node that drives it (several appliances).")
+    balance: BalanceOut | None = Field(default=None, description="The SIM's last prepaid balance read "
+                                       "(modems with balance_ussd).")
 
 
 class NodeOut(BaseModel):

@@ -42,6 +42,7 @@ __all__ = [
     "message_status",
     "newest_first",
     "resend",
+    "send_recipients",
     "send_times",
     "upsert_modem",
 ]
@@ -377,6 +378,15 @@ def send_times(tx: Tx, sim: str, *, since: float) -> list[float]:
     return [r["at"] for r in tx.exec_driver_sql(
         "SELECT at FROM send_log WHERE sim = ? AND at > ? ORDER BY at", (sim, since)
     )]
+
+
+def send_recipients(tx: Tx, sim: str, *, since: float) -> set[str]:
+    """The distinct numbers the SIM ``sim`` sent parts to since ``since`` (send log rows
+    whose message is still stored)."""
+    return {r["recipient"] for r in tx.exec_driver_sql(
+        "SELECT DISTINCT m.recipient FROM send_log s JOIN messages m ON m.id = s.message_id "
+        "WHERE s.sim = ? AND s.at > ?", (sim, since)
+    )}
 
 
 def ensure_modem(tx: Tx, modem: str, now: float) -> None:

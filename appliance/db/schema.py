@@ -544,3 +544,18 @@ class TwilioMessage(SQLModel, table=True):
     status_callback: str | None = None
     deleted: bool = Field(default=False, sa_type=FLAG, sa_column_kwargs={"server_default": text("0")})
     created_at: float
+
+
+class ModemBalance(SQLModel, table=True):
+    """A prepaid balance read by USSD: the amount found in the answer (None when none
+    was), the answer itself, and when."""
+
+    __tablename__ = "modem_balances"
+    __table_args__ = (Index("ix_modem_balances_modem", "modem", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    modem: str
+    iccid: str | None = None
+    amount: float | None = None
+    text: str
+    at: float

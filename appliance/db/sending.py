@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from appliance.db.engine import Tx
@@ -146,16 +146,25 @@ def _expire(conn: Tx, ids: Sequence[int], now: float) -> None:
 
 
 def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool = True,
-               marketing: bool = True, sim: str | None = None) -> Claim | None:
+               marketing: bool = True, sim: str | None = None,
+               recipients: Collection[str] | None = None) -> Claim | None:
     """Claim the next due message ``modem`` may send (at most ``max_parts`` parts).
 
     Messages pinned to another modem (a part already left through it) are skipped, and so
     are held ones (a paused broadcast's) and, with ``marketing=False`` (quiet hours),
     marketing ones. With ``sweep``, queued messages past their validity are expired first.
+    With ``recipients`` only messages to those numbers are taken (a SIM at its monthly cap
+    of distinct recipients).
     """
     if sweep:
         expire_due(conn, now)
     quiet = "" if marketing else " AND kind != 'marketing'"
+    allowed: tuple[str, ...] = ()
+    if recipients is not None:
+        allowed = tuple(sorted(recipients))
+        if not allowed:
+            return None
+        quiet += f" AND recipient IN ({', '.join('?' * len(allowed))})"
     index = "ix_messages_claim" if marketing else "ix_messages_claim_tx"
     # Another node's claim in progress holds its row: skip it rather than wait for it.
     skip = " FOR UPDATE SKIP LOCKED" if conn.postgres else ""
@@ -165,7 +174,7 @@ def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool 
         "WHERE status = 'queued' AND held = 0 AND due_at <= ? AND parts <= ? "
         f"AND (modem IS NULL OR modem = ?){quiet} "
         f"ORDER BY priority, due_at, id LIMIT 1{skip}",
-        (now, max_parts, modem),
+        (now, max_parts, modem, *allowed),
     ).first()
     if row is None:
         return None

@@ -190,7 +190,9 @@ class ManagedModem:
                 self._online.notify_all()
 
     def ussd(self, code: str, *, timeout: float = 15.0) -> str:
-        """A USSD request through this modem (e.g. a prepaid balance)."""
+        """A USSD request through this modem (e.g. a prepaid balance). Like
+        :meth:`diagnostics` it shares the open port: its ``AT+CUSD`` holds the transport's
+        command lock, so it never interleaves with a send; the answer arrives as a URC."""
         modem = self._modem
         if modem is None or not self.online:
             raise ModemDisconnected(f"modem is {self._state}", modem=self.name)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from appliance.db.errors import DatabaseUnavailable
 from appliance.modem.errors import ModemDisconnected, ModemError, SendOutcomeUnknown, SendRejected
 from appliance.pdu import PduError, ShiftTables, SubmitPdu, encode_submit
-from appliance.queue.ratelimit import DEFAULT_WINDOWS, RateLimits, SendBudget
+from appliance.queue.ratelimit import DEFAULT_WINDOWS, RateLimits, SendBudget, month_start, next_month_start
 from appliance.db.sending import Claim, Recovery
 from appliance.queue.store import Queue
 
@@ -36,6 +36,7 @@ _log = logging.getLogger(__name__)
 
 _ANY_SIZE = 255  # a claim may take a message of any size
 _MAX_IDLE_S = 60.0
+_MONTH_EPSILON = 1e-6  # send_times counts sends after ``since``: one at the month's first instant counts
 _MAX_VALIDITY_S = 63 * 7 * 86400
 _DEFAULT_SEND_TIMEOUT_S = 60.0
 _DEFAULT_STUCK_MARGIN_S = 60.0
@@ -85,6 +86,9 @@ class _Worker:
         self.sim = modem.name  # the send log's key for its SIM: the ICCID once the modem tells it
         self.limits = limits
         self.budget = SendBudget(limits)
+        # max_recipients_per_month: the numbers this SIM texted this month, until when.
+        self.recipients: set[str] | None = None
+        self.recipients_until = 0.0
         self.wake = threading.Event()
         self.ready = False  # idle, online, waiting for a claim (guarded by the dispatcher lock)
         self.job: Claim | None = None
@@ -158,7 +162,31 @@ class _Worker:
         """The SIM's budget from the shared send log (its parts sent on any node)."""
         d = self.dispatcher
         now = d.clock()
-        self.budget = SendBudget(self.limits, d.queue.send_times(self.sim, since=now - max(self.limits.windows)))
+        times = d.queue.send_times(self.sim, since=now - max(self.limits.windows))
+        self._load_recipients(now)
+        if self.limits.per_month is None:
+            self.budget = SendBudget(self.limits, times)
+            return
+        # The monthly cap: this month's parts counted once here, then kept in memory.
+        start = month_start(now)
+        parts = len(d.queue.send_times(self.sim, since=start - _MONTH_EPSILON))
+        self.budget = SendBudget(self.limits, times, month_from=start, month_parts=parts)
+
+    def _load_recipients(self, now: float) -> None:
+        if self.limits.recipients_per_month is None:
+            return
+        self.recipients = self.dispatcher.queue.send_recipients(self.sim, since=month_start(now) - _MONTH_EPSILON)
+        self.recipients_until = next_month_start(now)
+
+    def allowed_recipients(self, now: float) -> set[str] | None:
+        """None when any number may be texted; at the monthly cap of distinct recipients,
+        the numbers already texted this month (a copy)."""
+        cap = self.limits.recipients_per_month
+        if cap is None or self.recipients is None:
+            return None
+        if now >= self.recipients_until:  # a new month
+            self._load_recipients(now)
+        return set(self.recipients) if len(self.recipients) >= cap else None
 
     def _note_health(self, online: bool) -> None:
         if self.was_online == online:
@@ -191,6 +219,8 @@ class _Worker:
         if due is not None:
             if due > now:
                 wake_at = min(wake_at, due)
+            elif self.allowed_recipients(now) is not None:
+                pass  # the due work may be to numbers this SIM may not text: wait for a kick
             else:
                 # Work is due but did not fit: wait for the budget to grow.
                 room = self.budget.room(now)
@@ -247,6 +277,8 @@ class _Worker:
                     _log.info("[%s] message %d not sent: %s", self.name, claim.message_id, verdict)
                     return None
             self.budget.record(started)
+            if self.recipients is not None:
+                self.recipients.add(claim.to)
             self.beat("sending", self._send_timeout())
             try:
                 mr = self.modem.send_pdu(pdus[part.seq - 1], timeout=d.send_timeout)
@@ -287,7 +319,8 @@ class _Worker:
             room = self._chain_room(done) if part is claim.parts[-1] else 0
             if room and d.may_send():
                 try:
-                    chained = queue.part_sent_and_next(claim, part, mr, done, max_parts=room)
+                    chained = queue.part_sent_and_next(claim, part, mr, done, max_parts=room,
+                                                       recipients=self.allowed_recipients(done))
                 except DatabaseUnavailable:
                     self._durably(queue.part_sent, claim, part, mr, done)
                     continue
@@ -505,7 +538,8 @@ class Dispatcher:
             if room <= 0:
                 continue
             max_parts = room if room < w.limits.smallest_cap else _ANY_SIZE
-            claim = self.queue.claim(w.name, max_parts=max_parts, now=now, sim=w.sim)
+            claim = self.queue.claim(w.name, max_parts=max_parts, now=now, sim=w.sim,
+                                     recipients=w.allowed_recipients(now))
             if claim is None:
                 continue
             w.job = claim

@@ -4,7 +4,9 @@ A :class:`SendBudget` holds the times at which one modem handed parts to the net
 found in the durable send log, so a restart does not reset a budget) and answers two
 questions: how many parts may go right now (:meth:`SendBudget.room`), and when the next
 ``n`` may (:meth:`SendBudget.next_slot`). Windows slide: a part sent at ``t`` counts in the
-minute window until ``t + 60 s``.
+minute window until ``t + 60 s``. The optional monthly cap does not slide: it counts the
+parts of the calendar month (local time), counted once from the send log when the worker
+starts and kept in memory after that.
 """
 
 from __future__ import annotations
@@ -12,12 +14,27 @@ from __future__ import annotations
 from bisect import bisect_right, insort
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-__all__ = ["DEFAULT_WINDOWS", "BudgetView", "RateLimits", "SendBudget"]
+__all__ = ["DEFAULT_WINDOWS", "BudgetView", "RateLimits", "SendBudget", "month_start", "next_month_start"]
 
 DEFAULT_WINDOWS: tuple[float, float, float] = (60.0, 3600.0, 86400.0)
 _EPSILON = 1e-6
+_NO_CAP = 1 << 30
+
+
+def month_start(now: float) -> float:
+    """UNIX time of the first instant of ``now``'s calendar month (local time)."""
+    local = datetime.fromtimestamp(now).astimezone()
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def next_month_start(now: float) -> float:
+    """UNIX time of the first instant of the calendar month after ``now``'s (local time)."""
+    local = datetime.fromtimestamp(now).astimezone()
+    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    return datetime(year, month, 1).astimezone().timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +47,8 @@ class RateLimits:
     per_hour: int = 200
     per_day: int = 1000
     windows: tuple[float, float, float] = DEFAULT_WINDOWS
+    per_month: int | None = None
+    recipients_per_month: int | None = None
 
     @classmethod
     def from_config(cls, config: Any, *, windows: tuple[float, float, float] = DEFAULT_WINDOWS) -> RateLimits:
@@ -40,6 +59,8 @@ class RateLimits:
             per_hour=int(config.max_parts_per_hour),
             per_day=int(config.max_parts_per_day),
             windows=windows,
+            per_month=getattr(config, "max_parts_per_month", None),
+            recipients_per_month=getattr(config, "max_recipients_per_month", None),
         )
 
     @property
@@ -65,15 +86,22 @@ class BudgetView:
     hour_left: int
     day_left: int
     next_allowed_at: float  # UNIX time; <= now when a part may go now
+    month_left: int | None = None  # None: no monthly cap
 
 
 class SendBudget:
     """Sliding-window counter of the parts one modem sent. Not thread-safe: one per worker."""
 
-    def __init__(self, limits: RateLimits, times: Iterable[float] = ()) -> None:
+    def __init__(self, limits: RateLimits, times: Iterable[float] = (), *, month_from: float | None = None,
+                 month_parts: int = 0) -> None:
+        """``month_parts`` parts were sent since ``month_from`` (the start of the current
+        calendar month; counted from the send log by the caller when a monthly cap is set)."""
         self.limits = limits
         self._horizon = max(limits.windows)
         self._times: list[float] = sorted(times)
+        self._month_from = month_from
+        self._month_until = next_month_start(month_from) if month_from is not None else None
+        self._month_parts = month_parts
 
     @property
     def times(self) -> list[float]:
@@ -82,6 +110,8 @@ class SendBudget:
     def record(self, at: float) -> None:
         """A part was handed to the modem at ``at``."""
         insort(self._times, at)
+        if self._month_from is not None and at >= self._month_from:
+            self._month_parts += 1
 
     def move(self, old: float, new: float) -> None:
         """A recorded send's time is now known better (e.g. when the modem answered)."""
@@ -93,6 +123,20 @@ class SendBudget:
         i = bisect_right(self._times, at) - 1
         if i >= 0 and self._times[i] == at:
             del self._times[i]
+            if self._month_from is not None and at >= self._month_from:
+                self._month_parts = max(0, self._month_parts - 1)
+
+    def month_left(self, now: float) -> int | None:
+        """Parts left under the monthly cap (None: no cap). A new month starts at zero,
+        with the parts already sent in it that the windows still hold."""
+        cap = self.limits.per_month
+        if cap is None:
+            return None
+        if self._month_from is None or self._month_until is None or now >= self._month_until:
+            self._month_from = month_start(now)
+            self._month_until = next_month_start(now)
+            self._month_parts = len(self._times) - bisect_right(self._times, self._month_from - _EPSILON)
+        return max(0, cap - self._month_parts)
 
     def _prune(self, now: float) -> None:
         cut = bisect_right(self._times, now - self._horizon)
@@ -105,7 +149,9 @@ class SendBudget:
     def room(self, now: float) -> int:
         """How many parts the windows allow right now (the minimum interval aside)."""
         self._prune(now)
-        return max(0, min(cap - self._in_window(now, w) for w, cap in self.limits.caps))
+        room = max(0, min(cap - self._in_window(now, w) for w, cap in self.limits.caps))
+        month = self.month_left(now)
+        return room if month is None else min(room, month)
 
     def left(self, now: float) -> tuple[int, int, int]:
         """Parts left in the minute, hour and day windows."""
@@ -119,6 +165,9 @@ class SendBudget:
         is read as the cap (such a message is paced part by part)."""
         self._prune(now)
         at = now
+        month = self.month_left(now)
+        if month is not None and month < min(parts, self.limits.per_month or parts) and self._month_until is not None:
+            return self._month_until  # the month's parts are spent: the next month
         if self._times and self.limits.min_interval_s > 0:
             at = max(at, self._times[-1] + self.limits.min_interval_s)
         for window, cap in self.limits.caps:
@@ -134,4 +183,4 @@ class SendBudget:
 
     def view(self, modem: str, now: float) -> BudgetView:
         m, h, d = self.left(now)
-        return BudgetView(modem, m, h, d, self.next_slot(now))
+        return BudgetView(modem, m, h, d, self.next_slot(now), self.month_left(now))

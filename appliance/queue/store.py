@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -344,6 +344,11 @@ class Queue:
         with read_tx(self.engine) as tx:
             return messages.send_times(tx, sim, since=since)
 
+    def send_recipients(self, sim: str, *, since: float) -> set[str]:
+        """The distinct numbers the SIM ``sim`` sent parts to since ``since`` (send log)."""
+        with read_tx(self.engine) as tx:
+            return messages.send_recipients(tx, sim, since=since)
+
     def budget(self, modem: str, limits: RateLimits, *, now: float | None = None, sim: str | None = None) -> BudgetView:
         """Parts left in the minute/hour/day windows and the next allowed send time."""
         now = self.clock() if now is None else now
@@ -460,9 +465,11 @@ class Queue:
             self._notify()
         return result
 
-    def claim(self, modem: str, *, max_parts: int, now: float | None = None, sim: str | None = None) -> Claim | None:
+    def claim(self, modem: str, *, max_parts: int, now: float | None = None, sim: str | None = None,
+              recipients: Collection[str] | None = None) -> Claim | None:
         """Claim the next message ``modem`` may send now (at most ``max_parts`` parts);
-        ``sim`` is the key its parts are logged under (the SIM's ICCID)."""
+        ``sim`` is the key its parts are logged under (the SIM's ICCID); with
+        ``recipients``, only a message to one of those numbers."""
         now = self.clock() if now is None else now
         quiet = self.quiet_hours
         marketing = quiet is None or not quiet.contains(now)
@@ -473,7 +480,7 @@ class Queue:
         # the part's "submitting" commit that follows is durable and syncs this one too.
         with write_tx(self.engine, durable=False, pipeline=True) as tx:
             claim = sending.claim_next(tx, modem, max_parts=max_parts, now=now, sweep=sweep,
-                                       marketing=marketing, sim=sim)
+                                       marketing=marketing, sim=sim, recipients=recipients)
         if sweep:
             self._last_sweep = now
         return claim
@@ -504,7 +511,8 @@ class Queue:
             return sending.part_sent(tx, claim, part, mr, now)
 
     def part_sent_and_next(
-        self, claim: Claim, part: ClaimedPart, mr: int, now: float, *, max_parts: int
+        self, claim: Claim, part: ClaimedPart, mr: int, now: float, *, max_parts: int,
+        recipients: Collection[str] | None = None,
     ) -> Claim | None:
         """:meth:`part_sent`, then in the same durable transaction claim the next message the
         modem may send now (at most ``max_parts`` parts) and commit its first part
@@ -519,7 +527,7 @@ class Queue:
         with write_tx(self.engine, pipeline=True) as tx:
             sending.part_sent(tx, claim, part, mr, now)
             nxt = sending.claim_next(tx, claim.modem, max_parts=max_parts, now=now, sweep=False,
-                                     marketing=marketing, sim=claim.sim)
+                                     marketing=marketing, sim=claim.sim, recipients=recipients)
             if nxt is not None and sending.begin_part(tx, nxt, nxt.parts[0], now) != "go":
                 nxt = None
         return nxt

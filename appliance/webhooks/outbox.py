@@ -6,7 +6,9 @@ cursors (table ``cursors``), so a crash neither loses an event nor makes it twic
 - ``inbound`` rows once handled (``handled_at`` set: their keyword actions are done) →
   event ``inbound``, id ``inb_<inbound id>``. The cursor stops before the first unhandled
   row, so a row handled late is not skipped.
-- ``events`` rows of the kinds in :data:`STATUS_KINDS` → event ``status``, id ``evt_<event id>``.
+- ``events`` rows of the kinds in :data:`STATUS_KINDS` → event ``status``, id ``evt_<event id>``;
+  rows of the kinds in :data:`MODEM_KINDS` (no message) → an event of that type
+  (``modem.balance_low``), id ``evt_<event id>``.
 
 Cursors start at 0: the first pump on a database turns its whole history into events.
 Event ids are stable and ``(event_id, url)`` is unique, so a repeated pump is harmless; the
@@ -35,13 +37,14 @@ from appliance.db import outbox as outbox_db
 from appliance.db.engine import Tx, read_tx, write_tx
 from appliance.db.outbox import InboundSource, NewDelivery, OutboxEntry, StatusSource
 
-__all__ = ["EVENTS_CURSOR", "GAP_TIMEOUT_S", "INBOUND_CURSOR", "STATUS_KINDS", "Outbox", "OutboxEntry", "iso"]
+__all__ = ["EVENTS_CURSOR", "GAP_TIMEOUT_S", "INBOUND_CURSOR", "MODEM_KINDS", "STATUS_KINDS", "Outbox", "OutboxEntry", "iso"]
 
 _log = logging.getLogger(__name__)
 
 STATUS_KINDS = frozenset(
     {"sent", "delivered", "undelivered", "failed", "unknown", "expired", "suppressed", "cancelled"}
 )
+MODEM_KINDS = frozenset({"modem.balance_low"})
 INBOUND_CURSOR = "webhooks.inbound"
 EVENTS_CURSOR = "webhooks.events"
 GAP_TIMEOUT_S = 300.0
@@ -109,6 +112,9 @@ class Outbox:
                 events_at = e.id
                 if e.kind in STATUS_KINDS and e.message_id is not None and urls:
                     new.extend(NewDelivery(f"evt_{e.id}", url, "status", _status_payload(e)) for url in urls)
+                elif e.kind in MODEM_KINDS and e.message_id is None:
+                    hooks = list(dict.fromkeys(subscriptions.get(e.kind, ())))
+                    new.extend(NewDelivery(f"evt_{e.id}", url, e.kind, _modem_payload(e)) for url in hooks)
             made = outbox_db.add_deliveries(tx, new, now)
             outbox_db.set_cursor(tx, INBOUND_CURSOR, inbound_at)
             outbox_db.set_cursor(tx, EVENTS_CURSOR, events_at)
@@ -240,6 +246,13 @@ def _status_payload(e: StatusSource) -> str:
         "id": f"evt_{e.id}", "type": "status", "created_at": iso(e.at),
         "data": {"message_id": e.message_id, "to": e.recipient, "status": e.kind, "modem": e.modem or e.message_modem,
                  "error": error, "at": iso(e.at)},
+    })
+
+
+def _modem_payload(e: StatusSource) -> str:
+    return _json({
+        "id": f"evt_{e.id}", "type": e.kind, "created_at": iso(e.at),
+        "data": {"modem": e.modem, **_detail(e.detail), "at": iso(e.at)},
     })
 
 

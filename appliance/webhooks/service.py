@@ -102,7 +102,7 @@ class WebhookService:
         self.webhooks: dict[str, WebhookConfig] = {}
         for hook in webhooks:
             self.webhooks.setdefault(str(hook.url), hook)
-        self.subscriptions: dict[str, list[str]] = {"inbound": [], "status": []}
+        self.subscriptions: dict[str, list[str]] = {"inbound": [], "status": [], "modem.balance_low": []}
         for url, hook in self.webhooks.items():
             for event in hook.events:
                 self.subscriptions[event].append(url)

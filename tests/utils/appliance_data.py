@@ -97,6 +97,13 @@ def fill_every_table(url: str) -> Filled:
         outbox.mark_delivered(entries[-1].id, attempts=1)
         add_stopped_node(engine, "pi-1", heartbeat_age_s=3600.0)
         fill_email_tables(engine)
+        # Prepaid balances read by USSD (issue 15).
+        from appliance.db import balances as balances_db
+
+        with write_tx(engine) as tx:
+            balances_db.record(tx, "m1", iccid="8901260000000000001", amount=12.5,
+                               text="Your balance is 12.50 USD.", at=time.time())
+            balances_db.record(tx, "m1", iccid="8901260000000000001", amount=3.0, text="Balance 3,00", at=time.time())
         max_id = max(m.id for m in queue.list(limit=1000).items)
         return Filled(queued_message=queued.id, max_message_id=max_id)
     finally:

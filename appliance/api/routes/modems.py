@@ -1,16 +1,18 @@
-"""``/v1/modems``: each modem's state, identity, signal, counters and send budget."""
+"""``/v1/modems``: each modem's state, identity, signal, counters, send budget and prepaid
+balance; ``POST /v1/modems/{name}/ussd`` runs a USSD code (admin)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 
 from appliance.api.auth import get_services, require
 from appliance.api.keys import ApiKey
-from appliance.api.problems import problem_responses
+from appliance.api.problems import ApiProblem, problem_responses
 from appliance.api.schemas import (
+    BalanceOut,
     Budget,
     ModemCounters,
     ModemIdentityOut,
@@ -19,6 +21,8 @@ from appliance.api.schemas import (
     NodeOut,
     RegistrationOut,
     SignalOut,
+    UssdOut,
+    UssdRequest,
 )
 from appliance.api.services import Services
 from appliance.api.store import SentCounts, StoreStats
@@ -33,7 +37,15 @@ def _local_midnight() -> float:
     return now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
-def _modem_out(modem: Any, counts: SentCounts | None, budget: Any, node: str | None = None) -> ModemOut:
+def _balance_out(reading: Any, low: float | None) -> BalanceOut | None:
+    if reading is None:
+        return None
+    return BalanceOut(amount=reading.amount, text=reading.text, at=datetime.fromtimestamp(reading.at, UTC),
+                      low=None if low is None or reading.amount is None else reading.amount < low)
+
+
+def _modem_out(modem: Any, counts: SentCounts | None, budget: Any, node: str | None = None,
+               balance: Any = None) -> ModemOut:
     identity = getattr(modem, "identity", None)
     signal = getattr(modem, "signal", None)
     registration = getattr(modem, "registration", None)
@@ -59,10 +71,11 @@ def _modem_out(modem: Any, counts: SentCounts | None, budget: Any, node: str | N
         ),
         budget=None if budget is None else Budget.of(budget),
         node=node,
+        balance=_balance_out(balance, getattr(getattr(modem, "config", None), "balance_low", None)),
     )
 
 
-def _remote_modem_out(row: Any, node_state: str, counts: SentCounts | None) -> ModemOut:
+def _remote_modem_out(row: Any, node_state: str, counts: SentCounts | None, balance: Any = None) -> ModemOut:
     """A modem another node drives, as the database last heard of it."""
     online = node_state == "alive" and row.state == "online"
     return ModemOut(
@@ -72,7 +85,7 @@ def _remote_modem_out(row: Any, node_state: str, counts: SentCounts | None) -> M
         last_error=None if node_state == "alive" else f"its node {row.node} is {node_state}",
         counters=ModemCounters(parts_sent_today=counts.since if counts else 0,
                                parts_sent_total=counts.total if counts else 0),
-        budget=None, node=row.node,
+        budget=None, node=row.node, balance=_balance_out(balance, None),
     )
 
 
@@ -89,12 +102,14 @@ def list_modems(
     counts = StoreStats(services.queue.engine).sent_counts(since=_local_midnight())
     budgets = services.dispatcher.budgets()
     me = services.settings.node.name
-    local = [_modem_out(m, counts.get(m.name), budgets.get(m.name), me) for m in list(services.modems)]
+    balances = _balances(services)
+    local = [_modem_out(m, counts.get(m.name), budgets.get(m.name), me, balances.get(m.name))
+             for m in list(services.modems)]
     nodes = services.queue.nodes()
     state = {n.name: n.state for n in nodes}
     names = {m.name for m in local}
     remote = [
-        _remote_modem_out(row, state.get(row.node, "silent"), counts.get(row.name))
+        _remote_modem_out(row, state.get(row.node, "silent"), counts.get(row.name), balances.get(row.name))
         for row in services.queue.modems() if row.node and row.node != me and row.name not in names
     ]
     return ModemsOut(modems=local + remote, nodes=[
@@ -102,3 +117,49 @@ def list_modems(
                 version=n.version, api_url=n.api_url, this=n.name == me, recovered_by=n.recovered_by)
         for n in nodes
     ])
+
+
+def _balances(services: Services) -> dict[str, Any]:
+    """The newest balance reading of each modem (none when the daemon keeps no balances)."""
+    balances = getattr(services, "balances", None)
+    return balances.latest() if balances is not None else {}
+
+
+@router.post(
+    "/{name}/ussd",
+    response_model=UssdOut,
+    summary="Run a USSD code (e.g. *100#, the prepaid balance) through a modem",
+    description="The answer comes back decoded. When the code is the modem's balance_ussd the answer "
+                "is also kept as its balance. 409 while the modem is offline; 502 when the modem or the "
+                "network gave no answer.",
+    responses=problem_responses(401, 403, 404, 409, 422, 502),
+)
+def run_ussd(
+    body: UssdRequest,
+    _key: Annotated[ApiKey, Depends(require("admin"))],
+    services: Annotated[Services, Depends(get_services)],
+    name: str = Path(max_length=64),
+) -> UssdOut:
+    from appliance.modem.errors import ModemDisconnected, ModemError, UssdError
+
+    modem = next((m for m in list(services.modems) if m.name == name), None)
+    if modem is None:
+        raise ApiProblem(404, "not-found", f"no modem named {name!r} on this appliance")
+    if not modem.online:
+        raise ApiProblem(409, "invalid-state", f"modem {name} is {modem.state}; try again when it is online")
+    status = 0
+    try:
+        text = modem.ussd(body.code)
+    except UssdError as exc:
+        if not exc.text:
+            raise ApiProblem(502, "modem-error", exc.message) from None
+        text, status = exc.text, exc.status
+    except ModemDisconnected as exc:
+        raise ApiProblem(409, "invalid-state", f"modem {name} went offline: {exc.message}") from None
+    except ModemError as exc:
+        raise ApiProblem(502, "modem-error", exc.message) from None
+    balances = getattr(services, "balances", None)
+    config = getattr(modem, "config", None)
+    if balances is not None and config is not None and config.balance_ussd == body.code:
+        balances.record(modem, text)
+    return UssdOut(modem=name, code=body.code, text=text, status=status)

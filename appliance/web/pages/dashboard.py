@@ -41,14 +41,21 @@ class ModemRow:
     hour_left: int | None
     day_left: int | None
     node: str | None = None  # the appliance driving it, when several share the database
+    balance_text: str | None = None  # the last prepaid balance answer (balance_ussd)
+    balance_amount: float | None = None
+    balance_low: bool = False
 
 
 def modem_rows(services: Services, nodes: list[Any] | None = None) -> list[ModemRow]:
     """This appliance's modems, then (with ``nodes``) the ones other nodes drive, as the
     shared database last heard of them."""
     budgets = services.dispatcher.budgets()
+    balances_service: Any = getattr(services, "balances", None)
+    balances = balances_service.latest() if balances_service is not None else {}
     rows = []
     for m in list(services.modems):
+        balance: Any = balances.get(m.name)
+        low: Any = getattr(getattr(m, "config", None), "balance_low", None)
         signal: Any = getattr(m, "signal", None)
         registration: Any = getattr(m, "registration", None)
         budget: Any = budgets.get(m.name)
@@ -62,6 +69,9 @@ def modem_rows(services: Services, nodes: list[Any] | None = None) -> list[Modem
             hour_left=budget.hour_left if budget else None,
             day_left=budget.day_left if budget else None,
             node=services.settings.node.name if nodes else None,
+            balance_text=balance.text if balance else None,
+            balance_amount=balance.amount if balance else None,
+            balance_low=bool(balance and balance.amount is not None and low is not None and balance.amount < low),
         ))
     if nodes:
         state = {n.name: n.state for n in nodes}

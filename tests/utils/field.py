@@ -1,0 +1,56 @@
+"""Helpers of the issue-15 field tests: a webhook receiver and polling without timing."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["HookReceiver", "wait_until"]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """Poll ``predicate`` until it is truthy (returns its value) or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+class HookReceiver:
+    """A webhook receiver on 127.0.0.1 that answers 200 and keeps every JSON body."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        lock = threading.Lock()
+        bodies = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with lock:
+                    bodies.append(json.loads(raw))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [b for b in list(self.bodies) if b.get("type") == kind]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -150,9 +150,11 @@ class NewMessage(NamedTuple):
     kind: str = "transactional"
     held: int = 0
     shift_tables: str | None = None
+    attempts: int = 0
+    resends: int = 0
 
 
-_NEW_MESSAGE_COLUMNS = (*NewMessage._fields, "attempts", "resends")
+_NEW_MESSAGE_COLUMNS = NewMessage._fields
 _MSG_COLS = (
     "id, recipient, body, status, priority, encoding, parts, modem, attempts, resends, created_at, "
     "updated_at, send_at, expires_at, sent_at, delivered_at, error, metadata_json, redacted_at"
@@ -172,15 +174,31 @@ def _message_view(r: Any, parts: tuple[PartView, ...] = ()) -> MessageView:
     )
 
 
-def new_message_view(m: NewMessage, priority: str) -> MessageView:
-    """The view of a message just inserted (without reading it back)."""
-    created = as_datetime(m.created_at)
-    return MessageView(
-        id=m.id, to=m.recipient, body=m.body, status=m.status, priority=priority, encoding=m.encoding,
-        parts=m.parts, modem=None, attempts=0, resends=0, created_at=created, updated_at=created,  # type: ignore[arg-type]
-        send_at=as_datetime(m.send_at), expires_at=as_datetime(m.expires_at), sent_at=None, delivered_at=None,
-        error=m.error, metadata=load_json(m.metadata_json),
-    )
+def new_message_views(rows: Sequence[NewMessage], priority: str) -> list[MessageView]:
+    """The views of messages just inserted together (without reading them back): one
+    enqueue shares its times and metadata, so each is converted once."""
+    times: dict[float | None, datetime | None] = {}
+    metas: dict[str | None, Any] = {}
+
+    def dt(ts: float | None) -> datetime | None:
+        if ts not in times:
+            times[ts] = as_datetime(ts)
+        return times[ts]
+
+    def meta(text: str | None) -> Any:
+        if text not in metas:
+            metas[text] = load_json(text)
+        return metas[text]
+
+    return [
+        MessageView(
+            id=m.id, to=m.recipient, body=m.body, status=m.status, priority=priority, encoding=m.encoding,
+            parts=m.parts, modem=None, attempts=0, resends=0, created_at=dt(m.created_at),  # type: ignore[arg-type]
+            updated_at=dt(m.created_at), send_at=dt(m.send_at), expires_at=dt(m.expires_at),  # type: ignore[arg-type]
+            sent_at=None, delivered_at=None, error=m.error, metadata=meta(m.metadata_json),
+        )
+        for m in rows
+    ]
 
 
 # ---------------------------------------------------------------------- events
@@ -253,7 +271,7 @@ def reserve_message_ids(tx: Tx, n: int) -> int:
 
 def insert_messages(tx: Tx, rows: Sequence[NewMessage]) -> None:
     """Insert messages (ids from :func:`reserve_message_ids`) in one go."""
-    tx.insert_rows("messages", _NEW_MESSAGE_COLUMNS, [(*r, 0, 0) for r in rows])
+    tx.insert_rows("messages", _NEW_MESSAGE_COLUMNS, rows)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------- reads

@@ -56,6 +56,9 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 DEFAULT_REPORT_WINDOW_S = 72 * 3600.0
+# Plain strings for bulk inserts: the driver adapts a str subclass (the enum) more slowly.
+_QUEUED = MessageStatus.QUEUED.value
+_SUPPRESSED = MessageStatus.SUPPRESSED.value
 EXPIRY_SWEEP_S = 1.0
 
 
@@ -200,14 +203,15 @@ class Queue:
             batch_id = messages.insert_batch(tx, idempotency_key, fingerprint, now, len(recipients))
             opted = set() if ignore_opt_out else consent.opted_out_among(tx, recipients)
             first = messages.reserve_message_ids(tx, len(recipients))
+            tables, encoding, total = p.tables.key or None, p.encoding, p.total
             rows = [
                 NewMessage(
-                    id=first + i, batch_id=batch_id, recipient=to, body=body, encoding=p.encoding, parts=p.total,
-                    priority=prio, status=MessageStatus.SUPPRESSED if to in opted else MessageStatus.QUEUED,
+                    id=first + i, batch_id=batch_id, recipient=to, body=body, encoding=encoding, parts=total,
+                    priority=prio, status=_SUPPRESSED if to in opted else _QUEUED,
                     created_at=now, updated_at=now, send_at=send_ts, due_at=start, expires_at=expires,
                     max_attempts=self.max_attempts, error="recipient opted out" if to in opted else None,
                     metadata_json=meta_json, modem=modem, ignore_opt_out=int(ignore_opt_out),
-                    shift_tables=p.tables.key or None,
+                    shift_tables=tables,
                 )
                 for i, to in enumerate(recipients)
             ]
@@ -218,7 +222,7 @@ class Queue:
             if within is not None:
                 within(tx, [r.id for r in rows])
         self._notify()
-        return [messages.new_message_view(r, priority) for r in rows]
+        return messages.new_message_views(rows, priority)
 
     def enqueue_many(
         self,
@@ -283,7 +287,7 @@ class Queue:
             rows = [
                 NewMessage(
                     id=first + i, batch_id=batch_id, recipient=to, body=body, encoding=enc, parts=total,
-                    priority=prio, status=MessageStatus.SUPPRESSED if to in opted else MessageStatus.QUEUED,
+                    priority=prio, status=_SUPPRESSED if to in opted else _QUEUED,
                     created_at=now, updated_at=now, send_at=send_ts, due_at=start, expires_at=expires,
                     max_attempts=self.max_attempts, error="recipient opted out" if to in opted else None,
                     broadcast_id=broadcast_id, kind=kind, held=int(held), shift_tables=tables,

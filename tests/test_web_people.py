@@ -38,7 +38,9 @@ def test_inbox_threads_stop_tag_and_thread_merges_in_and_out(live_server: Any, w
     live_server.simulators[0].deliver_sms(parent, "STOP")
     def both_replies() -> str | None:
         text: str = staff.get("/inbox").text
-        return text if "tag-stop" in text and "Who is this?" in text else None
+        # The STOP is stored first, its opt-out recorded just after: wait for both.
+        done = "tag-stop" in text and "Who is this?" in text and "opted out" in text
+        return text if done else None
 
     inbox = _wait(both_replies, "both replies in the inbox")
     rows = re.findall(r"<tr>.*?</tr>", inbox, re.DOTALL)

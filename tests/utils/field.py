@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.utils.wait import wait_until
+
 __all__ = ["HookReceiver", "wait_until"]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Poll ``predicate`` until it is truthy (returns its value) or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return predicate()
 
 
 class HookReceiver:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from appliance.modem.logs import modem_logger
 from appliance.modem.answers import decode_ussd, parse_cusd, parse_registration
 from appliance.modem.codes import describe
 from appliance.modem.errors import (
@@ -152,11 +153,6 @@ def signal_from_rssi(rssi: int, ber: int = 99) -> SignalQuality:
     return SignalQuality(rssi=rssi, ber=ber, dbm=-113 + 2 * rssi, bars=bars)
 
 
-class _NameAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"[{self.extra['modem']}] {msg}", kwargs  # type: ignore[index]
-
-
 def _fields(text: str) -> list[str]:
     """Comma-separated AT fields, quotes honoured and removed."""
     out, cur, quoted = [], [], False
@@ -221,7 +217,7 @@ class Modem:
         self._ussd_replies: queue.Queue[Urc] = queue.Queue()
         self._rebooted = threading.Event()
         self._odd_seen: set[str] = set()
-        self._log = _NameAdapter(_log, {"modem": self.name})
+        self._log = modem_logger(_log, self.name)
         transport.on_urc = self._on_urc
 
     @classmethod

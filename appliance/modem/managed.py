@@ -20,8 +20,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
+from appliance.modem.logs import modem_logger
 from appliance.config import ModemConfig
 from appliance.modem.discovery import DEFAULT_PATTERNS, find_modem
 from appliance.modem.driver import Diagnostics, Modem
@@ -46,11 +46,6 @@ __all__ = ["ManagedModem", "STATES"]
 _log = logging.getLogger(__name__)
 
 STATES = ("starting", "online", "offline", "resetting", "error")
-
-
-class _NameAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"[{self.extra['modem']}] {msg}", kwargs  # type: ignore[index]
 
 
 class ManagedModem:
@@ -105,7 +100,7 @@ class ManagedModem:
         self._online = threading.Condition()
         self._inflight = 0
         self._thread: threading.Thread | None = None
-        self._log = _NameAdapter(_log, {"modem": self.name})
+        self._log = modem_logger(_log, self.name)
 
     # ------------------------------------------------------------------ public surface
 

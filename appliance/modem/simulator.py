@@ -56,6 +56,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from appliance.modem.logs import modem_logger
 from appliance.errors import ApplianceError
 from appliance.modem.personas import PERSONAS, Persona
 from appliance.numbers import mask
@@ -365,11 +366,6 @@ def _tpdu_length(pdu_hex: str) -> int:
     return len(pdu_hex) // 2 - 1 - int(pdu_hex[:2], 16)
 
 
-class _NameAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"[{self.extra['modem']}] {msg}", kwargs  # type: ignore[index]
-
-
 class SimulatedModem:
     """One simulated USB modem on real pseudo-terminals.
 
@@ -424,7 +420,7 @@ class SimulatedModem:
         self._rssi = rssi
         self._pin = pin
         self._roles = self._persona.port_roles + ("silent",) * (extra_ports or 0)
-        self._log = _NameAdapter(_log, {"modem": self.name})
+        self._log = modem_logger(_log, self.name)
 
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None

@@ -34,10 +34,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import serial
 
+from appliance.modem.logs import modem_logger
 from appliance.modem.answers import parse_registration
 from appliance.modem.codes import describe
 from appliance.modem.errors import (
@@ -193,11 +193,6 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-class _NameAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"[{self.extra['modem']}] {msg}", kwargs  # type: ignore[index]
-
-
 class ATTransport:
     """AT commands over one serial port.
 
@@ -228,7 +223,7 @@ class ATTransport:
         self.quiet_s = quiet_s
         self.lock = threading.RLock()
         """Held for each exchange; hold it yourself across a sequence of commands."""
-        self._log = _NameAdapter(_log, {"modem": self.name})
+        self._log = modem_logger(_log, self.name)
         self._ser: serial.Serial | None = None
         self._state = threading.Lock()
         self._pending: _Pending | None = None

@@ -296,6 +296,46 @@ def modems_scan(
     console.print(table, markup=False)
 
 
+_CONFIG_OPTION_EARLY = typer.Option(None, "--config", "-c", envvar="APPLIANCE_CONFIG", help="Settings file (TOML).")
+
+
+def _sim_health_action(verb: str, name: str, config: str | None, reason: str | None = None) -> None:
+    """Pause or resume a SIM in the database: the running daemon (any node) sees it within seconds."""
+    from appliance.queue.sim_health import SimHealth, UnknownModem
+
+    settings, engine = _migrated_engine(config)
+    health = SimHealth(engine, settings.health.sim)
+    try:
+        health.check_known(name, [m.name for m in settings.modems])
+    except UnknownModem as exc:
+        raise fail(str(exc)) from None
+    if verb == "resume":
+        row = health.resume(name, by="cli")
+        print(f"{name} resumed: it takes work again" if row is not None else f"{name} is not paused")
+    else:
+        _, changed = health.pause(name, by="cli", reason=reason)
+        print(f"{name} paused until 'appliance modems resume {name}'" if changed else f"{name} is paused already")
+
+
+@modems_app.command("resume")
+def modems_resume(
+    name: str = typer.Argument(..., help="The modem's name (as in /v1/modems)."),
+    config: str | None = _CONFIG_OPTION_EARLY,
+) -> None:
+    """Resume a SIM paused by its health check (or by an admin)."""
+    _sim_health_action("resume", name, config)
+
+
+@modems_app.command("pause")
+def modems_pause(
+    name: str = typer.Argument(..., help="The modem's name (as in /v1/modems)."),
+    reason: str | None = typer.Option(None, "--reason", help="Shown with the pause."),
+    config: str | None = _CONFIG_OPTION_EARLY,
+) -> None:
+    """Pause a SIM: no new work (the other SIMs take its queue) until 'modems resume'."""
+    _sim_health_action("pause", name, config, reason)
+
+
 @app.command()
 def diag(
     port: str = typer.Argument(..., help="Serial port of the modem, e.g. /dev/ttyUSB2."),

@@ -141,8 +141,10 @@ class WebhookConfig(_Section):
     """A receiver of JSON events, signed with HMAC-SHA256 over ``timestamp.body``."""
 
     url: AnyHttpUrl
-    # "modem.balance_low" (a SIM's prepaid balance fell below balance_low) only when listed.
-    events: list[Literal["inbound", "status", "modem.balance_low"]] = ["inbound", "status"]
+    # "modem.balance_low" (a SIM's prepaid balance fell below balance_low), "modem.paused"
+    # and "modem.resumed" (SIM health, [health.sim]) only when listed.
+    events: list[Literal["inbound", "status", "modem.balance_low", "modem.paused", "modem.resumed"]] = [
+        "inbound", "status"]
     secret: SecretStr = SecretStr("")
     timeout_s: float = Field(default=10.0, gt=0, le=120)
 
@@ -256,8 +258,38 @@ class SimulatorSection(_Section):
     max_parts_per_day: int = Field(default=20000, ge=1)
 
 
+class SimHealthSection(_Section):
+    """SIM health (README, "SIM health"): each modem's recent send outcomes; a SIM that
+    crosses a threshold is paused (no new work, its queued work goes to other SIMs) until a
+    probe after ``cooldown_s`` finds its modem answering and registered, or an admin resumes it.
+
+    A pause trips after ``failures_in_row`` failed sends in a row, when more than
+    ``max_failed_share`` of the last ``window`` sends failed (a full window), or at once on a
+    ``+CMS ERROR`` in ``barring_cms``. Codes in ``ignore_cms`` blame the recipient's number,
+    not the SIM, and are not counted. Each pause after a failed probe (or a failed first send
+    after a probe) doubles the cool-down, up to ``cooldown_max_s``; ``probe = false`` leaves
+    resuming to an admin."""
+
+    enabled: bool = True
+    failures_in_row: int = Field(default=5, ge=1, le=1000)
+    window: int = Field(default=20, ge=1, le=1000)
+    max_failed_share: float = Field(default=0.5, gt=0, le=1)
+    barring_cms: list[Annotated[int, Field(ge=0, le=999)]] = [8, 10, 21, 38, 50]
+    ignore_cms: list[Annotated[int, Field(ge=0, le=999)]] = [1, 28, 30, 195]
+    cooldown_s: float = Field(default=600.0, gt=0)
+    cooldown_max_s: float = Field(default=3600.0, gt=0)
+    probe: bool = True
+
+    @model_validator(mode="after")
+    def _max_not_below(self) -> "SimHealthSection":
+        if self.cooldown_max_s < self.cooldown_s:
+            raise ValueError("cooldown_max_s must be at least cooldown_s")
+        return self
+
+
 class HealthSection(_Section):
-    """Thresholds of ``/healthz``, the watchdog and the start-up checks."""
+    """Thresholds of ``/healthz``, the watchdog and the start-up checks; ``[health.sim]``
+    the SIM health check (:class:`SimHealthSection`)."""
 
     # /healthz says "degraded" below either (the database's filesystem).
     min_free_disk_percent: float = Field(default=5.0, ge=0, le=100)
@@ -271,6 +303,7 @@ class HealthSection(_Section):
     worker_stuck_margin_s: float = Field(default=60.0, gt=0)
     # Backups taken before a schema migration at start-up that are kept.
     keep_migration_backups: int = Field(default=3, ge=1)
+    sim: SimHealthSection = SimHealthSection()
 
 
 class NodeSection(_Section):

@@ -34,6 +34,7 @@ from appliance import __version__
 from appliance.queue import Dispatcher, Queue
 from appliance.db.notify import WorkListener
 from appliance.queue.nodes import NodeMembership
+from appliance.queue.sim_health import SimHealth
 from appliance.retention import Retention
 from appliance.twilio.service import TwilioService
 from appliance.webhooks import WebhookService
@@ -114,6 +115,8 @@ class Appliance:
         self.inbound.subscribe(self.twilio.kick)
         # Prepaid balances by USSD (modems with balance_ussd); low ones become webhook events.
         self.balances = BalanceService(self.queue.engine, lambda: self.modems, on_event=self.webhooks.kick)
+        # SIM health ([health.sim]): pauses and resumes become webhook events at once.
+        self.sim_health = SimHealth(self.queue.engine, settings.health.sim, on_event=self.webhooks.kick)
         self.metrics: Any = None  # set by the API app (appliance.api.metrics) when it is built
         self.dispatcher: Dispatcher = Dispatcher(self.queue, [])
         self.node_name = settings.node.name
@@ -217,6 +220,7 @@ class Appliance:
             # One appliance recovers everything; a node of several only its own modems' work.
             recover_modems=names if self.shared else None,
             node=self.node_name, may_send=self.node.may_send if self.shared else None,
+            sim_health=self.sim_health,
         )
         self.dispatcher.start()
         self.work_listener = WorkListener(self.queue.engine, self.dispatcher.kick).start()

@@ -33,6 +33,7 @@ __all__ = [
     "liveness_problems",
     "modem_problems",
     "node_problems",
+    "paused_problems",
     "queue_depth",
     "recovered_unknown",
     "stuck_queue",
@@ -186,6 +187,24 @@ def node_problems(services: Any) -> list[str]:
     return problems
 
 
+def paused_problems(services: Any, *, now: float | None = None) -> tuple[list[str], set[str]]:
+    """Each SIM paused by its health check or an admin (SIM health), and their names.
+    Raises if the database fails."""
+    from appliance.db import sim_health as health_db
+    from appliance.db.engine import read_tx
+
+    now = time.time() if now is None else now
+    with read_tx(services.queue.engine) as tx:
+        rows = [r for r in health_db.list_rows(tx).values() if r.paused]
+    problems = []
+    for row in sorted(rows, key=lambda r: r.modem):
+        since = f" for {(now - row.paused_at) / 60:.0f} min" if row.paused_at is not None else ""
+        probe = (f"; next probe in {max(0.0, row.probe_at - now):.0f} s" if row.probe_at is not None
+                 else "; an admin must resume it")
+        problems.append(f"modem {row.modem} is paused{since}: {row.reason}{probe}")
+    return problems, {r.modem for r in rows}
+
+
 def evaluate(services: Any, *, now: float | None = None) -> HealthReport:
     """The health of ``services`` (the running :class:`~appliance.daemon.Appliance`, or
     anything with its attributes: settings, queue, modems, dispatcher)."""
@@ -202,7 +221,10 @@ def evaluate(services: Any, *, now: float | None = None) -> HealthReport:
     try:
         with_depth = queue_depth(engine)
         report.queue_depth = with_depth
-        stuck = stuck_queue(engine, modems, services.dispatcher.budgets(),
+        paused, paused_names = paused_problems(services, now=now)
+        report.reasons += paused
+        # A paused SIM sends nothing on purpose: not a stuck queue.
+        stuck = stuck_queue(engine, [m for m in modems if m.name not in paused_names], services.dispatcher.budgets(),
                             after_s=limits.queue_stuck_after_s, now=now)
         if stuck:
             report.reasons.append(stuck)

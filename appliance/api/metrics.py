@@ -9,7 +9,8 @@ Families: ``appliance_messages{state}``, ``appliance_queue_depth``,
 ``appliance_parts_sent_total{modem}``, ``appliance_send_seconds{modem}`` (histogram),
 ``appliance_modem_online{modem}``, ``appliance_modem_signal_dbm{modem}``,
 ``appliance_modem_budget_left{modem,window}``, ``appliance_modem_balance{modem}`` (the
-last prepaid balance read by USSD), ``appliance_inbound_messages_total``,
+last prepaid balance read by USSD), ``appliance_modem_paused{modem}`` (SIM health),
+``appliance_inbound_messages_total``,
 ``appliance_node_up{node,state}``, ``appliance_node_heartbeat_age_seconds{node}``,
 ``appliance_webhook_failing_deliveries``, ``appliance_webhook_failed_attempts``,
 ``appliance_store_up``, ``appliance_start_time_seconds``; with email to SMS on,
@@ -26,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from appliance.api.routes.modems import sim_health
 from appliance.api.services import Services
 from appliance.api.store import StoreStats
 
@@ -81,6 +83,9 @@ def _families() -> dict[str, Metric]:
         "balance": GaugeMetricFamily(
             "appliance_modem_balance", "The SIM's last prepaid balance read by USSD (balance_ussd).",
             labels=["modem"]),
+        "paused": GaugeMetricFamily(
+            "appliance_modem_paused", "1 when the SIM is paused by its health check or an admin ([health.sim]).",
+            labels=["modem"]),
         "inbound": CounterMetricFamily(
             "appliance_inbound_messages", "Received SMS stored (reassembled)."),
         "wh_failing": GaugeMetricFamily(
@@ -127,6 +132,7 @@ class StoreCollector(Collector):
             webhooks = stats.webhook_failures()
             nodes = s.queue.nodes()
             balances = s.balances.latest() if getattr(s, "balances", None) is not None else {}
+            paused = sim_health(s).paused()
         except Exception:  # a scrape must still answer when the database does not
             _log.exception("metrics: the database did not answer")
             f["store_up"].add_metric([], 0)
@@ -143,6 +149,8 @@ class StoreCollector(Collector):
             for modem_name, reading in sorted(balances.items()):
                 if reading.amount is not None:
                     f["balance"].add_metric([modem_name], reading.amount)
+            for name in sorted({m.name for m in list(s.modems)} | set(paused)):
+                f["paused"].add_metric([name], 1 if name in paused else 0)
             for node in nodes:
                 f["node_up"].add_metric([node.name, node.state], 1 if node.state == "alive" else 0)
                 f["node_silent"].add_metric([node.name], round(node.silent_s, 1))

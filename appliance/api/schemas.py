@@ -24,6 +24,7 @@ from pydantic import (
 
 from appliance.queue import BudgetView, InboundView, MessageView, OptOutView, PartView
 from appliance.text import is_blank
+from appliance.api.schemas_health import ModemHealthOut
 
 __all__ = [
     "MAX_BODY_CHARS",
@@ -447,6 +448,8 @@ class ModemOut(BaseModel):
     node: str | None = Field(default=None, description="The node that drives it (several appliances).")
     balance: BalanceOut | None = Field(default=None, description="The SIM's last prepaid balance read "
                                        "(modems with balance_ussd).")
+    health: ModemHealthOut | None = Field(default=None, description="SIM health: paused or not, why, "
+                                          "next probe ([health.sim]).")
 
 
 class NodeOut(BaseModel):

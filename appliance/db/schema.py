@@ -31,6 +31,7 @@ __all__ = [
     "Event",
     "InboundMessage",
     "Message",
+    "ModemHealthRecord",
     "ModemRecord",
     "Node",
     "OptOut",
@@ -559,3 +560,26 @@ class ModemBalance(SQLModel, table=True):
     amount: float | None = None
     text: str
     at: float
+
+
+class ModemHealthRecord(SQLModel, table=True):
+    """SIM health (``[health.sim]``): a modem paused by its health check or an admin, why
+    (``reason``, the ``+CMS ERROR`` ``code``), since when, when its next probe is due
+    (``probe_at``; None: only an admin resumes it), how many pauses in a row (``strikes``:
+    the cool-down doubles with each) and whether its first send after a probe decides
+    (``probation``)."""
+
+    __tablename__ = "modem_health"
+
+    modem: str = Field(primary_key=True)
+    paused: bool = Field(default=False, sa_type=FLAG, sa_column_kwargs={"server_default": text("0")})
+    reason: str | None = None
+    code: int | None = None
+    paused_by: str | None = None
+    paused_at: float | None = None
+    probe_at: float | None = None
+    strikes: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    probation: bool = Field(default=False, sa_type=FLAG, sa_column_kwargs={"server_default": text("0")})
+    resumed_by: str | None = None
+    resumed_at: float | None = None
+    updated_at: float

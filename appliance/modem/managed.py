@@ -193,6 +193,16 @@ class ManagedModem:
             raise ModemDisconnected(f"modem is {self._state}", modem=self.name)
         return modem.ussd(code, timeout=timeout)
 
+    def probe(self) -> Registration:
+        """Does the modem answer, and is it registered? Its network registration read live
+        over the open port (the SIM health check's probe before resuming a paused SIM)."""
+        modem = self._modem
+        if modem is None or not self.online:
+            raise ModemDisconnected(f"modem is {self._state}", modem=self.name)
+        registration = modem.registration()
+        self.registration = registration
+        return registration
+
     def diagnostics(self) -> Diagnostics:
         """The ``appliance diag`` report, read live over the open port (the transport's
         command lock keeps it from interleaving with the worker's commands)."""

@@ -11,6 +11,14 @@ Idle workers sleep on an event: :meth:`Queue.enqueue` wakes them at once; otherw
 wake at the next due time (``send_at``, a retry's backoff), the next budget slot or the
 next expiry. :meth:`Dispatcher.stop` lets an in-flight ``AT+CMGS`` finish, gives unsent
 claims back to the queue and joins the threads.
+
+SIM health (with ``sim_health``, :mod:`appliance.queue.sim_health`): each worker feeds its send
+outcomes to a :class:`SendWindow`; when it trips, the SIM is paused in the database and the
+worker stops taking work (a claim handed to it but not started goes back to the queue;
+messages with a part already sent through it stay pinned to it, docs/architecture.md). A
+paused worker probes its modem once the cool-down is over. The pause map is read from the
+database every couple of seconds, so a resume or pause by the command line or another node
+is seen without a restart.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from appliance.modem.errors import ModemDisconnected, ModemError, SendOutcomeUnk
 from appliance.pdu import PduError, ShiftTables, SubmitPdu, encode_submit
 from appliance.queue.ratelimit import DEFAULT_WINDOWS, RateLimits, SendBudget, month_start, next_month_start
 from appliance.db.sending import Claim, Recovery
+from appliance.queue.sim_health import HealthRow, SendWindow, SimHealth, Trip
 from appliance.queue.store import Queue
 
 __all__ = ["Dispatcher", "SendingModem", "WorkerHealth"]
@@ -40,6 +49,8 @@ _MONTH_EPSILON = 1e-6  # send_times counts sends after ``since``: one at the mon
 _MAX_VALIDITY_S = 63 * 7 * 86400
 _DEFAULT_SEND_TIMEOUT_S = 60.0
 _DEFAULT_STUCK_MARGIN_S = 60.0
+_HEALTH_REFRESH_S = 2.0  # how stale the pause map may be (a resume by the CLI or another node)
+_PROBE_ALLOWED_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +111,8 @@ class _Worker:
         self.last_beat = time.monotonic()
         self.expect_s = 0.0  # how long the current activity may take before the margin
         self.activity = "starting"
+        health = dispatcher.sim_health
+        self.window = SendWindow(health.config) if health is not None and health.config.enabled else None
 
     def beat(self, activity: str, expect_s: float = 0.0) -> None:
         """Report progress: starting ``activity``, which may take ``expect_s`` seconds."""
@@ -121,6 +134,12 @@ class _Worker:
                 if not self.modem.online:
                     self.beat("offline", 2.0)
                     self._offline()
+                    continue
+                d.refresh_health()
+                paused = d.paused_row(self.name)
+                if paused is not None:
+                    d.unready(self)
+                    self._while_paused(paused)
                     continue
                 pause = self.pause_until - time.monotonic()
                 if pause > 0:
@@ -284,6 +303,7 @@ class _Worker:
                 mr = self.modem.send_pdu(pdus[part.seq - 1], timeout=d.send_timeout)
             except SendOutcomeUnknown as exc:
                 self._durably(queue.part_unknown, claim, part, f"no answer after the PDU was handed over: {exc}")
+                self._judge(exc)
                 return None
             except SendRejected as exc:
                 self.budget.forget(started)
@@ -294,11 +314,13 @@ class _Worker:
                               claim.message_id, part.seq, exc, state)
                 else:
                     self._durably(queue.part_failed, claim, part, f"refused: {exc}")
+                self._judge(exc)
                 return None
             except ModemError as exc:
                 if exc.pdu_sent:
                     self._durably(queue.part_unknown, claim, part,
                                   f"modem failed after the PDU was handed over: {exc}")
+                    self._judge(exc)
                     return None
                 self.budget.forget(started)
                 if isinstance(exc, ModemDisconnected):
@@ -308,11 +330,14 @@ class _Worker:
                 else:
                     self._durably(queue.part_retry, claim, part, f"modem error before sending: {exc}",
                                   forget_send=True)
+                    self._judge(exc)
                 return None
             except Exception as exc:  # a defect: the PDU may have left, so never resend silently
                 _log.exception("[%s] unexpected error sending message %d", self.name, claim.message_id)
                 self._durably(queue.part_unknown, claim, part, f"internal error while sending: {exc!r}")
                 return None
+            if self.window is not None:
+                self._judge(None)
             self.beat("recording")
             done = d.clock()
             self.budget.move(started, done)
@@ -329,6 +354,73 @@ class _Worker:
             else:
                 self._durably(queue.part_sent, claim, part, mr, done)
         return None
+
+    # ------------------------------------------------------------------ SIM health
+
+    def _judge(self, failure: ModemError | None) -> None:
+        """Feed one send's outcome (None: it went through) to the SIM's window; pause on a trip."""
+        window = self.window
+        if window is None:
+            return
+        health = self.dispatcher.sim_health
+        assert health is not None
+        if failure is None and window.probation:
+            window.probation = False
+            self._durably(health.passed, self.name)
+        trip = window.record(failure)
+        if trip is not None:
+            self._trip(trip)
+
+    def _trip(self, trip: Trip) -> None:
+        d = self.dispatcher
+        assert d.sim_health is not None
+        row = self._durably(d.sim_health.trip, self.name, trip)
+        if self.window is not None:
+            self.window.reset()
+        d.mark_paused(row)
+        d.unready(self)
+        d.kick()  # the others take its work
+
+    def _while_paused(self, row: HealthRow) -> None:
+        """Wait while paused; probe the modem once the cool-down is over."""
+        d = self.dispatcher
+        now = d.clock()
+        if row.probe_at is not None and now >= row.probe_at:
+            self.beat("probing", _PROBE_ALLOWED_S)
+            self._probe()
+            return
+        wait = _HEALTH_REFRESH_S if row.probe_at is None else min(_HEALTH_REFRESH_S, max(0.01, row.probe_at - now))
+        self.beat("paused", wait)
+        self.wake.wait(wait)
+        self.wake.clear()
+
+    def _probe(self) -> None:
+        """Does the modem answer and is it registered? Resume on probation, else pause again
+        with a longer cool-down."""
+        d = self.dispatcher
+        assert d.sim_health is not None
+        why: str | None = None
+        probe = getattr(self.modem, "probe", None)
+        try:
+            if probe is not None:
+                registration: Any = probe()
+                if not getattr(registration, "registered", False):
+                    why = f"not registered on a network ({getattr(registration, 'status', 'unknown')})"
+            elif not self.modem.online:
+                why = "the modem is offline"
+        except ModemError as exc:
+            why = exc.message
+        if why is None:
+            _log.info("[%s] probe after the cool-down: answering and registered", self.name)
+            d.sim_health.resume(self.name, by="probe", probation=True)
+            if self.window is not None:
+                self.window.reset(probation=True)
+        else:
+            window = self.window
+            d.sim_health.trip(self.name, Trip(f"the probe after the cool-down failed: {why}", None,
+                                          window.in_row if window else 0, sum(window.recent) if window else 0,
+                                          len(window.recent) if window else 0))
+        d.refresh_health(force=True)
 
     def _durably(self, record: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Record a send's outcome; while the database is away keep trying: what the modem
@@ -361,7 +453,11 @@ class _Worker:
 
     def _chain_room(self, now: float) -> int:
         """Parts the next message may have if it can go at once (0: take the normal path)."""
-        if self.dispatcher.stopping.is_set() or not self.modem.online:
+        d = self.dispatcher
+        if d.stopping.is_set() or not self.modem.online:
+            return 0
+        d.refresh_health()
+        if d.paused_row(self.name) is not None:
             return 0
         if self.budget.next_slot(now) > now:  # minimum interval or a full window: pace instead
             return 0
@@ -395,7 +491,8 @@ class Dispatcher:
     ``recover`` runs :meth:`Queue.recover` in :meth:`start` (leave it on unless another
     component did it already in this process). ``send_timeout`` is passed to ``send_pdu``.
     ``stuck_margin_s`` is how far a worker may overrun its current wait or send (its own
-    timeout) before :meth:`health` calls it stuck.
+    timeout) before :meth:`health` calls it stuck. ``sim_health`` (a :class:`SimHealth`) turns
+    on SIM health: paused SIMs take no work (see the module doc).
     """
 
     def __init__(
@@ -412,6 +509,7 @@ class Dispatcher:
         stuck_margin_s: float = _DEFAULT_STUCK_MARGIN_S,
         node: str | None = None,
         may_send: Callable[[], bool] | None = None,
+        sim_health: SimHealth | None = None,
     ) -> None:
         names = [m.name for m in modems]
         if len(set(names)) != len(names):
@@ -424,6 +522,10 @@ class Dispatcher:
         self.stuck_margin_s = stuck_margin_s
         self.node = node
         self.may_send: Callable[[], bool] = may_send or (lambda: True)
+        self.sim_health = sim_health
+        self._paused: dict[str, HealthRow] = {}
+        self._health_lock = threading.Lock()
+        self._health_read_at = float("-inf")  # monotonic
         self.recovery: Recovery | None = None  # what start-up recovery found
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -444,6 +546,7 @@ class Dispatcher:
         self._started = True
         if self.recover_on_start:
             self.recovery = self.queue.recover(self.recover_modems)
+        self.refresh_health(force=True, first=True)
         self.stopping.clear()
         self._unsubscribe = self.queue.subscribe(self.kick)
         for w in self.workers:
@@ -497,6 +600,53 @@ class Dispatcher:
             for w in self.workers
         ]
 
+    # ------------------------------------------------------------------ SIM health
+
+    def paused_row(self, modem: str) -> HealthRow | None:
+        """``modem``'s pause as last read (None: not paused)."""
+        return self._paused.get(modem)
+
+    def paused(self) -> dict[str, HealthRow]:
+        """The paused modems of this dispatcher, as last read from the database."""
+        return dict(self._paused)
+
+    def mark_paused(self, row: HealthRow) -> None:
+        """A worker paused its SIM (committed): take it out of the round at once."""
+        with self._health_lock:
+            self._paused = {**self._paused, row.modem: row}
+
+    def refresh_health(self, *, force: bool = False, first: bool = False) -> None:
+        """Read the pause map again when it is older than a couple of seconds (or ``force``).
+        A modem found resumed is woken; a failing read keeps the old map."""
+        if self.sim_health is None:
+            return
+        if not force and time.monotonic() - self._health_read_at < _HEALTH_REFRESH_S:
+            return
+        if not self._health_lock.acquire(blocking=force):
+            return  # another thread is reading it now
+        try:
+            self._health_read_at = time.monotonic()
+            try:
+                rows = self.sim_health.states([w.name for w in self.workers])
+            except Exception as exc:  # noqa: BLE001 - e.g. the database restarting: keep what we know
+                _log.warning("could not read the SIM health states: %s", exc)
+                return
+            paused = {name: row for name, row in rows.items() if row.paused}
+            resumed = [w for w in self.workers if w.name in self._paused and w.name not in paused]
+            self._paused = paused
+        finally:
+            self._health_lock.release()
+        for w in self.workers:
+            row = rows.get(w.name)
+            if w.window is None or row is None or row.paused:
+                continue
+            if w in resumed or (first and row.probation):
+                w.window.reset(probation=row.probation)
+        if resumed:
+            for w in resumed:
+                _log.info("[%s] resumed: taking work", w.name)
+            self.kick()
+
     def budgets(self) -> dict[str, Any]:
         """Each modem's budget as its worker sees it (:class:`BudgetView` by name)."""
         now = self.clock()
@@ -532,7 +682,7 @@ class Dispatcher:
         for k in range(n):
             i = (start + k) % n
             w = self.workers[i]
-            if not w.ready or w.job is not None or not w.modem.online:
+            if not w.ready or w.job is not None or not w.modem.online or w.name in self._paused:
                 continue
             room = w.budget.room(now)
             if room <= 0:

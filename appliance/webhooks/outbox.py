@@ -8,7 +8,7 @@ cursors (table ``cursors``), so a crash neither loses an event nor makes it twic
   row, so a row handled late is not skipped.
 - ``events`` rows of the kinds in :data:`STATUS_KINDS` → event ``status``, id ``evt_<event id>``;
   rows of the kinds in :data:`MODEM_KINDS` (no message) → an event of that type
-  (``modem.balance_low``), id ``evt_<event id>``.
+  (``modem.balance_low``, ``modem.paused``, ``modem.resumed``), id ``evt_<event id>``.
 
 Cursors start at 0: the first pump on a database turns its whole history into events.
 Event ids are stable and ``(event_id, url)`` is unique, so a repeated pump is harmless; the
@@ -44,7 +44,7 @@ _log = logging.getLogger(__name__)
 STATUS_KINDS = frozenset(
     {"sent", "delivered", "undelivered", "failed", "unknown", "expired", "suppressed", "cancelled"}
 )
-MODEM_KINDS = frozenset({"modem.balance_low"})
+MODEM_KINDS = frozenset({"modem.balance_low", "modem.paused", "modem.resumed"})
 INBOUND_CURSOR = "webhooks.inbound"
 EVENTS_CURSOR = "webhooks.events"
 GAP_TIMEOUT_S = 300.0

@@ -43,7 +43,7 @@ from sqlalchemy import Engine
 
 from appliance.config import WebhookConfig
 from appliance.queue.store import Queue
-from appliance.webhooks.outbox import Outbox, OutboxEntry
+from appliance.webhooks.outbox import MODEM_KINDS, Outbox, OutboxEntry
 from appliance.webhooks.signing import sign
 
 if TYPE_CHECKING:  # httpx is imported when a delivery is made: most appliances have no
@@ -102,7 +102,7 @@ class WebhookService:
         self.webhooks: dict[str, WebhookConfig] = {}
         for hook in webhooks:
             self.webhooks.setdefault(str(hook.url), hook)
-        self.subscriptions: dict[str, list[str]] = {"inbound": [], "status": [], "modem.balance_low": []}
+        self.subscriptions: dict[str, list[str]] = {"inbound": [], "status": [], **{k: [] for k in MODEM_KINDS}}
         for url, hook in self.webhooks.items():
             for event in hook.events:
                 self.subscriptions[event].append(url)

@@ -1,5 +1,6 @@
-"""``/v1/modems``: each modem's state, identity, signal, counters, send budget and prepaid
-balance; ``POST /v1/modems/{name}/ussd`` runs a USSD code (admin)."""
+"""``/v1/modems``: each modem's state, identity, signal, counters, send budget, prepaid
+balance and SIM health; ``POST /v1/modems/{name}/ussd`` runs a USSD code,
+``POST /v1/modems/{name}/pause|resume`` pause and resume a SIM (admin)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ from appliance.api.schemas import (
     UssdOut,
     UssdRequest,
 )
+from appliance.api.schemas_health import ModemHealthAction, ModemHealthOut, PauseRequest
 from appliance.api.services import Services
 from appliance.api.store import SentCounts, StoreStats
+from appliance.queue.sim_health import SimHealth, UnknownModem
 
-__all__ = ["router"]
+__all__ = ["router", "sim_health"]
 
 router = APIRouter(prefix="/v1/modems", tags=["modems"])
 
@@ -45,7 +48,7 @@ def _balance_out(reading: Any, low: float | None) -> BalanceOut | None:
 
 
 def _modem_out(modem: Any, counts: SentCounts | None, budget: Any, node: str | None = None,
-               balance: Any = None) -> ModemOut:
+               balance: Any = None, health: Any = None) -> ModemOut:
     identity = getattr(modem, "identity", None)
     signal = getattr(modem, "signal", None)
     registration = getattr(modem, "registration", None)
@@ -72,10 +75,12 @@ def _modem_out(modem: Any, counts: SentCounts | None, budget: Any, node: str | N
         budget=None if budget is None else Budget.of(budget),
         node=node,
         balance=_balance_out(balance, getattr(getattr(modem, "config", None), "balance_low", None)),
+        health=ModemHealthOut.of(health),
     )
 
 
-def _remote_modem_out(row: Any, node_state: str, counts: SentCounts | None, balance: Any = None) -> ModemOut:
+def _remote_modem_out(row: Any, node_state: str, counts: SentCounts | None, balance: Any = None,
+                      health: Any = None) -> ModemOut:
     """A modem another node drives, as the database last heard of it."""
     online = node_state == "alive" and row.state == "online"
     return ModemOut(
@@ -85,7 +90,7 @@ def _remote_modem_out(row: Any, node_state: str, counts: SentCounts | None, bala
         last_error=None if node_state == "alive" else f"its node {row.node} is {node_state}",
         counters=ModemCounters(parts_sent_today=counts.since if counts else 0,
                                parts_sent_total=counts.total if counts else 0),
-        budget=None, node=row.node, balance=_balance_out(balance, None),
+        budget=None, node=row.node, balance=_balance_out(balance, None), health=ModemHealthOut.of(health),
     )
 
 
@@ -103,13 +108,15 @@ def list_modems(
     budgets = services.dispatcher.budgets()
     me = services.settings.node.name
     balances = _balances(services)
-    local = [_modem_out(m, counts.get(m.name), budgets.get(m.name), me, balances.get(m.name))
+    health = sim_health(services).states()
+    local = [_modem_out(m, counts.get(m.name), budgets.get(m.name), me, balances.get(m.name), health.get(m.name))
              for m in list(services.modems)]
     nodes = services.queue.nodes()
     state = {n.name: n.state for n in nodes}
     names = {m.name for m in local}
     remote = [
-        _remote_modem_out(row, state.get(row.node, "silent"), counts.get(row.name), balances.get(row.name))
+        _remote_modem_out(row, state.get(row.node, "silent"), counts.get(row.name), balances.get(row.name),
+                          health.get(row.name))
         for row in services.queue.modems() if row.node and row.node != me and row.name not in names
     ]
     return ModemsOut(modems=local + remote, nodes=[
@@ -163,3 +170,71 @@ def run_ussd(
     if balances is not None and config is not None and config.balance_ussd == body.code:
         balances.record(modem, text)
     return UssdOut(modem=name, code=body.code, text=text, status=status)
+
+
+def sim_health(services: Services) -> SimHealth:
+    """The appliance's SIM health service (one on its database when the services have none)."""
+    health = getattr(services, "sim_health", None)
+    if isinstance(health, SimHealth):
+        return health
+    return SimHealth(services.queue.engine, services.settings.health.sim)
+
+
+def changed_health(services: Services) -> None:
+    """A pause or resume was committed: the local dispatcher reads it now, not in 2 s."""
+    refresh = getattr(services.dispatcher, "refresh_health", None)
+    if refresh is not None:
+        refresh(force=True)
+
+
+def _known(services: Services, name: str) -> SimHealth:
+    health = sim_health(services)
+    local = [m.name for m in list(services.modems)] + [m.name for m in services.settings.modems]
+    try:
+        health.check_known(name, local)
+    except UnknownModem as exc:
+        raise ApiProblem(404, "not-found", str(exc)) from None
+    return health
+
+
+@router.post(
+    "/{name}/resume",
+    response_model=ModemHealthAction,
+    summary="Resume a SIM paused by its health check (or by an admin)",
+    description="The SIM takes work again at once (on whichever node drives it, within a couple of seconds). "
+                "Idempotent: a SIM that is not paused answers 200 with changed=false. 404 for an unknown modem.",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def resume_modem(
+    key: Annotated[ApiKey, Depends(require("admin"))],
+    services: Annotated[Services, Depends(get_services)],
+    name: str = Path(min_length=1, max_length=64),
+) -> ModemHealthAction:
+    health = _known(services, name)
+    row = health.resume(name, by=f"admin:{key.name}")
+    if row is not None:
+        changed_health(services)
+    return ModemHealthAction(modem=name, changed=row is not None,
+                             health=ModemHealthOut.of(row or health.states([name]).get(name)))
+
+
+@router.post(
+    "/{name}/pause",
+    response_model=ModemHealthAction,
+    summary="Pause a SIM: no new work until an admin resumes it",
+    description="Its queued work goes to the other SIMs (a message with a part already sent through it "
+                "waits for it). No probe resumes an admin's pause. Idempotent: a SIM already paused answers "
+                "200 with changed=false and keeps its reason. 404 for an unknown modem.",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def pause_modem(
+    key: Annotated[ApiKey, Depends(require("admin"))],
+    services: Annotated[Services, Depends(get_services)],
+    name: str = Path(min_length=1, max_length=64),
+    body: PauseRequest | None = None,
+) -> ModemHealthAction:
+    health = _known(services, name)
+    row, changed = health.pause(name, by=f"admin:{key.name}", reason=body.reason if body else None)
+    if changed:
+        changed_health(services)
+    return ModemHealthAction(modem=name, changed=changed, health=ModemHealthOut.of(row))

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from appliance.api.auth import get_services
+from appliance.api.routes.modems import sim_health
 from appliance.api.services import Services
 from appliance.db import stats as stats_db
 from appliance.db.engine import read_tx
@@ -44,6 +45,9 @@ class ModemRow:
     balance_text: str | None = None  # the last prepaid balance answer (balance_ussd)
     balance_amount: float | None = None
     balance_low: bool = False
+    paused: bool = False  # SIM health ([health.sim]): no new work until a probe or an admin resumes it
+    pause_reason: str | None = None
+    probe_at: float | None = None  # when the probe that may resume it is due (None: an admin must)
 
 
 def modem_rows(services: Services, nodes: list[Any] | None = None) -> list[ModemRow]:
@@ -52,6 +56,7 @@ def modem_rows(services: Services, nodes: list[Any] | None = None) -> list[Modem
     budgets = services.dispatcher.budgets()
     balances_service: Any = getattr(services, "balances", None)
     balances = balances_service.latest() if balances_service is not None else {}
+    health = sim_health(services).paused()
     rows = []
     for m in list(services.modems):
         balance: Any = balances.get(m.name)
@@ -72,6 +77,7 @@ def modem_rows(services: Services, nodes: list[Any] | None = None) -> list[Modem
             balance_text=balance.text if balance else None,
             balance_amount=balance.amount if balance else None,
             balance_low=bool(balance and balance.amount is not None and low is not None and balance.amount < low),
+            **_pause_fields(health.get(m.name)),
         ))
     if nodes:
         state = {n.name: n.state for n in nodes}
@@ -85,8 +91,15 @@ def modem_rows(services: Services, nodes: list[Any] | None = None) -> list[Modem
                 online=alive and remote.state == "online", port=None, operator=None, dbm=None, bars=None,
                 technology=None, last_error=None if alive else f"its appliance {remote.node} is {state.get(remote.node, 'silent')}",
                 minute_left=None, hour_left=None, day_left=None, node=remote.node,
+                **_pause_fields(health.get(remote.name)),
             ))
     return rows
+
+
+def _pause_fields(row: Any) -> dict[str, Any]:
+    if row is None:
+        return {}
+    return {"paused": True, "pause_reason": row.reason, "probe_at": row.probe_at}
 
 
 def local_midnight(zone: ZoneInfo) -> float:

@@ -1,4 +1,5 @@
-"""For admins: every modem (identity, counters, budget) and one modem's live diag report."""
+"""For admins: every modem (identity, counters, budget, SIM health with pause / resume
+buttons) and one modem's live diag report."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
 
 from appliance.api.auth import get_services
+from appliance.api.routes.modems import changed_health, sim_health
 from appliance.api.services import Services
 from appliance.api.store import StoreStats
 from appliance.modem.errors import ModemError
-from appliance.web.auth import admin_only
+from appliance.queue.sim_health import UnknownModem
+from appliance.web.auth import admin_only, checked_form
 from appliance.web.pages.dashboard import ModemRow, local_midnight, modem_rows
-from appliance.web.render import page
+from appliance.web.render import page, redirect
 from appliance.web.users import Session
 
 __all__ = ["ModemView", "modem_views", "router"]
@@ -27,6 +31,7 @@ log = logging.getLogger("appliance.web")
 
 Admin = Annotated[Session, Depends(admin_only)]
 System = Annotated[Services, Depends(get_services)]
+Form = Annotated[FormData, Depends(checked_form)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +94,36 @@ def modem(request: Request, name: str, _session: Admin, services: System) -> HTM
         log.info("web: diag report of %s failed: %s", name, exc.message)
     return page(request, "modem.html", title=f"Modem {name}", modem=view, diag=rows,
                 diag_error=error, now=time.time())
+
+
+def _health_action(request: Request, name: str, session: Session, services: Services, verb: str) -> Response:
+    health = sim_health(services)
+    try:
+        health.check_known(name, [m.name for m in list(services.modems)])
+    except UnknownModem:
+        return page(request, "error.html", status_code=404, title="No such modem",
+                    message=f"There is no modem named {name!r}. The modems page lists them all.")
+    by = f"web:{session.user.username}"
+    if verb == "resume":
+        changed = health.resume(name, by=by) is not None
+        message = f"{name} resumed: it takes work again." if changed else f"{name} was not paused."
+    else:
+        changed = health.pause(name, by=by)[1]
+        message = (f"{name} paused: the other SIMs take its work until you resume it." if changed
+                   else f"{name} was paused already.")
+    if changed:
+        changed_health(services)
+        log.info("web: %s: modem %s %s", session.user.username, name, verb)
+    return redirect("/modems", flash=message)
+
+
+@router.post("/modems/{name}/resume")
+def resume(request: Request, name: str, session: Admin, services: System, _form: Form) -> Response:
+    """Resume a SIM paused by its health check (or by an admin)."""
+    return _health_action(request, name, session, services, "resume")
+
+
+@router.post("/modems/{name}/pause")
+def pause(request: Request, name: str, session: Admin, services: System, _form: Form) -> Response:
+    """Pause a SIM until an admin resumes it."""
+    return _health_action(request, name, session, services, "pause")

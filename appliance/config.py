@@ -368,6 +368,8 @@ class EmailSection(_Section):
     key_file: str = ""
     state_dir: str = ""  # default: the SQLite database's folder
     inbound_to: str = ""  # every inbound SMS also goes to this mailbox (needs the relay)
+    # Told by mail when a SIM is paused or resumed (SIM health, [health.sim]; needs the relay).
+    alerts_to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = []
     report_failures: bool = True
     relay: EmailRelaySection = EmailRelaySection()
 

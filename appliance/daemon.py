@@ -246,6 +246,7 @@ class Appliance:
         self.email = EmailService(self.settings, self.queue, self.keys, node=self.node_name)
         self.email.start()
         self.inbound.subscribe(self.email.relay.kick)
+        self.sim_health.subscribe(self.email.relay.kick)  # [email] alerts_to
 
     def wait_online(self, timeout: float = 15.0) -> bool:
         """Wait until every modem is online (tests and the demo); False on timeout."""

@@ -20,7 +20,8 @@ simulated modems of its own, sharing the database (PostgreSQL); figures are aggr
 
 The simulators of (b) and (c) run in a child process, as real modems are not in the
 appliance's process; (d) keeps them in-process to read their send timestamps. Figures are
-medians of ``--repeats`` runs.
+medians of ``--repeats`` runs. ``--sim-health`` runs (b)–(d) with SIM health on
+(``[health.sim]`` defaults), as the daemon does.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ sys.path.insert(0, str(ROOT))
 from appliance.config import ModemConfig  # noqa: E402
 from appliance.modem.managed import ManagedModem  # noqa: E402
 from appliance.queue import Dispatcher, Queue, RateLimits  # noqa: E402
+from appliance.queue.sim_health import SimHealth  # noqa: E402
+
+SIM_HEALTH = False  # --sim-health
+
+
+def _sim_health(queue: Queue) -> SimHealth | None:
+    return SimHealth(queue.engine) if SIM_HEALTH else None
+
 
 UNCAPPED = RateLimits(min_interval_s=0, per_minute=10**7, per_hour=10**7, per_day=10**7)
 
@@ -108,7 +117,8 @@ def run_sims(n: int, latency: float, messages: int) -> tuple[float, int]:
                 if not m.wait_online(15):
                     raise RuntimeError(f"{m.name} did not come online")
             queue.enqueue([f"+1555{i:07d}" for i in range(messages)], "benchmark message")
-            dispatcher = Dispatcher(queue, modems, limits={m.name: UNCAPPED for m in modems})
+            dispatcher = Dispatcher(queue, modems, limits={m.name: UNCAPPED for m in modems},
+                                    sim_health=_sim_health(queue))
             started = time.time()
             dispatcher.start()
             while queue.stats()["sent"] < messages:
@@ -151,7 +161,8 @@ def bench_caps(seconds: float = 5.0, cap: int = 5, window: float = 1.0, modems: 
         limits = RateLimits(min_interval_s=0, per_minute=cap, per_hour=10**6, per_day=10**6,
                             windows=(window, 10**5, 10**6))
         queue.enqueue([f"+1555{i:07d}" for i in range(int(cap * seconds / window * modems * 2))], "capped")
-        dispatcher = Dispatcher(queue, managed, limits={m.name: limits for m in managed}).start()
+        dispatcher = Dispatcher(queue, managed, limits={m.name: limits for m in managed},
+                                sim_health=_sim_health(queue)).start()
         time.sleep(seconds + 0.5)
         dispatcher.stop()
         violations, used, possible = 0, 0, 0
@@ -225,10 +236,13 @@ def main() -> None:
     parser.add_argument("--database", default=None,
                         help="sqlite (default) or a PostgreSQL server URL, e.g. postgresql+psycopg://postgres@127.0.0.1/test")
     parser.add_argument("--nodes", type=int, default=1, help="node processes sharing the database (PostgreSQL)")
+    parser.add_argument("--sim-health", action="store_true", help="run (b)-(d) with SIM health on")
     args = parser.parse_args()
+    global SIM_HEALTH
+    SIM_HEALTH = args.sim_health
     DB.server = args.database
     engine = "postgresql" if args.database and args.database.startswith("postgres") else "sqlite"
-    print(f"engine: {engine}, nodes: {args.nodes}")
+    print(f"engine: {engine}, nodes: {args.nodes}, SIM health: {'on' if args.sim_health else 'off'}")
     r = args.repeats
     per_modem = 10 if args.quick else 24
     raw_messages = 500 if args.quick else 2000

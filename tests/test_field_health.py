@@ -288,3 +288,28 @@ def test_settings_name_the_wrong_key(tmp_path: Path) -> None:
     config.write_text("[health.sim]\nfailures_in_row = 3\nprobe = false\n", encoding="utf-8")
     sim = load_settings(config).health.sim
     assert sim.failures_in_row == 3 and sim.probe is False and 21 in sim.barring_cms
+
+
+def test_pauses_and_resumes_are_mailed_to_alerts_to(live_server_factory: Factory, sqlite_url: str) -> None:
+    from tests.utils.email import Sink, email_settings
+
+    sink = Sink().start()
+    try:
+        server = live_server_factory(simulate=1, settings={
+            "appliance": {"database_url": sqlite_url},
+            **email_settings(alerts_to=["it@school.lan", "boss@school.lan"],
+                             relay={"host": "127.0.0.1", "port": sink.port, "starttls": False}),
+        })
+        [name] = _names(server)
+        with server.client() as c:
+            assert c.post(f"/v1/modems/{name}/pause", json={"reason": "SIM swap"}).status_code == 200
+            paused = wait_until(lambda: len(sink.messages()) >= 2 and sink.messages(), what="two alert mails")
+            assert sorted(r for rcpts, _ in paused for r in rcpts) == ["boss@school.lan", "it@school.lan"]
+            mail = paused[0][1]
+            assert mail["Subject"] == f"SMS appliance: modem {name} paused"
+            assert "SIM swap" in mail.get_content() and f"appliance modems resume {name}" in mail.get_content()
+            assert c.post(f"/v1/modems/{name}/resume").status_code == 200
+        resumed = wait_until(lambda: [m for _, m in sink.messages() if "resumed" in m["Subject"]], what="resumed")
+        assert "admin:test-admin" in resumed[0].get_content()
+    finally:
+        sink.stop()

@@ -8,6 +8,7 @@ conflict, so a mail is made once however often its source is read.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ __all__ = [
     "EmailThread",
     "FailedEmailSms",
     "InboundForEmail",
+    "ModemEvent",
     "OutgoingMail",
     "Refusal",
     "add_mail",
@@ -35,6 +37,7 @@ __all__ = [
     "mark_sent",
     "max_event_id",
     "max_inbound_id",
+    "modem_events_between",
     "next_due",
     "prune",
     "record_refusal",
@@ -100,6 +103,31 @@ class FailedEmailSms:
     recipient: str
     error: str | None
     metadata_json: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModemEvent:
+    """An event about a modem, not a message (``modem.paused``...), with its detail (JSON)."""
+
+    event_id: int
+    kind: str
+    modem: str | None
+    at: float
+    detail_json: str | None
+
+
+def modem_events_between(tx: Tx, after: int, last: int, kinds: Sequence[str]) -> list[ModemEvent]:
+    """The events of ``kinds`` with no message whose id is in ``(after, last]``."""
+    if not kinds or last <= after:
+        return []
+    return [
+        ModemEvent(event_id=r["id"], kind=r["kind"], modem=r["modem"], at=r["at"], detail_json=r["detail"])
+        for r in tx.exec_driver_sql(
+            f"SELECT id, kind, modem, at, detail FROM events WHERE id > ? AND id <= ? AND message_id IS NULL "
+            f"AND kind IN ({', '.join('?' * len(kinds))}) ORDER BY id",
+            (after, last, *kinds),
+        )
+    ]
 
 
 # ---------------------------------------------------------------------- threads

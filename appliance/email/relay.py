@@ -1,6 +1,7 @@
 """Answers by email: a pump making outbox mails (SMS replies to the last mail's sender,
-failed sends reported to the mail's sender, copies of inbound SMS to ``inbound_to``) and a
-sender delivering them through the relay with backoff.
+failed sends reported to the mail's sender, copies of inbound SMS to ``inbound_to``, SIMs
+paused or resumed by their health check to ``alerts_to``) and a sender delivering them
+through the relay with backoff.
 
 The outbox (:mod:`appliance.db.email`) is durable and leased: a mail survives restarts, and
 two nodes never send one mail twice (each row goes to one node at a time; a row's ``key`` is
@@ -32,6 +33,7 @@ __all__ = ["MailRelay"]
 
 _log = logging.getLogger(__name__)
 
+_ALERT_KINDS = ("modem.paused", "modem.resumed")  # SIM health, to [email] alerts_to
 _INBOUND_CURSOR = "email:inbound"
 _EVENTS_CURSOR = "email:events"
 _BATCH = 200
@@ -136,6 +138,11 @@ class MailRelay:
                     body=f"The SMS to {f.recipient} could not be sent: {f.error or 'failed'}.\n",
                     in_reply_to=meta.get("email_message_id"), now=now,
                 ) if meta.get("email_from") else 0
+            for alert in email_db.modem_events_between(tx, after, last, _ALERT_KINDS) if self.cfg.alerts_to else ():
+                subject, body = _alert_mail(alert)
+                for address in self.cfg.alerts_to:
+                    made += email_db.add_mail(tx, key=f"alert:{alert.event_id}:{address}", mail_to=address,
+                                              subject=subject, body=body, in_reply_to=None, now=now)
             if last != after:
                 outbox_db.set_cursor(tx, _EVENTS_CURSOR, last)
         return made
@@ -226,3 +233,25 @@ class MailRelay:
             self._wake.wait(max(wait, 0.05))
             self._wake.clear()
 
+
+
+def _alert_mail(event: email_db.ModemEvent) -> tuple[str, str]:
+    """Subject and text of the mail telling ``alerts_to`` a SIM was paused or resumed."""
+    try:
+        detail = json.loads(event.detail_json) if event.detail_json else {}
+    except ValueError:
+        detail = {}
+    if not isinstance(detail, dict):
+        detail = {}
+    modem = event.modem or "?"
+    if event.kind == "modem.paused":
+        probe = detail.get("probe_at")
+        after = (f"A probe at {probe} (UTC) resumes it if the modem answers and is registered."
+                 if probe else "Only an admin resumes it.")
+        return (f"SMS appliance: modem {modem} paused",
+                f"Modem {modem} was paused by {detail.get('by') or 'its health check'}: "
+                f"{detail.get('reason') or 'no reason given'}.\n\nThe other SIMs take its work. {after}\n"
+                f"Resume it with Resume on the /modems page, or: appliance modems resume {modem}\n")
+    return (f"SMS appliance: modem {modem} resumed",
+            f"Modem {modem} was resumed by {detail.get('by') or '?'} and takes work again.\n"
+            f"It had been paused: {detail.get('reason') or 'no reason given'}.\n")

@@ -4,6 +4,7 @@
 - :class:`Dispatcher` — one worker thread per modem sending what the queue holds;
 - :class:`RateLimits`, :class:`SendBudget` — per-SIM caps counted from the send log;
 - :class:`NodeMembership` — this appliance as a node of several sharing PostgreSQL;
+- :class:`SimHealth`, :class:`SendWindow` — SIM health: pausing and resuming failing SIMs;
 - :func:`make_engine`, :func:`migrate` — re-exported from :mod:`appliance.db`;
 - :class:`QueueError` and its subclasses.
 """
@@ -22,6 +23,7 @@ from appliance.queue.errors import (
     QueueError,
 )
 from appliance.queue.ratelimit import DEFAULT_WINDOWS, BudgetView, RateLimits, SendBudget
+from appliance.queue.sim_health import SendWindow, SimHealth, UnknownModem
 from appliance.db.sending import Backoff, Claim, Recovery
 from appliance.db.states import FINAL_STATES, MESSAGE_STATES, PRIORITIES
 from appliance.queue.store import (
@@ -65,6 +67,9 @@ __all__ = [
     "Recovery",
     "ReportMatch",
     "SendBudget",
+    "SendWindow",
+    "SimHealth",
+    "UnknownModem",
     "current_revision",
     "head_revision",
     "make_engine",

@@ -172,6 +172,8 @@ class SimHealth:
         now = self.clock()
         with write_tx(self.engine) as tx:
             before = health_db.get(tx, modem, lock=True)
+            if before is not None and before.paused and before.probe_at is None:
+                return before  # an admin's pause (seen late by this worker) stays theirs
             strikes = (before.strikes if before is not None else 0) + 1
             cooldown = self.cooldown(strikes)
             probe_at = now + cooldown if self.config.probe else None

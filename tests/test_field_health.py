@@ -120,7 +120,7 @@ def test_failures_in_a_row_pause_and_the_other_sim_takes_the_work(live_server_fa
 
 def test_a_barring_error_pauses_at_once_and_the_probe_resumes(live_server_factory: Factory,
                                                               hooks: HookReceiver, sqlite_url: str) -> None:
-    server = _start(live_server_factory, hooks, sqlite_url, simulate=1, cooldown_s=0.3, cooldown_max_s=5)
+    server = _start(live_server_factory, hooks, sqlite_url, simulate=1, cooldown_s=0.3, cooldown_max_s=0.6)
     [name] = _names(server)
     [sim] = server.simulators
     sim.set_network(False)  # the first probe finds it unregistered
@@ -138,6 +138,14 @@ def test_a_barring_error_pauses_at_once_and_the_probe_resumes(live_server_factor
     assert resumed["by"] == "probe"
     health = _health(server, name)
     assert health["paused"] is False and health["probation"] is True and health["strikes"] == 2
+    # on probation its first send fails (a temporary error): paused again, cool-down capped
+    sim.fail_sends(42)
+    [retried] = _send(server, "on probation")
+    third = wait_until(lambda: _events(hooks, "modem.paused", name)[2:], what="paused a third time")[0]
+    assert third["reason"] == "the first send after the probe failed: +CMS ERROR 42"
+    assert third["strikes"] == 3 and third["cooldown_s"] == pytest.approx(0.6)
+    wait_until(lambda: _events(hooks, "modem.resumed", name)[1:], what="resumed by the probe again")
+    assert wait_until(lambda: _message(server, retried)["status"] == "sent")  # its retry went through
     # its first send goes through: healthy again
     [ok] = _send(server, "after the probe")
     assert wait_until(lambda: _message(server, ok)["status"] == "sent")
@@ -208,6 +216,36 @@ def test_a_pause_survives_a_restart(live_server_factory: Factory, hooks: HookRec
         assert r.status_code == 200 and r.json()["changed"] is True
     assert wait_until(lambda: _message(again, waiting)["status"] == "sent")
     assert again.simulators[0].sent[0].text == "waits"
+
+
+def test_nodes_sharing_postgresql_see_a_pause(live_server_factory: Factory, postgres_database: str) -> None:
+    from tests.utils.db import empty_tables
+
+    empty_tables(postgres_database)
+    north, south = (live_server_factory(simulate=1, settings={
+        "appliance": {"database_url": postgres_database}, "node": {"name": node},
+        "health": {"sim": {"cooldown_s": 3600}},
+    }) for node in ("north", "south"))
+    # paused through north's API, south's own modem takes no more work
+    with north.client() as c:
+        r = c.post("/v1/modems/south-sim1/pause", json={"reason": "antenna work"})
+        assert r.status_code == 200 and r.json()["changed"] is True
+    assert wait_until(lambda: "south-sim1" in south.app.dispatcher.paused(), what="south sees the pause")
+    with south.client() as c:
+        assert _health(south, "south-sim1")["reason"] == "antenna work"
+        assert any("modem south-sim1 is paused" in r for r in c.get("/healthz").json()["reasons"])
+        ids = []
+        for i in range(4):
+            r = c.post("/v1/messages", json={"to": f"+1415555010{i}", "body": f"via north {i}"})
+            ids.append(r.json()["messages"][0]["id"])
+    for mid in ids:
+        assert wait_until(lambda: (m := _message(south, mid))["status"] == "sent" and m)["modem"] == "north-sim1"
+    assert south.simulators[0].sent == []
+    # resumed through south's API: north's view says so
+    with south.client() as c:
+        assert c.post("/v1/modems/south-sim1/resume").json()["changed"] is True
+    assert _health(north, "south-sim1")["paused"] is False
+    assert wait_until(lambda: "south-sim1" not in south.app.dispatcher.paused())
 
 
 def test_api_scope_404_and_the_web_buttons(live_server_factory: Factory, hooks: HookReceiver, sqlite_url: str,

@@ -17,8 +17,8 @@ outcomes to a :class:`SendWindow`; when it trips, the SIM is paused in the datab
 worker stops taking work (a claim handed to it but not started goes back to the queue;
 messages with a part already sent through it stay pinned to it, docs/architecture.md). A
 paused worker probes its modem once the cool-down is over. The pause map is read from the
-database every couple of seconds, so a resume or pause by the command line or another node
-is seen without a restart.
+database every couple of seconds (the first worker wakes for it while idle), so a resume or
+pause by the command line or another node takes effect within about 2 s.
 """
 
 from __future__ import annotations
@@ -156,6 +156,9 @@ class _Worker:
                         chained = self.send(chained, begun=True)
                     continue
                 idle = self._idle_timeout()
+                if d.sim_health is not None and self is d.workers[0]:
+                    # One idle worker keeps the pause map fresh for all (the CLI, another node).
+                    idle = min(idle, _HEALTH_REFRESH_S)
                 self.beat("idle", idle)
                 self.wake.wait(idle)
             except DatabaseUnavailable as exc:  # e.g. PostgreSQL restarting: wait for it

@@ -4,7 +4,8 @@
 
 - ``READY=1`` once the API listens (the modems were started before; they may still be
   coming online), with a first ``STATUS=`` line;
-- ``STATUS=2/3 modems online, 14 queued`` whenever it changes (checked every few seconds);
+- ``STATUS=2/3 modems online, 14 queued`` (``3/3 modems online (1 paused), …`` with a SIM
+  paused by its health check) whenever it changes (checked every few seconds);
 - ``WATCHDOG=1`` every ``WATCHDOG_USEC/2``, but only while the loop runs this task (a
   blocked loop stops the feed) and no worker thread is dead or stuck
   (:func:`appliance.health.liveness_problems`): systemd then aborts and restarts us;
@@ -51,7 +52,9 @@ class Supervisor:
             queued = f"{queue_depth(self.services.queue.engine)} queued"
         except Exception as exc:  # the status line must not fail; /healthz tells the details
             queued = f"database error: {exc.__class__.__name__}"
-        line = f"{online}/{len(modems)} modems online, {queued}"
+        paused_of = getattr(self.services.dispatcher, "paused", None)  # SIM health, as last read
+        paused = len(paused_of()) if callable(paused_of) else 0
+        line = f"{online}/{len(modems)} modems online{f' ({paused} paused)' if paused else ''}, {queued}"
         problems = self._problems
         if problems:
             line += f"; {problems[0]}"

@@ -99,7 +99,10 @@ def test_failures_in_a_row_pause_and_the_other_sim_takes_the_work(live_server_fa
         event = wait_until(lambda: _events(hooks, "modem.paused", a), what="the modem.paused webhook")[0]
         assert event["reason"] == paused["reason"] and event["failures_in_row"] == 5 and event["code"] == 42
         assert event["cooldown_s"] == 3600 and event["strikes"] == 1
-        # a paused SIM is in /healthz and /metrics
+        # a paused SIM is in /healthz, /metrics and systemd's status line
+        from appliance.supervision import Supervisor
+
+        assert "2/2 modems online (2 paused), " in Supervisor(server.app, watchdog_s=0).status_line()
         assert any(f"modem {a} is paused" in reason for reason in c.get("/healthz").json()["reasons"])
         metrics = c.get("/metrics").text
         assert f'appliance_modem_paused{{modem="{a}"}} 1.0' in metrics

@@ -301,20 +301,21 @@ _CONFIG_OPTION_EARLY = typer.Option(None, "--config", "-c", envvar="APPLIANCE_CO
 
 def _sim_health_action(verb: str, name: str, config: str | None, reason: str | None = None) -> None:
     """Pause or resume a SIM in the database: the running daemon (any node) sees it within seconds."""
-    from appliance.queue.sim_health import SimHealth, UnknownModem
+    from appliance.queue.sim_health import SimHealth
 
     settings, engine = _migrated_engine(config)
     health = SimHealth(engine, settings.health.sim)
     try:
         health.check_known(name, [m.name for m in settings.modems])
-    except UnknownModem as exc:
+        if verb == "resume":
+            row = health.resume(name, by="cli")
+            print(f"{name} resumed: it takes work again" if row is not None else f"{name} is not paused")
+        else:
+            _, changed = health.pause(name, by="cli", reason=reason)
+            print(f"{name} paused until 'appliance modems resume {name}'" if changed
+                  else f"{name} is paused already")
+    except ApplianceError as exc:  # an unknown modem, a reason too long, the database
         raise fail(str(exc)) from None
-    if verb == "resume":
-        row = health.resume(name, by="cli")
-        print(f"{name} resumed: it takes work again" if row is not None else f"{name} is not paused")
-    else:
-        _, changed = health.pause(name, by="cli", reason=reason)
-        print(f"{name} paused until 'appliance modems resume {name}'" if changed else f"{name} is paused already")
 
 
 @modems_app.command("resume")

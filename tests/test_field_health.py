@@ -197,6 +197,11 @@ def test_a_message_with_a_part_sent_waits_for_its_paused_modem(live_server_facto
     unknown = CliRunner().invoke(cli, ["modems", "resume", "nosuch", "--config", str(config)])
     assert unknown.exit_code == 1
     assert unknown.stderr.strip().splitlines() == [f"error: no modem named 'nosuch' (known modems: {a}, {b})"]
+    long = CliRunner().invoke(cli, ["modems", "pause", a, "--reason", "x" * 201, "--config", str(config)])
+    assert long.exit_code == 1 and long.stderr.strip() == "error: reason: at most 200 characters, not 201"
+    paused = CliRunner().invoke(cli, ["modems", "pause", a, "--reason", " SIM swap ", "--config", str(config)])
+    assert paused.exit_code == 0 and f"{a} paused" in paused.stdout
+    assert wait_until(lambda: (h := _health(server, a))["paused"] and h)["reason"] == "SIM swap"
 
 
 def test_a_pause_survives_a_restart(live_server_factory: Factory, hooks: HookReceiver, db_url: str) -> None:

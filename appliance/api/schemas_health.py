@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from appliance.queue.sim_health import MAX_REASON
+
 __all__ = ["ModemHealthAction", "ModemHealthOut", "PauseRequest"]
 
 
@@ -58,5 +60,5 @@ class ModemHealthAction(BaseModel):
 class PauseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, min_length=1, max_length=200,
+    reason: str | None = Field(default=None, min_length=1, max_length=MAX_REASON,
                                description="Shown with the pause; default 'paused by <who>'.")

@@ -28,14 +28,17 @@ from typing import Any
 from appliance.config import SimHealthSection
 from appliance.db import sim_health as health_db
 from appliance.db.engine import read_tx, write_tx
-from appliance.db.errors import NotFound
+from appliance.db.errors import InvalidRequest, NotFound
 from appliance.db.messages import list_modems
 from appliance.db.sim_health import HealthRow
 from appliance.modem.errors import ModemDisconnected, ModemError
 
-__all__ = ["HealthRow", "SendWindow", "SimHealth", "Trip", "UnknownModem"]
+__all__ = ["MAX_REASON", "HealthRow", "SendWindow", "SimHealth", "Trip", "UnknownModem"]
 
 _log = logging.getLogger(__name__)
+
+MAX_REASON = 200
+"""The longest reason an admin may give a pause."""
 
 
 class UnknownModem(NotFound):
@@ -192,6 +195,9 @@ class SimHealth:
     def pause(self, modem: str, *, by: str, reason: str | None = None) -> tuple[HealthRow, bool]:
         """An admin pauses ``modem`` (only an admin resumes it: no probe). Returns the row
         and whether it changed (False: it was paused already, left as it was)."""
+        reason = (reason or "").strip() or None
+        if reason is not None and len(reason) > MAX_REASON:
+            raise InvalidRequest(f"reason: at most {MAX_REASON} characters, not {len(reason)}")
         now = self.clock()
         text = reason or f"paused by {by}"
         with write_tx(self.engine) as tx:

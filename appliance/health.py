@@ -198,11 +198,16 @@ def paused_problems(services: Any, *, now: float | None = None) -> tuple[list[st
         rows = [r for r in health_db.list_rows(tx).values() if r.paused]
     problems = []
     for row in sorted(rows, key=lambda r: r.modem):
-        since = f" for {(now - row.paused_at) / 60:.0f} min" if row.paused_at is not None else ""
-        probe = (f"; next probe in {max(0.0, row.probe_at - now):.0f} s" if row.probe_at is not None
+        since = f" for {_span(now - row.paused_at)}" if row.paused_at is not None else ""
+        probe = (f"; next probe in {_span(row.probe_at - now)}" if row.probe_at is not None
                  else "; an admin must resume it")
         problems.append(f"modem {row.modem} is paused{since}: {row.reason}{probe}")
     return problems, {r.modem for r in rows}
+
+
+def _span(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def evaluate(services: Any, *, now: float | None = None) -> HealthReport:

@@ -104,6 +104,10 @@ def fill_every_table(url: str) -> Filled:
             balances_db.record(tx, "m1", iccid="8901260000000000001", amount=12.5,
                                text="Your balance is 12.50 USD.", at=time.time())
             balances_db.record(tx, "m1", iccid="8901260000000000001", amount=3.0, text="Balance 3,00", at=time.time())
+        # SIM health (issue 15 item 2): one SIM paused by an admin, with its modem.paused event.
+        from appliance.queue.sim_health import SimHealth
+
+        SimHealth(engine).pause("m1", by="admin:test", reason="SIM swap")
         max_id = max(m.id for m in queue.list(limit=1000).items)
         return Filled(queued_message=queued.id, max_message_id=max_id)
     finally:

@@ -27,9 +27,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from appliance.api.routes.modems import sim_health
 from appliance.api.services import Services
 from appliance.api.store import StoreStats
+from appliance.queue.sim_health import sim_health_of
 
 __all__ = ["SEND_BUCKETS", "Metrics"]
 
@@ -132,7 +132,7 @@ class StoreCollector(Collector):
             webhooks = stats.webhook_failures()
             nodes = s.queue.nodes()
             balances = s.balances.latest() if getattr(s, "balances", None) is not None else {}
-            paused = sim_health(s).paused()
+            paused = sim_health_of(s).paused()
         except Exception:  # a scrape must still answer when the database does not
             _log.exception("metrics: the database did not answer")
             f["store_up"].add_metric([], 0)

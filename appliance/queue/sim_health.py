@@ -33,7 +33,7 @@ from appliance.db.messages import list_modems
 from appliance.db.sim_health import HealthRow
 from appliance.modem.errors import ModemDisconnected, ModemError
 
-__all__ = ["MAX_REASON", "HealthRow", "SendWindow", "SimHealth", "Trip", "UnknownModem"]
+__all__ = ["MAX_REASON", "HealthRow", "SendWindow", "SimHealth", "Trip", "UnknownModem", "apply_now", "sim_health_of"]
 
 _log = logging.getLogger(__name__)
 
@@ -227,3 +227,19 @@ class SimHealth:
         with write_tx(self.engine) as tx:
             health_db.clear_probation(tx, modem, self.clock())
         _log.info("[%s] first send after the probe went through: healthy again", modem)
+
+
+def sim_health_of(services: Any) -> SimHealth:
+    """The running appliance's :class:`SimHealth` (the API and the pages), or one on its
+    database and settings when it has none (an API without a daemon)."""
+    health = getattr(services, "sim_health", None)
+    if isinstance(health, SimHealth):
+        return health
+    return SimHealth(services.queue.engine, services.settings.health.sim)
+
+
+def apply_now(services: Any) -> None:
+    """A pause or resume was committed here: the local dispatcher reads it now, not in 2 s."""
+    refresh = getattr(getattr(services, "dispatcher", None), "refresh_health", None)
+    if refresh is not None:
+        refresh(force=True)

@@ -28,9 +28,9 @@ from appliance.api.schemas import (
 from appliance.api.schemas_health import ModemHealthAction, ModemHealthOut, PauseRequest
 from appliance.api.services import Services
 from appliance.api.store import SentCounts, StoreStats
-from appliance.queue.sim_health import SimHealth, UnknownModem
+from appliance.queue.sim_health import SimHealth, UnknownModem, apply_now, sim_health_of
 
-__all__ = ["router", "sim_health"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1/modems", tags=["modems"])
 
@@ -108,7 +108,7 @@ def list_modems(
     budgets = services.dispatcher.budgets()
     me = services.settings.node.name
     balances = _balances(services)
-    health = sim_health(services).states()
+    health = sim_health_of(services).states()
     local = [_modem_out(m, counts.get(m.name), budgets.get(m.name), me, balances.get(m.name), health.get(m.name))
              for m in list(services.modems)]
     nodes = services.queue.nodes()
@@ -172,23 +172,8 @@ def run_ussd(
     return UssdOut(modem=name, code=body.code, text=text, status=status)
 
 
-def sim_health(services: Services) -> SimHealth:
-    """The appliance's SIM health service (one on its database when the services have none)."""
-    health = getattr(services, "sim_health", None)
-    if isinstance(health, SimHealth):
-        return health
-    return SimHealth(services.queue.engine, services.settings.health.sim)
-
-
-def changed_health(services: Services) -> None:
-    """A pause or resume was committed: the local dispatcher reads it now, not in 2 s."""
-    refresh = getattr(services.dispatcher, "refresh_health", None)
-    if refresh is not None:
-        refresh(force=True)
-
-
 def _known(services: Services, name: str) -> SimHealth:
-    health = sim_health(services)
+    health = sim_health_of(services)
     local = [m.name for m in list(services.modems)] + [m.name for m in services.settings.modems]
     try:
         health.check_known(name, local)
@@ -213,7 +198,7 @@ def resume_modem(
     health = _known(services, name)
     row = health.resume(name, by=f"admin:{key.name}")
     if row is not None:
-        changed_health(services)
+        apply_now(services)
     return ModemHealthAction(modem=name, changed=row is not None,
                              health=ModemHealthOut.of(row or health.states([name]).get(name)))
 
@@ -236,5 +221,5 @@ def pause_modem(
     health = _known(services, name)
     row, changed = health.pause(name, by=f"admin:{key.name}", reason=body.reason if body else None)
     if changed:
-        changed_health(services)
+        apply_now(services)
     return ModemHealthAction(modem=name, changed=changed, health=ModemHealthOut.of(row))

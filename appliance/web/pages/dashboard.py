@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from appliance.api.auth import get_services
-from appliance.api.routes.modems import sim_health
 from appliance.api.services import Services
 from appliance.db import stats as stats_db
 from appliance.db.engine import read_tx
 from appliance.db.stats import TodayCounts
+from appliance.queue.sim_health import sim_health_of
 from appliance.web.auth import signed_in
 from appliance.web.render import page
 from appliance.web.users import Session
@@ -56,7 +56,7 @@ def modem_rows(services: Services, nodes: list[Any] | None = None) -> list[Modem
     budgets = services.dispatcher.budgets()
     balances_service: Any = getattr(services, "balances", None)
     balances = balances_service.latest() if balances_service is not None else {}
-    health = sim_health(services).paused()
+    health = sim_health_of(services).paused()
     rows = []
     for m in list(services.modems):
         balance: Any = balances.get(m.name)

@@ -14,11 +14,10 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from appliance.api.auth import get_services
-from appliance.api.routes.modems import changed_health, sim_health
 from appliance.api.services import Services
 from appliance.api.store import StoreStats
 from appliance.modem.errors import ModemError
-from appliance.queue.sim_health import UnknownModem
+from appliance.queue.sim_health import UnknownModem, apply_now, sim_health_of
 from appliance.web.auth import admin_only, checked_form
 from appliance.web.pages.dashboard import ModemRow, local_midnight, modem_rows
 from appliance.web.render import page, redirect
@@ -97,7 +96,7 @@ def modem(request: Request, name: str, _session: Admin, services: System) -> HTM
 
 
 def _health_action(request: Request, name: str, session: Session, services: Services, verb: str) -> Response:
-    health = sim_health(services)
+    health = sim_health_of(services)
     try:
         health.check_known(name, [m.name for m in list(services.modems)])
     except UnknownModem:
@@ -112,7 +111,7 @@ def _health_action(request: Request, name: str, session: Session, services: Serv
         message = (f"{name} paused: the other SIMs take its work until you resume it." if changed
                    else f"{name} was paused already.")
     if changed:
-        changed_health(services)
+        apply_now(services)
         log.info("web: %s: modem %s %s", session.user.username, name, verb)
     return redirect("/modems", flash=message)
 

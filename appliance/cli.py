@@ -25,6 +25,18 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _audit(action: str, target: str | None, detail: dict | None = None, *,  # type: ignore[type-arg]
+           engine=None) -> None:  # type: ignore[no-untyped-def]
+    """Record a verb that changes something in the audit trail as the OS user's: in the
+    verb's own next write (the change), or at once in ``engine`` (after a retention run)."""
+    from appliance.audit import Action, Actor, cli_note, record
+
+    if engine is None:
+        cli_note(Action[action], target, detail)
+    else:
+        record(engine, Actor.cli(), Action[action], target, detail)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one error line on stderr and return the Exit to raise."""
     err_console.print(f"error: {message}", style="red", markup=False, highlight=False, soft_wrap=True)
@@ -657,6 +669,7 @@ def keys_create(
     if not scope:
         raise fail("give at least one --scope: send, read or admin (e.g. --scope send --scope read)")
     keys, url = _api_keys(config)
+    _audit("KEY_CREATE", name, {"scopes": sorted(set(scope))})
     key, secret = keys.create(name, scope)
     print(f"created key {key.id} {key.name!r} with scopes {', '.join(sorted(key.scopes))} in {url}")
     print("store it now: it is not shown again")
@@ -721,6 +734,7 @@ def keys_revoke(
 ) -> None:
     """Revoke an API key: requests with it get 401 from now on."""
     keys, _ = _api_keys(config)
+    _audit("KEY_REVOKE", key_id)
     key = keys.revoke(key_id)
     print(f"revoked key {key.id} {key.name!r}")
 
@@ -766,6 +780,7 @@ def users_create(
 ) -> None:
     """Create a user for the web pages (asks for the password, at least 10 characters)."""
     users = _users(config)
+    _audit("USER_CREATE", username, {"role": role})
     user = users.create(username, _new_password(password_stdin), role=role)
     print(f"created {user.role} {user.username!r}; sign in at http://<appliance>:<port>/login")
 
@@ -792,6 +807,7 @@ def users_password(
     config: str | None = _CONFIG_OPTION,
 ) -> None:
     """Set a user's password (their browsers are signed out)."""
+    _audit("USER_PASSWORD", username)
     user = _users(config).set_password(username, _new_password(password_stdin))
     print(f"password of {user.username!r} changed; their sessions are signed out")
 
@@ -803,6 +819,7 @@ def users_role(
     config: str | None = _CONFIG_OPTION,
 ) -> None:
     """Make a user staff or admin."""
+    _audit("USER_ROLE", username, {"role": role})
     user = _users(config).set_role(username, role)
     print(f"{user.username!r} is now {user.role}")
 
@@ -815,6 +832,7 @@ def users_disable(
 ) -> None:
     """Stop a user from signing in (and sign out their browsers); --enable undoes it."""
     users = _users(config)
+    _audit("USER_ENABLE" if enable else "USER_DISABLE", username)
     user = users.enable(username) if enable else users.disable(username)
     print(f"{user.username!r} is {'disabled' if user.disabled_at else 'active'}")
 
@@ -1314,9 +1332,11 @@ def retention_run(
 
     settings, engine = _migrated_engine(config)
     report = Retention(engine, settings.retention).run(dry_run=dry_run)
+    if not dry_run:
+        _audit("RETENTION_RUN", None, report.counts(), engine=engine)
     verb = "would erase/prune" if dry_run else "erased/pruned"
     labels = {"message_bodies": "message bodies", "inbound_bodies": "inbound texts", "events": "events",
-              "send_log": "send-log rows"}
+              "send_log": "send-log rows", "audit": "audit lines"}
     for name, count in report.counts().items():
         print(f"{verb} {count:>8} {labels[name]}")
 
@@ -1347,7 +1367,9 @@ def privacy_export(
     from appliance.privacy import export_number
 
     settings, engine = _migrated_engine(config)
-    print(json.dumps(export_number(engine, _e164(settings, number)), indent=2, ensure_ascii=False))
+    from appliance.audit import Actor
+
+    print(json.dumps(export_number(engine, _e164(settings, number), actor=Actor.cli()), indent=2, ensure_ascii=False))
 
 
 @privacy_app.command("erase")
@@ -1369,7 +1391,9 @@ def privacy_erase(
             raise fail("no answer to the question; pass --yes to erase without asking") from None
         if not confirmed:
             raise fail("erase cancelled")
-    r = erase_number(engine, e164, by="cli")
+    from appliance.audit import Actor
+
+    r = erase_number(engine, e164, by="cli", actor=Actor.cli())
     print(f"{e164}: contact {'deleted' if r.contact_deleted else 'none'}, {r.messages_cancelled} queued "
           f"message(s) cancelled, {r.message_bodies} message bodies and {r.inbound_bodies} inbound texts erased"
           + ("; still on the opt-out list" if r.still_opted_out else ""))

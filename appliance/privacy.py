@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from appliance.audit import Action, Actor, number_ref, record, write
 from appliance.db import consent as consent_db
 from appliance.db import messages as messages_db
 from appliance.db import retention as retention_db
@@ -39,16 +40,24 @@ class ErasureReport:
     still_opted_out: bool
 
 
-def export_number(engine: Engine, number: str) -> dict[str, Any]:
-    """Everything stored about ``number`` (E.164) as JSON-ready data."""
+def export_number(engine: Engine, number: str, *, actor: Actor | None = None) -> dict[str, Any]:
+    """Everything stored about ``number`` (E.164) as JSON-ready data; the export is
+    recorded in the audit trail as ``actor``'s (the number as :func:`number_ref`)."""
     with read_tx(engine) as tx:
-        return retention_db.export_number(tx, number)
+        data = retention_db.export_number(tx, number)
+    if actor is not None:
+        record(engine, actor, Action.PRIVACY_EXPORT, number_ref(number))
+    return data
 
 
-def erase_number(engine: Engine, number: str, *, by: str, clock: Callable[[], float] = time.time) -> ErasureReport:
-    """Erase what is stored about ``number`` (E.164), in one transaction."""
+def erase_number(engine: Engine, number: str, *, by: str, clock: Callable[[], float] = time.time,
+                 actor: Actor | None = None) -> ErasureReport:
+    """Erase what is stored about ``number`` (E.164), in one transaction (with its audit
+    line as ``actor``'s, the number as :func:`number_ref`)."""
     now = clock()
     with write_tx(engine) as tx:
+        if actor is not None:
+            write(tx, actor, Action.PRIVACY_ERASE, number_ref(number))
         tx.lock(f"privacy:{number}")
         queued = retention_db.queued_to(tx, number)
         for message_id in queued:

@@ -1,4 +1,5 @@
-"""Retention: erase old message bodies and inbound texts, prune old events and send-log rows.
+"""Retention: erase old message bodies and inbound texts, prune old events, send-log rows
+and audit-trail lines (``audit_days``).
 
 Runs off the send path: each batch (``[retention] batch`` rows at most) is its own short
 write transaction, so the dispatcher waits at most one batch for the write lock. The daemon
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy.engine import Engine
 
 from appliance.config import RetentionSection
+from appliance.db import audit as audit_db
 from appliance.db import retention as retention_db
 from appliance.db.engine import Tx, read_tx, write_tx
 from appliance.queue.ratelimit import DEFAULT_WINDOWS
@@ -39,6 +41,7 @@ class RetentionReport:
     inbound_bodies: int = 0
     events: int = 0
     send_log: int = 0
+    audit: int = 0
     dry_run: bool = False
 
     def counts(self) -> dict[str, int]:
@@ -65,6 +68,10 @@ class Retention:
         logs_before = now - s.log_days * DAY_S
         return now - s.body_days * DAY_S, logs_before, min(logs_before, now - CAP_HORIZON_S)
 
+    def audit_cutoff(self, now: float) -> float:
+        """Audit-trail lines before this (UNIX seconds) are pruned."""
+        return now - self.settings.audit_days * DAY_S
+
     def run(self, dry_run: bool = False) -> RetentionReport:
         """Erase and prune what is older than the windows; ``dry_run`` only counts."""
         now = self.clock()
@@ -76,6 +83,7 @@ class Retention:
                     inbound_bodies=retention_db.count_inbound_to_erase(tx, bodies_before),
                     events=retention_db.count_events_to_prune(tx, events_before),
                     send_log=retention_db.count_send_log_to_prune(tx, send_log_before),
+                    audit=audit_db.count_events_to_prune(tx, self.audit_cutoff(now)),
                     dry_run=True,
                 )
         limit = self.settings.batch
@@ -84,9 +92,11 @@ class Retention:
             inbound_bodies=self._batches(lambda tx: retention_db.erase_inbound_bodies(tx, bodies_before, now, limit=limit)),
             events=self._batches(lambda tx: retention_db.prune_events(tx, events_before, limit=limit)),
             send_log=self._batches(lambda tx: retention_db.prune_send_log(tx, send_log_before, limit=limit)),
+            audit=self._batches(lambda tx: audit_db.prune_events(tx, self.audit_cutoff(now), limit=limit)),
         )
-        _log.info("retention: erased %d message bodies and %d inbound texts, pruned %d events and %d send-log rows",
-                  report.message_bodies, report.inbound_bodies, report.events, report.send_log)
+        _log.info("retention: erased %d message bodies and %d inbound texts, pruned %d events, %d send-log rows "
+                  "and %d audit lines", report.message_bodies, report.inbound_bodies, report.events,
+                  report.send_log, report.audit)
         return report
 
     def _batches(self, step: Callable[[Tx], int]) -> int:

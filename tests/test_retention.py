@@ -84,7 +84,7 @@ def test_retention_erases_finished_bodies_and_old_logs_only(db_url: str, queue: 
     assert _snapshot(queue) == before  # a dry run changes nothing
 
     report = job.run()
-    assert report.counts() == {"message_bodies": 3, "inbound_bodies": 1, "events": dry.events, "send_log": 1}
+    assert report.counts() == {"message_bodies": 3, "inbound_bodies": 1, "events": dry.events, "send_log": 1, "audit": 0}
     for kind in ("sent", "cancelled", "suppressed"):
         view = queue.get(ids[kind])
         assert (view.body, view.redacted) == ("", True)
@@ -103,7 +103,7 @@ def test_retention_erases_finished_bodies_and_old_logs_only(db_url: str, queue: 
         left = [(r["message_id"], r["at"]) for r in tx.exec_driver_sql("SELECT message_id, at FROM send_log")]
     assert left == [(ids["recent"], clock() - 3600)]
     assert after["opt_outs"] == before["opt_outs"] and after["consent_log"] == before["consent_log"]
-    assert job.run().counts() == {"message_bodies": 0, "inbound_bodies": 0, "events": 0, "send_log": 0}
+    assert job.run().counts() == {"message_bodies": 0, "inbound_bodies": 0, "events": 0, "send_log": 0, "audit": 0}
 
     gone = [SECRETS["sent"], SECRETS["cancelled"], SECRETS["suppressed"], INBOUND_OLD]
     kept = [SECRETS["queued"], SECRETS["recent"], INBOUND_UNHANDLED]
@@ -121,7 +121,7 @@ def test_nothing_is_erased_inside_the_windows(queue: Queue, clock: FakeClock) ->
     _fill(queue, clock)
     job = Retention(queue.engine, RetentionSection(body_days=365, log_days=365), clock=clock)
     before = _snapshot(queue)
-    assert job.run().counts() == {"message_bodies": 0, "inbound_bodies": 0, "events": 0, "send_log": 0}
+    assert job.run().counts() == {"message_bodies": 0, "inbound_bodies": 0, "events": 0, "send_log": 0, "audit": 0}
     assert _snapshot(queue) == before
 
 

@@ -28,8 +28,9 @@ import threading
 import time
 import weakref
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ __all__ = [
     "SQLITE",
     "Result",
     "Tx",
+    "before_next_commit",
     "dialect",
     "make_engine",
     "pg_sql",
@@ -450,6 +452,47 @@ def _pg_tx(engine: Engine, first: str | None, *, pipeline: bool = False) -> Iter
         pooled.close()
 
 
+# Steps the next write transaction of this context runs just before it commits (the audit
+# trail's lines: docs/architecture.md, "Audit trail and approval").
+_before_commit: ContextVar[list[Callable[[Tx], None]] | None] = ContextVar("before_commit", default=None)
+
+
+def before_next_commit(step: Callable[[Tx], None]) -> None:
+    """Run ``step(tx)`` once, inside the next :func:`write_tx` of this context (thread or
+    request), just before it commits: the step's writes commit or roll back with it."""
+    pending = _before_commit.get()
+    if pending is None:
+        pending = []
+        _before_commit.set(pending)
+    pending.append(step)
+
+
+def _drop_before_commit() -> None:
+    """The transaction failed: the steps were for the change it was making."""
+    pending = _before_commit.get()
+    if pending:
+        pending.clear()
+
+
+def _run_before_commit(tx: Tx) -> None:
+    pending = _before_commit.get()
+    if pending:
+        steps = list(pending)
+        pending.clear()
+        for step in steps:
+            step(tx)
+
+
+@contextmanager
+def _steps_before_commit(tx: Tx) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        _drop_before_commit()
+        raise
+    _run_before_commit(tx)
+
+
 @contextmanager
 def write_tx(engine: Engine, *, durable: bool = True, pipeline: bool = False) -> Iterator[Tx]:
     """A short write transaction, committed on success.
@@ -466,11 +509,13 @@ def write_tx(engine: Engine, *, durable: bool = True, pipeline: bool = False) ->
     """
     if engine.dialect.name == POSTGRESQL:
         with _pg_tx(engine, None if durable else "SET LOCAL synchronous_commit TO OFF", pipeline=pipeline) as tx:
-            yield tx
+            with _steps_before_commit(tx):
+                yield tx
         return
     with _write_lock(engine):
         with _sqlite_tx(engine, "BEGIN IMMEDIATE", synchronous=None if durable else "NORMAL") as tx:
-            yield tx
+            with _steps_before_commit(tx):
+                yield tx
 
 
 @contextmanager

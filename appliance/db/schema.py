@@ -15,6 +15,7 @@ from appliance.db.types import FLAG, where
 
 __all__ = [
     "ApiKeyRecord",
+    "AuditEvent",
     "Batch",
     "Broadcast",
     "Contact",
@@ -401,6 +402,12 @@ class Broadcast(SQLModel, table=True):
     batch_id: int | None = None
     recipients: int = 0  # messages made at start (suppressed included)
     parts: int = 0  # parts of the messages that will be sent (suppressed excluded)
+    # Approval of big sends: who asked for the start (status awaiting_approval), who
+    # approved or rejected it (docs/architecture.md, "Audit trail and approval").
+    requested_by: str | None = None
+    requested_at: float | None = None
+    reviewed_by: str | None = None
+    reviewed_at: float | None = None
 
 
 class Node(SQLModel, table=True):
@@ -559,3 +566,26 @@ class ModemBalance(SQLModel, table=True):
     amount: float | None = None
     text: str
     at: float
+
+
+class AuditEvent(SQLModel, table=True):
+    """One change made by a person, an API key or the command line: who (``actor_kind``
+    user / key / cli / system and ``actor``), from where, what (``action``, a dotted verb),
+    on what (``target``) and a small JSON ``detail`` (never a message body; numbers masked).
+    ``at`` is the database's clock."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_at", "at"),
+        Index("ix_audit_events_actor", "actor", "id"),
+        Index("ix_audit_events_action", "action", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: float
+    actor_kind: str
+    actor: str
+    address: str | None = None
+    action: str
+    target: str | None = None
+    detail_json: str | None = None

@@ -402,16 +402,26 @@ class Queue:
         with read_tx(self.engine) as tx:
             return inbound.list_inbound(tx, limit=limit, cursor=cursor, sender=sender)
 
-    def opt_out(self, number: str, *, source: str, note: str | None = None) -> bool:
+    def opt_out(self, number: str, *, source: str, note: str | None = None,
+                within: Callable[[Tx, bool], None] | None = None) -> bool:
         """Add ``number`` to the suppression list; False if it was already on it. Logged;
-        messages still queued to it become ``suppressed`` in the same transaction."""
+        messages still queued to it become ``suppressed`` in the same transaction.
+        ``within(tx, added)`` runs in that transaction too (an audit line)."""
         with write_tx(self.engine) as tx:
-            return consent.add_opt_out(tx, number, self.clock(), source=source, note=note)
+            added = consent.add_opt_out(tx, number, self.clock(), source=source, note=note)
+            if within is not None:
+                within(tx, added)
+            return added
 
-    def opt_in(self, number: str, *, source: str, note: str | None = None) -> bool:
-        """Remove ``number`` from the suppression list; False if it was not on it. Logged."""
+    def opt_in(self, number: str, *, source: str, note: str | None = None,
+               within: Callable[[Tx, bool], None] | None = None) -> bool:
+        """Remove ``number`` from the suppression list; False if it was not on it. Logged.
+        ``within(tx, removed)`` runs in the same transaction."""
         with write_tx(self.engine) as tx:
-            return consent.remove_opt_out(tx, number, self.clock(), source=source, note=note)
+            removed = consent.remove_opt_out(tx, number, self.clock(), source=source, note=note)
+            if within is not None:
+                within(tx, removed)
+            return removed
 
     def is_opted_out(self, number: str) -> bool:
         with read_tx(self.engine) as tx:

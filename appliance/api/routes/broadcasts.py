@@ -19,10 +19,11 @@ from appliance.api.schemas_broadcasts import (
     StartRequest,
 )
 from appliance.api.services import Services
-from appliance.broadcasts import Audience, BroadcastService, BroadcastSpec, Preview
+from appliance.audit import Actor
+from appliance.broadcasts import Audience, BroadcastService, BroadcastSpec, Preview, approval_limit
 from appliance.queue import InvalidRequest, RateLimits
 
-__all__ = ["broadcast_service", "checked_preview", "router"]
+__all__ = ["BroadcastId", "broadcast_service", "checked_preview", "router"]
 
 router = APIRouter(prefix="/v1/broadcasts", tags=["broadcasts"])
 
@@ -64,6 +65,11 @@ def checked_preview(services: Services, service: BroadcastService, spec: Broadca
 Service = Annotated[BroadcastService, Depends(lambda services=Depends(get_services): broadcast_service(services))]
 
 
+def _approval(services: Services, key: ApiKey) -> int | None:
+    """Keys without the admin scope need approval for big sends (``[broadcasts] approval_over``)."""
+    return approval_limit(services.settings.broadcasts.approval_over, admin="admin" in key.scopes)
+
+
 def _spec(body: BroadcastRequest) -> BroadcastSpec:
     a = body.audience
     return BroadcastSpec(
@@ -97,7 +103,8 @@ def create_broadcast(body: BroadcastRequest, key: Annotated[ApiKey, Depends(requ
     spec = _spec(body)
     checked_preview(services, service, spec)
     if body.start:
-        return BroadcastOut.of(service.create_and_start(spec, created_by=f"api:{key.name}"))
+        return BroadcastOut.of(service.create_and_start(spec, created_by=f"api:{key.name}", actor=Actor.key(key.name),
+                                                        approval_over=_approval(services, key)))
     return BroadcastOut.of(service.create(spec, created_by=f"api:{key.name}"))
 
 
@@ -126,29 +133,32 @@ def preview_broadcast(broadcast_id: BroadcastId, _key: Annotated[ApiKey, Depends
 
 @router.post("/{broadcast_id:int}/start", response_model=BroadcastOut, summary="Start a draft broadcast",
              responses=problem_responses(401, 403, 404, 409, 422))
-def start_broadcast(broadcast_id: BroadcastId, _key: Annotated[ApiKey, Depends(require("send"))],
+def start_broadcast(broadcast_id: BroadcastId, key: Annotated[ApiKey, Depends(require("send"))],
                     services: Annotated[Services, Depends(get_services)], service: Service,
                     body: StartRequest | None = None) -> BroadcastOut:
     """Renders and queues every message at once (one transaction). 422 if recipients lack
     a field the template needs (unless `allow_missing`), a text is too long, or the
-    audience has grown over `[broadcasts] max_recipients`; 409 if it was started already."""
+    audience has grown over `[broadcasts] max_recipients`; 409 if it was started already.
+    A key without the `admin` scope starting one to more than `[broadcasts] approval_over`
+    recipients gets it back `awaiting_approval` (nothing is sent until an admin approves)."""
     checked_preview(services, service, service.spec_of(broadcast_id))
-    return BroadcastOut.of(service.start(broadcast_id, allow_missing=body.allow_missing if body else None))
+    return BroadcastOut.of(service.start(broadcast_id, allow_missing=body.allow_missing if body else None,
+                                         actor=Actor.key(key.name), approval_over=_approval(services, key)))
 
 
 @router.post("/{broadcast_id:int}/pause", response_model=BroadcastOut, summary="Pause a running broadcast",
              responses=problem_responses(401, 403, 404, 409, 422))
-def pause_broadcast(broadcast_id: BroadcastId, _key: Annotated[ApiKey, Depends(require("send"))],
+def pause_broadcast(broadcast_id: BroadcastId, key: Annotated[ApiKey, Depends(require("send"))],
                     service: Service) -> BroadcastOut:
     """Messages not yet handed to a modem wait (still `queued`); those sending finish."""
-    return BroadcastOut.of(service.pause(broadcast_id))
+    return BroadcastOut.of(service.pause(broadcast_id, actor=Actor.key(key.name)))
 
 
 @router.post("/{broadcast_id:int}/resume", response_model=BroadcastOut, summary="Resume a paused broadcast",
              responses=problem_responses(401, 403, 404, 409, 422))
-def resume_broadcast(broadcast_id: BroadcastId, _key: Annotated[ApiKey, Depends(require("send"))],
+def resume_broadcast(broadcast_id: BroadcastId, key: Annotated[ApiKey, Depends(require("send"))],
                      service: Service) -> BroadcastOut:
-    return BroadcastOut.of(service.resume(broadcast_id))
+    return BroadcastOut.of(service.resume(broadcast_id, actor=Actor.key(key.name)))
 
 
 @router.post("/{broadcast_id:int}/cancel", response_model=BroadcastOut, summary="Cancel a broadcast",
@@ -156,4 +166,4 @@ def resume_broadcast(broadcast_id: BroadcastId, _key: Annotated[ApiKey, Depends(
 def cancel_broadcast(broadcast_id: BroadcastId, key: Annotated[ApiKey, Depends(require("send"))],
                      service: Service) -> BroadcastOut:
     """Every message still queued becomes `cancelled`; those sending finish."""
-    return BroadcastOut.of(service.cancel(broadcast_id, by=f"api:{key.name}"))
+    return BroadcastOut.of(service.cancel(broadcast_id, by=f"api:{key.name}", actor=Actor.key(key.name)))

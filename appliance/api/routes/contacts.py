@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import ValidationError
 
+from appliance import audit
 from appliance.api.auth import get_services, require
 from appliance.api.keys import ApiKey
 from appliance.api.params import record_id
@@ -125,6 +126,7 @@ async def import_contacts(
             if not eq or not column.strip():
                 raise ApiProblem.invalid([FieldError(field="map", detail=f"{item!r} is not COLUMN=FIELD")])
             mapping[column.strip()] = field.strip()
+    audit.note(audit.Actor.key(key.name), audit.Action.CONTACT_IMPORT, group, {"bytes": len(data)})
     report = await anyio.to_thread.run_sync(
         lambda: book.import_csv(data, mapping=mapping, group=group, dry_run=dry_run)
     )
@@ -148,7 +150,8 @@ def update_contact(contact_id: ContactId, body: ContactPatch, _key: Annotated[Ap
 
 @router.delete("/{contact_id:int}", status_code=204, response_class=Response, summary="Delete a contact",
                responses=problem_responses(401, 403, 404, 422))
-def delete_contact(contact_id: ContactId, _key: Annotated[ApiKey, Depends(require("send"))], book: Book) -> Response:
+def delete_contact(contact_id: ContactId, key: Annotated[ApiKey, Depends(require("send"))], book: Book) -> Response:
     """Its group memberships go too; messages already sent to it stay."""
+    audit.note(audit.Actor.key(key.name), audit.Action.CONTACT_ERASE, contact_id)
     book.delete(contact_id)
     return Response(status_code=204)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query
 
+from appliance import audit
 from appliance.api.auth import get_services, require
 from appliance.api.keys import ApiKey
 from appliance.api.params import record_id
@@ -89,6 +90,7 @@ def send_messages(
         validity_s=request.validity_s,
         idempotency_key=idempotency_key,
         metadata=request.metadata,
+        within=audit.on_send(audit.Actor.key(key.name), numbers),
     )
     if replay:
         # The store answers with today's statuses; the first answer said queued or suppressed.
@@ -150,6 +152,7 @@ def cancel_message(
     services: Annotated[Services, Depends(get_services)],
 ) -> MessageDetail:
     """Only while it is `queued`; once a part is on its way (or it is done), 409."""
+    audit.note(audit.Actor.key(key.name), audit.Action.MESSAGE_CANCEL, message_id)
     return MessageDetail.of(services.queue.cancel(message_id, by=f"api:{key.name}"))
 
 
@@ -167,4 +170,5 @@ def resend_message(
 ) -> MessageDetail:
     """For a message whose outcome is `unknown` (the modem never answered, so it may have
     arrived) or `failed`. The previous attempt is kept in the audit trail."""
+    audit.note(audit.Actor.key(key.name), audit.Action.MESSAGE_RESEND, message_id)
     return MessageDetail.of(services.queue.resend(message_id, by=f"api:{key.name}"))

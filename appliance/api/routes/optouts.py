@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
+from appliance import audit
 from appliance.api.auth import get_services, require
 from appliance.api.keys import ApiKey
 from appliance.api.problems import ApiProblem, problem_responses
@@ -54,7 +55,8 @@ def add_opt_out(
     """201 when added, 200 when it was already on the list. Messages still queued to it
     become `suppressed`. The change is logged with the source `api:<key name>`."""
     number = normalise(request.number, services, "number")
-    added = services.queue.opt_out(number, source=f"api:{key.name}", note=request.note)
+    added = services.queue.opt_out(number, source=f"api:{key.name}", note=request.note, within=audit.if_changed(
+        audit.Actor.key(key.name), audit.Action.OPTOUT_ADD, audit.masked(number)))
     if not added:
         response.status_code = 200
     entry = StoreStats(services.queue.engine).opt_out(number)
@@ -76,6 +78,7 @@ def remove_opt_out(
     services: Annotated[Services, Depends(get_services)],
 ) -> Response:
     e164 = normalise(number, services, "number")
-    if not services.queue.opt_in(e164, source=f"api:{key.name}"):
+    if not services.queue.opt_in(e164, source=f"api:{key.name}", within=audit.if_changed(
+            audit.Actor.key(key.name), audit.Action.OPTOUT_REMOVE, audit.masked(e164))):
         raise ApiProblem(404, "not-found", f"{e164} is not on the opt-out list")
     return Response(status_code=204)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
+from appliance import audit
 from appliance.web.auth import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -130,6 +131,7 @@ def change_password(request: Request, web: Web, session: Annotated[Session, Depe
         return page(request, "account.html", status_code=422, title="Your account", errors=errors,
                     min_length=MIN_PASSWORD_LENGTH)
     try:
+        audit.note(audit.Actor.user(session.user.username), audit.Action.USER_PASSWORD, session.user.username)
         web.users.set_password(session.user.username, new)
     except UserError as exc:
         return page(request, "account.html", status_code=422, title="Your account",

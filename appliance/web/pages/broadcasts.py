@@ -13,6 +13,7 @@ from appliance.api.auth import get_services
 from appliance.api.params import record_id
 from appliance.api.routes.broadcasts import broadcast_service
 from appliance.api.services import Services
+from appliance.audit import Actor
 from appliance.broadcasts import BroadcastService, BroadcastView
 from appliance.queue import InvalidState, NotFound
 from appliance.db import stats as stats_db
@@ -38,7 +39,7 @@ STATE_LABELS = {
     "cancelled": "Cancelled", "expired": "Expired",
 }
 STATUS_LABELS = {
-    "draft": "draft", "scheduled": "scheduled", "running": "sending", "paused": "paused",
+    "draft": "draft", "awaiting_approval": "awaiting approval", "scheduled": "scheduled", "running": "sending", "paused": "paused",
     "done": "done", "cancelled": "cancelled",
 }
 
@@ -102,15 +103,16 @@ def progress(broadcast_id: BroadcastId, _session: SignedIn, services: Services_)
 
 def _act(request: Request, broadcast_id: int, services: Services, session: Session, verb: str) -> Response:
     service = broadcast_service(services)
+    actor = Actor.user(session.user.username)
     try:
         if verb == "pause":
-            service.pause(broadcast_id)
+            service.pause(broadcast_id, actor=actor)
             message = "Paused: nothing more leaves until you resume."
         elif verb == "resume":
-            service.resume(broadcast_id)
+            service.resume(broadcast_id, actor=actor)
             message = "Resumed."
         else:
-            service.cancel(broadcast_id, by=f"web:{session.user.username}")
+            service.cancel(broadcast_id, by=f"web:{session.user.username}", actor=actor)
             message = "Cancelled: messages not yet sent will not be sent."
     except NotFound:
         return page(request, "error.html", status_code=404, title="No such broadcast",

@@ -29,6 +29,7 @@ from appliance.text import is_blank
 from appliance.web.auth import check_csrf, checked_form, signed_in
 from appliance.web.forms import field_errors
 from appliance.web.render import page, redirect
+from appliance.web.pages.approval import start_options
 from appliance.web.users import Session
 
 __all__ = ["ComposeForm", "router"]
@@ -229,7 +230,8 @@ def send(request: Request, session: SignedIn, services: Services_, form: Form) -
     broadcast_id: int | None = None
     try:
         checked_preview(services, service, spec)
-        view = service.create_and_start(spec, created_by=f"web:{session.user.username}")
+        view = service.create_and_start(spec, created_by=f"web:{session.user.username}",
+                                        **start_options(services, session))
         broadcast_id = view.id
     except (InvalidRequest, NotFound) as exc:
         typed.take_error(exc)
@@ -238,7 +240,9 @@ def send(request: Request, session: SignedIn, services: Services_, form: Form) -
         if typed.form_id:
             _sent_forms.done(typed.form_id, broadcast_id)
     log.info("web: %s started broadcast %d to %d recipient(s)", session.user.username, view.id, view.recipients)
-    if view.status == "scheduled" and view.send_at is not None:
+    if view.status == "awaiting_approval":
+        message = f"{view.recipients:,} recipients: this broadcast waits for an admin's approval before anything is sent."
+    elif view.status == "scheduled" and view.send_at is not None:
         local = view.send_at.astimezone(_zone(services))
         message = f"Scheduled: {view.recipients:,} message(s) will go from {local:%-d %b %H:%M}."
     else:

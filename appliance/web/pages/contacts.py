@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
+from appliance import audit
 from appliance.api.auth import get_services
 from appliance.api.routes.contacts import contact_book
 from appliance.api.services import Services
@@ -102,6 +103,8 @@ async def import_contacts(request: Request, services: Svc, form: Form) -> Respon
     if error is not None:
         return _contacts_page(request, book, errors={"file": error}, values=values, status_code=422)
     try:
+        audit.note(audit.Actor.user(request.state.session.user.username), audit.Action.CONTACT_IMPORT, group,
+                   {"bytes": len(data)})
         report = await anyio.to_thread.run_sync(lambda: book.import_csv(data, group=group))
     except CsvError as exc:
         return _contacts_page(request, book, errors=field_errors(exc, "file", rename={"csv": "file"}),

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
+from appliance import audit
 from appliance.api.auth import get_services
 from appliance.api.keys import SCOPES, ApiKeyError
 from appliance.api.services import Services
@@ -63,6 +64,8 @@ def create_key(request: Request, session: Admin, services: System,
         errors["scopes"] = f"Unknown scope {unknown[0]!r}; choose send, read or admin."
     if not errors:
         try:
+            audit.note(audit.Actor.user(session.user.username), audit.Action.KEY_CREATE, name,
+                       {"scopes": sorted(set(chosen))})
             key, secret = services.keys.create(name, chosen)
         except ApiKeyError as exc:
             errors["name"] = str(exc)
@@ -77,6 +80,7 @@ def create_key(request: Request, session: Admin, services: System,
 def revoke_key(request: Request, key_id: str, session: Admin, services: System,
                _form: Annotated[FormData, Depends(checked_form)]) -> Response:
     try:
+        audit.note(audit.Actor.user(session.user.username), audit.Action.KEY_REVOKE, key_id)
         key = services.keys.revoke(key_id)
     except ApiKeyError:
         return page(request, "error.html", status_code=404, title="No such key",

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
+from appliance import audit
 from appliance.api.auth import get_services
 from appliance.api.services import Services
 from appliance.numbers import InvalidNumber, one_number
@@ -89,7 +90,9 @@ def add_opt_out(request: Request, session: Annotated[Session, Depends(signed_in)
         errors["note"] = f"Keep the note under {MAX_NOTE} characters."
     if errors:
         return _opt_outs_page(request, services, errors=errors, values=values, status_code=422)
-    added = services.queue.opt_out(number, source=f"web:{session.user.username}", note=note or None)
+    added = services.queue.opt_out(number, source=f"web:{session.user.username}", note=note or None,
+                                   within=audit.if_changed(audit.Actor.user(session.user.username),
+                                                           audit.Action.OPTOUT_ADD, audit.masked(number)))
     message = (f"{number} is opted out: nothing more will be sent to it." if added
                else f"{number} was already opted out.")
     return redirect(_link(number), flash=message)
@@ -102,6 +105,8 @@ def remove_opt_out(request: Request, number: str, session: Annotated[Session, De
         e164 = _e164(number, services)
     except InvalidNumber as exc:
         return page(request, "error.html", status_code=404, title="Not on the list", message=str(exc))
-    if not services.queue.opt_in(e164, source=f"web:{session.user.username}", note="removed by an admin"):
+    if not services.queue.opt_in(e164, source=f"web:{session.user.username}", note="removed by an admin",
+                                 within=audit.if_changed(audit.Actor.user(session.user.username),
+                                                         audit.Action.OPTOUT_REMOVE, audit.masked(e164))):
         return redirect(_link(e164), flash=f"{e164} was not on the opt-out list.")
     return redirect("/opt-outs", flash=f"{e164} removed from the opt-out list: messages to it are sent again.")

@@ -84,7 +84,8 @@ def test_retention_erases_finished_bodies_and_old_logs_only(db_url: str, queue: 
     assert _snapshot(queue) == before  # a dry run changes nothing
 
     report = job.run()
-    assert report.counts() == {"message_bodies": 3, "inbound_bodies": 1, "events": dry.events, "send_log": 1, "audit": 0}
+    assert report.counts() == {"message_bodies": 3, "inbound_bodies": 1, "events": dry.events, "send_log": 1,
+                               "audit": 0}
     for kind in ("sent", "cancelled", "suppressed"):
         view = queue.get(ids[kind])
         assert (view.body, view.redacted) == ("", True)

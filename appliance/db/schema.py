@@ -374,7 +374,8 @@ class GroupMember(SQLModel, table=True):
 class Broadcast(SQLModel, table=True):
     """One mass text: a template, an audience, a kind and its life cycle.
 
-    ``status`` as stored: ``draft`` → ``running`` ⇄ ``paused``, or ``cancelled``; the API
+    ``status`` as stored: ``draft`` (→ ``awaiting_approval``) → ``running`` ⇄ ``paused``,
+    or ``cancelled``; the API
     shows ``scheduled`` (running, ``send_at`` ahead) and ``done`` (running, nothing left to
     send) derived from its messages.
     """

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from appliance.api.routes import approval, audit, broadcasts, contacts, groups, inbound, messages, modems, optouts, privacy, segments, system, twilio
+from appliance.api.routes import approval, audit
+from appliance.api.routes import broadcasts, contacts, groups, inbound, messages, modems, optouts, privacy, segments, system, twilio
 
 ROUTERS = (
     messages.router, inbound.router, modems.router, optouts.router, segments.router, system.router,

@@ -39,7 +39,8 @@ STATE_LABELS = {
     "cancelled": "Cancelled", "expired": "Expired",
 }
 STATUS_LABELS = {
-    "draft": "draft", "awaiting_approval": "awaiting approval", "scheduled": "scheduled", "running": "sending", "paused": "paused",
+    "draft": "draft", "awaiting_approval": "awaiting approval",
+    "scheduled": "scheduled", "running": "sending", "paused": "paused",
     "done": "done", "cancelled": "cancelled",
 }
 

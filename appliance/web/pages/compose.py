@@ -241,7 +241,8 @@ def send(request: Request, session: SignedIn, services: Services_, form: Form) -
             _sent_forms.done(typed.form_id, broadcast_id)
     log.info("web: %s started broadcast %d to %d recipient(s)", session.user.username, view.id, view.recipients)
     if view.status == "awaiting_approval":
-        message = f"{view.recipients:,} recipients: this broadcast waits for an admin's approval before anything is sent."
+        message = (f"{view.recipients:,} recipients: this broadcast waits for an admin's approval before "
+                   "anything is sent.")
     elif view.status == "scheduled" and view.send_at is not None:
         local = view.send_at.astimezone(_zone(services))
         message = f"Scheduled: {view.recipients:,} message(s) will go from {local:%-d %b %H:%M}."

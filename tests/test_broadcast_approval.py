@@ -1,0 +1,108 @@
+"""Approval of big sends through the API (issue 17, item 5): a key without the admin scope
+starting a broadcast to more than ``[broadcasts] approval_over`` recipients gets it back
+``awaiting_approval`` with nothing queued; another admin approves (it starts) or rejects
+(cancelled); nobody approves their own; both people are in the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from appliance.api import ApiKeys, create_app
+from appliance.audit import AuditFilter, AuditLog
+from appliance.config import Settings
+from appliance.queue import Dispatcher, Queue
+from tests.utils.services import ApiServices
+
+NUMBERS = [f"+1415555{i:04d}" for i in range(200, 205)]  # five recipients; approval over three
+
+
+class Api:
+    def __init__(self, client: TestClient, services: ApiServices) -> None:
+        self.client = client
+        self.services = services
+
+    def key(self, name: str, *scopes: str) -> dict[str, str]:
+        _, secret = self.services.keys.create(name, list(scopes))
+        return {"Authorization": f"Bearer {secret}"}
+
+    def post(self, path: str, key: dict[str, str], json: Any = None) -> Any:
+        return self.client.post(path, headers=key, json=json)
+
+    def start(self, key: dict[str, str], numbers: list[str] = NUMBERS) -> dict[str, Any]:
+        made = self.post("/v1/broadcasts", key, {"template": "Hello", "audience": {"numbers": numbers},
+                                                 "start": True})
+        assert made.status_code == 201, made.text
+        return made.json()
+
+
+@pytest.fixture(params=[3, 0], ids=["approval_over=3", "off"])
+def api(db_url: str, request: pytest.FixtureRequest) -> Iterator[Api]:
+    settings = Settings.model_validate({"appliance": {"database_url": db_url, "default_region": "US"},
+                                        "broadcasts": {"approval_over": request.param}})
+    queue = Queue(db_url)
+    services = ApiServices(settings, queue, ApiKeys(queue.engine), Dispatcher(queue, []))
+    try:
+        with TestClient(create_app(services)) as client:
+            yield Api(client, services)
+    finally:
+        queue.close()
+
+
+def _trail(api: Api, broadcast_id: int) -> list[tuple[str, str]]:
+    lines = AuditLog(api.services.queue.engine).list(AuditFilter(target=str(broadcast_id))).items
+    return [(e.action, e.actor) for e in reversed(lines)]
+
+
+def test_a_big_send_waits_for_another_admin(api: Api) -> None:
+    if api.services.settings.broadcasts.approval_over == 0:
+        assert api.start(api.key("staff-app", "send"))["status"] == "running"  # 0: approval off
+        return
+    staff = api.key("staff-app", "send")
+    b = api.start(staff)
+    bid = b["id"]
+    assert b["status"] == "awaiting_approval" and b["requested_by"] == "api:staff-app"
+    assert b["stats"]["total"] == 0  # nothing queued while it waits: no node can send any of it
+    # Not startable around the approval, not by its own key (no admin scope).
+    assert api.post(f"/v1/broadcasts/{bid}/start", staff).status_code == 409
+    assert api.post(f"/v1/broadcasts/{bid}/pause", staff).status_code == 409
+    assert api.post(f"/v1/broadcasts/{bid}/approve", staff).status_code == 403
+    # An admin key of the same name is the same person: refused, saying why.
+    own = api.post(f"/v1/broadcasts/{bid}/approve", api.key("staff-app", "admin"))
+    assert own.status_code == 403
+    assert own.headers["content-type"].startswith("application/problem+json")
+    assert "another admin" in own.json()["detail"]
+    assert api.post(f"/v1/broadcasts/{bid}/reject", api.key("staff-app", "admin")).status_code == 403
+    boss = api.key("boss", "admin")
+    approved = api.post(f"/v1/broadcasts/{bid}/approve", boss)
+    assert approved.status_code == 200, approved.text
+    got = approved.json()
+    assert got["status"] in ("running", "done") and got["reviewed_by"] == "api:boss"
+    assert got["stats"]["total"] == len(NUMBERS)
+    assert api.post(f"/v1/broadcasts/{bid}/approve", api.key("other", "admin")).status_code == 409
+    assert _trail(api, bid) == [("broadcast.request", "staff-app"), ("broadcast.approve", "boss")]
+    approve_line = AuditLog(api.services.queue.engine).list(AuditFilter(action="broadcast.approve")).items[0]
+    assert approve_line.detail["requested_by"] == "api:staff-app"
+
+
+def test_reject_cancels_and_small_or_admin_sends_need_no_approval(api: Api) -> None:
+    if api.services.settings.broadcasts.approval_over == 0:
+        pytest.skip("approval is off")
+    staff = api.key("staff-app", "send")
+    bid = api.start(staff)["id"]
+    rejected = api.post(f"/v1/broadcasts/{bid}/reject", api.key("boss", "admin"))
+    assert rejected.status_code == 200, rejected.text
+    assert rejected.json()["status"] == "cancelled" and rejected.json()["stats"]["total"] == 0
+    assert api.post(f"/v1/broadcasts/{bid}/approve", api.key("boss2", "admin")).status_code == 409
+    assert _trail(api, bid) == [("broadcast.request", "staff-app"), ("broadcast.reject", "boss")]
+    # The starter may withdraw a waiting one.
+    waiting = api.start(staff)["id"]
+    assert api.post(f"/v1/broadcasts/{waiting}/cancel", staff).json()["status"] == "cancelled"
+    # Three recipients (not more than approval_over) and admin keys start at once.
+    assert api.start(staff, NUMBERS[:3])["status"] == "running"
+    assert api.start(api.key("root", "admin"))["status"] == "running"
+    assert api.post("/v1/broadcasts/999999/approve", api.key("boss3", "admin")).status_code == 404
+    assert api.post("/v1/broadcasts/abc/reject", api.key("boss4", "admin")).status_code == 404  # like /start

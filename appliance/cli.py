@@ -1063,7 +1063,7 @@ def broadcast_send(
     started = api.call("POST", f"/v1/broadcasts/{bid}/start", json={"allow_missing": allow_missing}).json()
     console.print(f"broadcast {bid} {started['status']}: {started['recipients']} message(s)", markup=False,
                   highlight=False, soft_wrap=True)
-    if not wait:
+    if not wait or started["status"] == "awaiting_approval":  # an admin approves it (README, "Approval")
         return
     final = _follow(api, bid)
     s = final["stats"]

@@ -259,3 +259,18 @@ def test_retention_prunes_lines_after_audit_days(db_url: str) -> None:
         assert AuditLog(queue.engine).list().items == []
     finally:
         queue.close()
+
+
+def test_twilio_api_sends_and_cancels_are_recorded_with_the_key(admin_pages: tuple[PageServices, TestClient]) -> None:
+    from appliance.twilio import TwilioCredentials
+
+    services, client = admin_pages
+    cred = TwilioCredentials(services.queue.engine).create("crm", ["send", "read"])
+    base = f"/2010-04-01/Accounts/{cred.account_sid}/Messages"
+    auth = (cred.account_sid, cred.auth_token)
+    made = client.post(f"{base}.json", auth=auth, data={"To": "+14155550151", "Body": "hi"})
+    assert made.status_code == 201, made.text
+    assert client.post(f"{base}/{made.json()['sid']}.json", auth=auth, data={"Status": "canceled"}).status_code == 200
+    lines = _lines(services, actor="crm")
+    assert [(e.action, e.actor_kind) for e in reversed(lines)] == [("message.send", "key"), ("message.cancel", "key")]
+    assert lines[1].detail["via"] == "twilio" and lines[1].detail["to"] == ["+1415•••0151"]

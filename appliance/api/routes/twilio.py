@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
+from appliance import audit
 from appliance.api.auth import get_services
 from appliance.api.problems import ApiProblem
 from appliance.api.services import Services
@@ -239,6 +240,7 @@ async def create_message(
                 sids[message_id] = "SM" + secrets.token_hex(16)
                 twilio_db.insert_message(tx, message_id, sid=sids[message_id], account_sid=cred.account_sid,
                                          status_callback=callback, now=now)
+            audit.on_send(audit.Actor.key(cred.key_name), [to], {"via": "twilio"})(tx, ids)
 
         try:
             views = services.queue.enqueue([to], body, send_at=send_at, validity_s=validity,
@@ -314,6 +316,7 @@ async def update_message(
         row = _message(services, account_sid, sid)
         if status == "canceled":
             try:
+                audit.note(audit.Actor.key(cred.key_name), audit.Action.MESSAGE_CANCEL, row.id)
                 services.queue.cancel(row.id, by=f"twilio:{cred.key_name}")
             except InvalidState:
                 raise TwilioError(400, 30409, "Message cannot be canceled: only queued or scheduled messages "

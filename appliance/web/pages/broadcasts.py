@@ -49,7 +49,7 @@ def progress_of(view: BroadcastView) -> dict[str, Any]:
     """What the progress box shows (also its JSON for the live updates)."""
     stats = view.stats
     by_status = dict(stats.by_status) if stats else {}
-    total = stats.total if stats else view.recipients
+    total = (stats.total if stats else 0) or view.recipients  # awaiting approval: nothing queued yet
     done = stats.done if stats else 0
     status = "waiting for quiet hours to end" if view.waiting_for_quiet_hours else STATUS_LABELS.get(
         view.status, view.status)

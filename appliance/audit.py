@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from appliance.db import audit as audit_db
 from appliance.db.audit import ACTOR_KINDS, Action, ActorKind, AuditEvent, AuditFilter
-from appliance.db.engine import Tx, before_next_commit, read_tx, write_tx
+from appliance.db.engine import Tx, before_next_commit, commit_steps_scope, read_tx, write_tx
 from appliance.db.rows import Page
 from appliance.numbers import mask
 
@@ -57,7 +57,8 @@ _address: ContextVar[str | None] = ContextVar("audit_address", default=None)
 
 class ClientAddress:
     """ASGI middleware: keeps each HTTP request's client address where :class:`Actor`
-    finds it (so routes need not take the request to record who acted)."""
+    finds it (so routes need not take the request to record who acted), and scopes the
+    lines :func:`note` queues to the request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -69,7 +70,8 @@ class ClientAddress:
         client = scope.get("client")
         token = _address.set(client[0] if client else None)
         try:
-            await self.app(scope, receive, send)
+            with commit_steps_scope():
+                await self.app(scope, receive, send)
         finally:
             _address.reset(token)
 
@@ -135,10 +137,11 @@ def write(tx: Tx, actor: Actor, action: Action, target: str | int | None = None,
 
 
 def note(actor: Actor, action: Action, target: str | int | None = None,
-         detail: Mapping[str, Any] | None = None) -> None:
-    """Append the line in the next write transaction of this request (or thread): the one
-    that makes the change. Nothing is written if no write follows (a refused request)."""
-    before_next_commit(lambda tx: write(tx, actor, action, target, detail))
+         detail: Mapping[str, Any] | None = None, *, engine: Engine | None = None) -> None:
+    """Append the line in the next write transaction of this request (or thread) — on
+    ``engine`` if given: the one that makes the change. Nothing is written if no write
+    follows (a refused request) or that transaction fails."""
+    before_next_commit(lambda tx: write(tx, actor, action, target, detail), engine=engine)
 
 
 def if_changed(actor: Actor, action: Action, target: str | int | None = None,
@@ -162,9 +165,10 @@ def on_send(actor: Actor, to: Sequence[str], detail: Mapping[str, Any] | None = 
     return step
 
 
-def cli_note(action: Action, target: str | int | None = None, detail: Mapping[str, Any] | None = None) -> None:
-    """:func:`note` for a command-line verb (the OS user acts)."""
-    note(Actor.cli(), action, target, detail)
+def cli_note(engine: Engine, action: Action, target: str | int | None = None,
+             detail: Mapping[str, Any] | None = None) -> None:
+    """:func:`note` for a command-line verb changing ``engine``'s database (the OS user acts)."""
+    note(Actor.cli(), action, target, detail, engine=engine)
 
 
 def record(engine: Engine, actor: Actor, action: Action, target: str | int | None = None,

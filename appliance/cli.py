@@ -25,16 +25,17 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _audit(action: str, target: str | None, detail: dict | None = None, *,  # type: ignore[type-arg]
-           engine=None) -> None:  # type: ignore[no-untyped-def]
-    """Record a verb that changes something in the audit trail as the OS user's: in the
-    verb's own next write (the change), or at once in ``engine`` (after a retention run)."""
+def _audit(engine, action: str, target: str | None, detail: dict | None = None, *,  # type: ignore[no-untyped-def,type-arg]
+           now: bool = False) -> None:
+    """Record a verb that changes ``engine``'s database in the audit trail as the OS user's:
+    in the verb's own next write there (the change), or ``now`` in a transaction of its own
+    (after a retention run)."""
     from appliance.audit import Action, Actor, cli_note, record
 
-    if engine is None:
-        cli_note(Action[action], target, detail)
-    else:
+    if now:
         record(engine, Actor.cli(), Action[action], target, detail)
+    else:
+        cli_note(engine, Action[action], target, detail)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -669,7 +670,7 @@ def keys_create(
     if not scope:
         raise fail("give at least one --scope: send, read or admin (e.g. --scope send --scope read)")
     keys, url = _api_keys(config)
-    _audit("KEY_CREATE", name, {"scopes": sorted(set(scope))})
+    _audit(keys.engine, "KEY_CREATE", name, {"scopes": sorted(set(scope))})
     key, secret = keys.create(name, scope)
     print(f"created key {key.id} {key.name!r} with scopes {', '.join(sorted(key.scopes))} in {url}")
     print("store it now: it is not shown again")
@@ -734,7 +735,7 @@ def keys_revoke(
 ) -> None:
     """Revoke an API key: requests with it get 401 from now on."""
     keys, _ = _api_keys(config)
-    _audit("KEY_REVOKE", key_id)
+    _audit(keys.engine, "KEY_REVOKE", key_id)
     key = keys.revoke(key_id)
     print(f"revoked key {key.id} {key.name!r}")
 
@@ -780,7 +781,7 @@ def users_create(
 ) -> None:
     """Create a user for the web pages (asks for the password, at least 10 characters)."""
     users = _users(config)
-    _audit("USER_CREATE", username, {"role": role})
+    _audit(users.engine, "USER_CREATE", username, {"role": role})
     user = users.create(username, _new_password(password_stdin), role=role)
     print(f"created {user.role} {user.username!r}; sign in at http://<appliance>:<port>/login")
 
@@ -807,8 +808,9 @@ def users_password(
     config: str | None = _CONFIG_OPTION,
 ) -> None:
     """Set a user's password (their browsers are signed out)."""
-    _audit("USER_PASSWORD", username)
-    user = _users(config).set_password(username, _new_password(password_stdin))
+    users = _users(config)
+    _audit(users.engine, "USER_PASSWORD", username)
+    user = users.set_password(username, _new_password(password_stdin))
     print(f"password of {user.username!r} changed; their sessions are signed out")
 
 
@@ -819,8 +821,9 @@ def users_role(
     config: str | None = _CONFIG_OPTION,
 ) -> None:
     """Make a user staff or admin."""
-    _audit("USER_ROLE", username, {"role": role})
-    user = _users(config).set_role(username, role)
+    users = _users(config)
+    _audit(users.engine, "USER_ROLE", username, {"role": role})
+    user = users.set_role(username, role)
     print(f"{user.username!r} is now {user.role}")
 
 
@@ -832,7 +835,7 @@ def users_disable(
 ) -> None:
     """Stop a user from signing in (and sign out their browsers); --enable undoes it."""
     users = _users(config)
-    _audit("USER_ENABLE" if enable else "USER_DISABLE", username)
+    _audit(users.engine, "USER_ENABLE" if enable else "USER_DISABLE", username)
     user = users.enable(username) if enable else users.disable(username)
     print(f"{user.username!r} is {'disabled' if user.disabled_at else 'active'}")
 
@@ -1333,7 +1336,7 @@ def retention_run(
     settings, engine = _migrated_engine(config)
     report = Retention(engine, settings.retention).run(dry_run=dry_run)
     if not dry_run:
-        _audit("RETENTION_RUN", None, report.counts(), engine=engine)
+        _audit(engine, "RETENTION_RUN", None, report.counts(), now=True)
     verb = "would erase/prune" if dry_run else "erased/pruned"
     labels = {"message_bodies": "message bodies", "inbound_bodies": "inbound texts", "events": "events",
               "send_log": "send-log rows", "audit": "audit lines"}

@@ -171,6 +171,18 @@ def test_a_rolled_back_change_leaves_no_line(db_url: str) -> None:
         with write_tx(queue.engine) as tx:
             tx.now()
         assert [e.target for e in AuditLog(queue.engine).list().items] == ["y"]
+        # A line bound to another database waits for a write there (a failed command-line
+        # verb's line never lands in the next database this thread writes to).
+        other = Queue(db_url.replace("appliance.db", "other.db")) if db_url.startswith("sqlite") else None
+        if other is not None:
+            note(Actor.cli(), Action.KEY_CREATE, "elsewhere", engine=other.engine)
+            with write_tx(queue.engine) as tx:
+                tx.now()
+            assert [e.target for e in AuditLog(queue.engine).list().items] == ["y"]
+            with write_tx(other.engine) as tx:
+                tx.now()
+            assert [e.target for e in AuditLog(other.engine).list().items] == ["elsewhere"]
+            other.close()
     finally:
         queue.close()
 

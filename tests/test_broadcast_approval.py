@@ -66,6 +66,7 @@ def test_a_big_send_waits_for_another_admin(api: Api) -> None:
     bid = b["id"]
     assert b["status"] == "awaiting_approval" and b["requested_by"] == "api:staff-app"
     assert b["stats"]["total"] == 0  # nothing queued while it waits: no node can send any of it
+    assert api.services.queue.claim("any-node-sim", max_parts=10) is None
     # Not startable around the approval, not by its own key (no admin scope).
     assert api.post(f"/v1/broadcasts/{bid}/start", staff).status_code == 409
     assert api.post(f"/v1/broadcasts/{bid}/pause", staff).status_code == 409

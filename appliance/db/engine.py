@@ -45,6 +45,7 @@ __all__ = [
     "Result",
     "Tx",
     "before_next_commit",
+    "commit_steps_scope",
     "dialect",
     "make_engine",
     "pg_sql",
@@ -453,44 +454,53 @@ def _pg_tx(engine: Engine, first: str | None, *, pipeline: bool = False) -> Iter
 
 
 # Steps the next write transaction of this context runs just before it commits (the audit
-# trail's lines: docs/architecture.md, "Audit trail and approval").
-_before_commit: ContextVar[list[Callable[[Tx], None]] | None] = ContextVar("before_commit", default=None)
+# trail's lines: docs/architecture.md, "Audit trail and approval"), each with the engine it
+# is for (None: whichever writes next).
+_before_commit: ContextVar[list[tuple[Engine | None, Callable[[Tx], None]]] | None] = ContextVar(
+    "before_commit", default=None)
 
 
-def before_next_commit(step: Callable[[Tx], None]) -> None:
+def before_next_commit(step: Callable[[Tx], None], *, engine: Engine | None = None) -> None:
     """Run ``step(tx)`` once, inside the next :func:`write_tx` of this context (thread or
-    request), just before it commits: the step's writes commit or roll back with it."""
+    request) on ``engine`` (any engine if None), just before it commits: the step's writes
+    commit or roll back with it. A transaction that fails drops its steps."""
     pending = _before_commit.get()
     if pending is None:
         pending = []
         _before_commit.set(pending)
-    pending.append(step)
-
-
-def _drop_before_commit() -> None:
-    """The transaction failed: the steps were for the change it was making."""
-    pending = _before_commit.get()
-    if pending:
-        pending.clear()
-
-
-def _run_before_commit(tx: Tx) -> None:
-    pending = _before_commit.get()
-    if pending:
-        steps = list(pending)
-        pending.clear()
-        for step in steps:
-            step(tx)
+    pending.append((engine, step))
 
 
 @contextmanager
-def _steps_before_commit(tx: Tx) -> Iterator[None]:
+def commit_steps_scope() -> Iterator[None]:
+    """Steps queued inside are this scope's (an HTTP request's): steps left over when it
+    ends (a request refused before its write) are dropped, never run by a later write."""
+    token = _before_commit.set([])
+    try:
+        yield
+    finally:
+        _before_commit.reset(token)
+
+
+def _take_before_commit(engine: Engine) -> list[Callable[[Tx], None]]:
+    """The steps for ``engine``, no longer pending."""
+    pending = _before_commit.get()
+    if not pending:
+        return []
+    mine = [step for on, step in pending if on is None or on is engine]
+    pending[:] = [(on, step) for on, step in pending if not (on is None or on is engine)]
+    return mine
+
+
+@contextmanager
+def _steps_before_commit(tx: Tx, engine: Engine) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        _drop_before_commit()
+        _take_before_commit(engine)  # the steps were for the change that failed
         raise
-    _run_before_commit(tx)
+    for step in _take_before_commit(engine):
+        step(tx)
 
 
 @contextmanager
@@ -509,12 +519,12 @@ def write_tx(engine: Engine, *, durable: bool = True, pipeline: bool = False) ->
     """
     if engine.dialect.name == POSTGRESQL:
         with _pg_tx(engine, None if durable else "SET LOCAL synchronous_commit TO OFF", pipeline=pipeline) as tx:
-            with _steps_before_commit(tx):
+            with _steps_before_commit(tx, engine):
                 yield tx
         return
     with _write_lock(engine):
         with _sqlite_tx(engine, "BEGIN IMMEDIATE", synchronous=None if durable else "NORMAL") as tx:
-            with _steps_before_commit(tx):
+            with _steps_before_commit(tx, engine):
                 yield tx
 
 

@@ -104,6 +104,11 @@ def fill_every_table(url: str) -> Filled:
             balances_db.record(tx, "m1", iccid="8901260000000000001", amount=12.5,
                                text="Your balance is 12.50 USD.", at=time.time())
             balances_db.record(tx, "m1", iccid="8901260000000000001", amount=3.0, text="Balance 3,00", at=time.time())
+        # The audit trail (issue 17): two lines, so the copy pages through them.
+        from appliance.audit import Action, Actor, record
+
+        record(engine, Actor.user("ann"), Action.OPTOUT_ADD, "+1415•••0100", {"note": "é"})
+        record(engine, Actor.cli(), Action.KEY_CREATE, "crm", {"scopes": ["send"]})
         max_id = max(m.id for m in queue.list(limit=1000).items)
         return Filled(queued_message=queued.id, max_message_id=max_id)
     finally:

@@ -4,12 +4,13 @@ trail (:class:`AuditLog`). docs/architecture.md, "Audit trail and approval".
 
 A route records with one line before the call that makes the change::
 
-    audit.note(audit.Actor.key(key.name), Action.OPTOUT_ADD, target=audit.masked(number))
-    services.queue.opt_out(number, ...)
+    audit.note(audit.Actor.key(key.name), audit.Action.MESSAGE_CANCEL, message_id)
+    services.queue.cancel(message_id, ...)
 
 ``note`` queues the line for the next write transaction of the request, which commits it
 with the change (or drops it with a rollback). Changes whose id is known only inside their
-transaction (a send) write the line from a ``within``/``guard`` callback with :func:`write`.
+transaction (a send: :func:`on_send`) or on what it changed (an opt-out: :func:`if_changed`)
+write the line from the change's ``within``/``guard`` callback (:func:`write`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ starting a broadcast to more than ``[broadcasts] approval_over`` recipients gets
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -39,10 +40,10 @@ class Api:
         return made.json()
 
 
-@pytest.fixture(params=[3, 0], ids=["approval_over=3", "off"])
-def api(db_url: str, request: pytest.FixtureRequest) -> Iterator[Api]:
+@contextmanager
+def _api(db_url: str, approval_over: int) -> Iterator[Api]:
     settings = Settings.model_validate({"appliance": {"database_url": db_url, "default_region": "US"},
-                                        "broadcasts": {"approval_over": request.param}})
+                                        "broadcasts": {"approval_over": approval_over}})
     queue = Queue(db_url)
     services = ApiServices(settings, queue, ApiKeys(queue.engine), Dispatcher(queue, []))
     try:
@@ -52,15 +53,18 @@ def api(db_url: str, request: pytest.FixtureRequest) -> Iterator[Api]:
         queue.close()
 
 
+@pytest.fixture
+def api(db_url: str) -> Iterator[Api]:
+    with _api(db_url, 3) as got:
+        yield got
+
+
 def _trail(api: Api, broadcast_id: int) -> list[tuple[str, str]]:
     lines = AuditLog(api.services.queue.engine).list(AuditFilter(target=str(broadcast_id))).items
     return [(e.action, e.actor) for e in reversed(lines)]
 
 
 def test_a_big_send_waits_for_another_admin(api: Api) -> None:
-    if api.services.settings.broadcasts.approval_over == 0:
-        assert api.start(api.key("staff-app", "send"))["status"] == "running"  # 0: approval off
-        return
     staff = api.key("staff-app", "send")
     b = api.start(staff)
     bid = b["id"]
@@ -90,8 +94,6 @@ def test_a_big_send_waits_for_another_admin(api: Api) -> None:
 
 
 def test_reject_cancels_and_small_or_admin_sends_need_no_approval(api: Api) -> None:
-    if api.services.settings.broadcasts.approval_over == 0:
-        pytest.skip("approval is off")
     staff = api.key("staff-app", "send")
     bid = api.start(staff)["id"]
     rejected = api.post(f"/v1/broadcasts/{bid}/reject", api.key("boss", "admin"))
@@ -107,3 +109,8 @@ def test_reject_cancels_and_small_or_admin_sends_need_no_approval(api: Api) -> N
     assert api.start(api.key("root", "admin"))["status"] == "running"
     assert api.post("/v1/broadcasts/999999/approve", api.key("boss3", "admin")).status_code == 404
     assert api.post("/v1/broadcasts/abc/reject", api.key("boss4", "admin")).status_code == 404  # like /start
+
+
+def test_approval_over_0_turns_approval_off(db_url: str) -> None:
+    with _api(db_url, 0) as api:
+        assert api.start(api.key("staff-app", "send"))["status"] == "running"

@@ -114,3 +114,34 @@ def test_reject_cancels_and_small_or_admin_sends_need_no_approval(api: Api) -> N
 def test_approval_over_0_turns_approval_off(db_url: str) -> None:
     with _api(db_url, 0) as api:
         assert api.start(api.key("staff-app", "send"))["status"] == "running"
+
+
+def test_on_the_pages_nobody_approves_their_own(db_url: str) -> None:
+    """A staff member's compose to 201 waits; promoted to admin meanwhile, they still cannot
+    approve or reject it (403 page); their staff colleagues see no buttons."""
+    import re
+
+    from tests.utils.web_app import signed_in_pages
+
+    numbers = "\n".join(f"+1415555{i:04d}" for i in range(7000, 7201))
+    with signed_in_pages(db_url, role="staff") as (services, client):
+        from appliance.web import Users
+
+        token = re.search(r'name="csrf_token" value="([^"]*)"', client.get("/account").text)
+        assert token is not None
+        csrf = token.group(1)
+        sent = client.post("/compose/send", data={"csrf_token": csrf, "numbers": numbers, "text": "Trip cancelled",
+                                                  "kind": "transactional"}, follow_redirects=False)
+        assert sent.status_code == 303, sent.text
+        where = sent.headers["location"]
+        shown = client.get(where).text
+        assert "Waiting for approval" in shown and "Approve and send" not in shown
+        assert client.post(f"{where}/approve", data={"csrf_token": csrf}).status_code == 403  # staff: admins only
+        Users(services.queue.engine).set_role("staff", "admin")
+        shown = client.get(where).text
+        assert "You asked for it" in shown and "Approve and send" not in shown
+        for verb in ("approve", "reject"):
+            refused = client.post(f"{where}/{verb}", data={"csrf_token": csrf})
+            assert refused.status_code == 403 and "another admin must" in refused.text.lower()
+        api = {"Authorization": f"Bearer {services.keys.create('reader', ['read'])[1]}"}
+        assert client.get(f"/v1{where}", headers=api).json()["status"] == "awaiting_approval"

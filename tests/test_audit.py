@@ -64,6 +64,8 @@ def test_every_api_key_action_is_recorded_once_with_the_key(admin_pages: tuple[P
     assert imported.status_code == 200, imported.text
     assert client.post("/v1/contacts/import?dry_run=true", headers={**api, "Content-Type": "text/csv"},
                        content=CSV).status_code == 200
+    assert client.post("/v1/contacts", headers=api, json={"number": "+14155550183"}).status_code == 201
+    assert client.post("/v1/contacts", headers=api, json={"number": "+14155550183"}).status_code == 409
     contact = client.get("/v1/contacts", headers=api).json()["items"][0]["id"]
     assert client.delete(f"/v1/contacts/{contact}", headers=api).status_code == 204
     b = client.post("/v1/broadcasts", headers=api, json={
@@ -80,7 +82,7 @@ def test_every_api_key_action_is_recorded_once_with_the_key(admin_pages: tuple[P
     counts = Counter(e.action for e in lines)
     assert counts == {
         "message.send": 2, "message.cancel": 1, "optout.add": 1, "optout.remove": 1, "contact.import": 1,
-        "contact.erase": 1, "broadcast.start": 1, "broadcast.pause": 1, "broadcast.resume": 1,
+        "contact.create": 1, "contact.erase": 1, "broadcast.start": 1, "broadcast.pause": 1, "broadcast.resume": 1,
         "broadcast.cancel": 1, "privacy.export": 1, "privacy.erase": 1,
     }
     assert {(e.actor_kind, e.address) for e in lines} == {("key", "testclient")}
@@ -114,6 +116,7 @@ def test_web_user_actions_are_recorded_with_the_user(admin_pages: tuple[PageServ
     bid = int(sent.headers["location"].rsplit("/", 1)[1])
     assert post(f"/broadcasts/{bid}/pause").status_code == 303
     assert post(f"/broadcasts/{bid}/cancel").status_code == 303
+    assert post("/contacts", number="(415) 555-0124").status_code == 303
     imported = client.post("/contacts/import", data={"csrf_token": token},
                            files={"file": ("c.csv", CSV.encode(), "text/csv")})
     assert imported.status_code == 200, imported.text
@@ -121,7 +124,7 @@ def test_web_user_actions_are_recorded_with_the_user(admin_pages: tuple[PageServ
     lines = _lines(services, actor="admin")
     assert Counter(e.action for e in lines) == {
         "optout.add": 1, "optout.remove": 1, "key.create": 1, "key.revoke": 1, "broadcast.start": 1,
-        "broadcast.pause": 1, "broadcast.cancel": 1, "contact.import": 1,
+        "broadcast.pause": 1, "broadcast.cancel": 1, "contact.import": 1, "contact.create": 1,
     }
     assert {e.actor_kind for e in lines} == {"user"}
     assert {e.address for e in lines} == {"testclient"}

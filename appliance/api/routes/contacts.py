@@ -57,8 +57,9 @@ def list_contacts(
 
 @router.post("", status_code=201, response_model=ContactOut, summary="Add a contact",
              responses=problem_responses(401, 403, 409, 422))
-def create_contact(body: ContactIn, _key: Annotated[ApiKey, Depends(require("send"))], book: Book) -> ContactOut:
+def create_contact(body: ContactIn, key: Annotated[ApiKey, Depends(require("send"))], book: Book) -> ContactOut:
     """409 when the number is already a contact."""
+    audit.note(audit.Actor.key(key.name), audit.Action.CONTACT_CREATE, audit.masked(body.number))
     return ContactOut.of(book.create(body.number, first_name=body.first_name, last_name=body.last_name,
                                      name=body.name, fields=body.fields, groups=body.groups))
 

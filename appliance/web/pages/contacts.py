@@ -77,6 +77,8 @@ def add_contact(request: Request, services: Svc, form: Form) -> Response:
     values = {k: _text(form, k) for k in ("number", "first_name", "last_name")}
     try:
         number = one_number(values["number"], book.default_region)
+        audit.note(audit.Actor.user(request.state.session.user.username), audit.Action.CONTACT_CREATE,
+                   audit.masked(number))
         contact = book.create(number, first_name=values["first_name"], last_name=values["last_name"])
     except (InvalidNumber, InvalidRequest, ContactExists) as exc:
         return _contacts_page(request, book, errors=field_errors(exc, "number"), values=values, status_code=422)

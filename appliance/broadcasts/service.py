@@ -209,11 +209,11 @@ class BroadcastService:
     @staticmethod
     def _check(spec: BroadcastSpec) -> Template:
         if spec.kind not in KINDS:
-            raise InvalidRequest(f"kind: {spec.kind!r} is not one of transactional, marketing")
+            raise InvalidRequest(field="kind", detail=f"{spec.kind!r} is not one of transactional, marketing")
         if spec.priority not in PRIORITIES:
-            raise InvalidRequest(f"priority: {spec.priority!r} is not one of high, normal, low")
+            raise InvalidRequest(field="priority", detail=f"{spec.priority!r} is not one of high, normal, low")
         if spec.audience.empty:
-            raise InvalidRequest("audience: give groups, numbers or a csv")
+            raise InvalidRequest(field="audience", detail="give groups, numbers or a csv")
         return Template(spec.template)
 
     # ------------------------------------------------------------------ audience and preview
@@ -294,7 +294,7 @@ class BroadcastService:
                     try:
                         pl = plan(body, national_languages=self.queue.national_languages)
                     except PduError as exc:
-                        raise InvalidRequest(f"template: the text for {r.number} cannot be sent: {exc}") from exc
+                        raise InvalidRequest(field="template", detail=f"the text for {r.number} cannot be sent: {exc}") from exc
                     got = (pl.encoding, pl.total)
                 planned[body] = got
             enc, parts = got
@@ -376,16 +376,16 @@ class BroadcastService:
             detail = ", ".join(f"{{{f}}} for {n}" for f, n in p.missing.items())
             example = p.missing_examples[0]["number"] if p.missing_examples else ""
             raise InvalidRequest(
-                f"template: fields are missing: {detail} recipient(s) (e.g. {example}); give a default like "
+                field="template", detail=f"fields are missing: {detail} recipient(s) (e.g. {example}); give a default like "
                 "{first_name|there}, fill the contacts in, or start with allow_missing"
             )
         if p.too_long:
             raise InvalidRequest(
-                f"template: {p.too_long} recipient(s) would get a text of more than {p.parts_limit} parts or "
+                field="template", detail=f"{p.too_long} recipient(s) would get a text of more than {p.parts_limit} parts or "
                 f"an empty one (e.g. {p.too_long_examples[0]}); shorten the template"
             )
         if not p.items:
-            raise InvalidRequest("audience: it has no valid recipient")
+            raise InvalidRequest(field="audience", detail="it has no valid recipient")
         now = self.clock()
 
         def guard(tx: Tx, batch_id: int) -> None:
@@ -432,7 +432,7 @@ class BroadcastService:
     def list(self, *, limit: int = 50, hours: bool = True) -> list[BroadcastView]:
         """The newest broadcasts first (with their counts by status; ``hours`` as in :meth:`get`)."""
         if not 1 <= limit <= 1000:
-            raise InvalidRequest("limit: must be between 1 and 1000")
+            raise InvalidRequest(field="limit", detail="must be between 1 and 1000")
         with read_tx(self.queue.engine) as tx:
             return [
                 self._view(r, broadcasts_db.broadcast_stats(tx, r.id, started_at=r.started_at, replies=False,

@@ -355,7 +355,7 @@ def list_contacts(tx: Tx, *, limit: int, cursor: str | None, group: GroupSelecto
     """Contacts by id; in ``group`` and/or whose number or name contains ``search``
     (ignoring case, every character literal)."""
     if not 1 <= limit <= 1000:
-        raise InvalidRequest("limit: must be between 1 and 1000")
+        raise InvalidRequest(field="limit", detail="must be between 1 and 1000")
     after = decode_cursor("c", cursor)
     where, args = ["c.id > ?"], [int(after or 0)]
     if group is not None:

@@ -61,7 +61,7 @@ def decode_cursor(kind: str, cursor: str | None, key_type: type[int] | type[str]
     """
     if cursor is None:
         return None
-    bad = InvalidRequest("cursor: not one this server handed out; start again without it")
+    bad = InvalidRequest(field="cursor", detail="not one this server handed out; start again without it")
     if len(cursor) > _MAX_CURSOR_CHARS:
         raise bad
     try:
@@ -73,7 +73,7 @@ def decode_cursor(kind: str, cursor: str | None, key_type: type[int] | type[str]
         raise bad
     got_kind, key = decoded
     if got_kind != kind:
-        raise InvalidRequest("cursor: belongs to a different listing; start again without it")
+        raise InvalidRequest(field="cursor", detail="belongs to a different listing; start again without it")
     if key_type is int:
         if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < 2**63:
             raise bad

@@ -55,7 +55,7 @@ def checked_preview(services: Services, service: BroadcastService, spec: Broadca
     cap = services.settings.broadcasts.max_recipients
     if preview.recipients > cap:
         raise InvalidRequest(
-            f"audience: {preview.recipients:,} recipients; a broadcast may have at most {cap:,} "
+            field="audience", detail=f"{preview.recipients:,} recipients; a broadcast may have at most {cap:,} "
             "([broadcasts] max_recipients): split the audience into several broadcasts"
         )
     return preview

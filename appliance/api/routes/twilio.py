@@ -244,10 +244,9 @@ async def create_message(
             views = services.queue.enqueue([to], body, send_at=send_at, validity_s=validity,
                                            idempotency_key=idempotency, modem=modem, within=record)
         except InvalidRequest as exc:
-            text = str(exc)
-            if text.startswith("body:") and "parts" in text:
-                raise TwilioError(400, 21617, f"Body {text[5:].strip()}") from None
-            raise TwilioError(400, 20001, text[:300]) from None
+            if exc.field == "body" and "parts" in exc.detail:
+                raise TwilioError(400, 21617, f"Body {exc.detail}") from None
+            raise TwilioError(400, 20001, str(exc)[:300]) from None
         view = views[0]
         if view.id in sids:  # just made: no need to read it back
             return TwilioMessageRow(

@@ -46,6 +46,7 @@ from appliance.db import broadcasts as broadcasts_db
 from appliance.db import consent
 from appliance.db.broadcasts import BroadcastRecord, BroadcastStats
 from appliance.db.engine import Tx, read_tx, write_tx
+from appliance.db.rows import as_datetime
 from appliance.db.states import PRIORITIES, PRIORITY_NAMES
 from appliance.queue import InvalidRequest, Queue, RateLimits
 from appliance.queue.quiet import QuietHours
@@ -62,10 +63,6 @@ __all__ = [
 ]
 
 KINDS = ("transactional", "marketing")
-
-
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +291,8 @@ class BroadcastService:
                     try:
                         pl = plan(body, national_languages=self.queue.national_languages)
                     except PduError as exc:
-                        raise InvalidRequest(field="template", detail=f"the text for {r.number} cannot be sent: {exc}") from exc
+                        raise InvalidRequest(field="template",
+                                             detail=f"the text for {r.number} cannot be sent: {exc}") from exc
                     got = (pl.encoding, pl.total)
                 planned[body] = got
             enc, parts = got
@@ -322,8 +320,8 @@ class BroadcastService:
         p.quiet_hours = quiet.describe() if quiet is not None else None
         duration = send_duration(p.parts, limits)
         end = finish_time(start, duration, quiet)
-        p.starts_at = _dt(quiet.ends_at(start) if quiet is not None else start)
-        p.finishes_at = None if end == float("inf") else _dt(end)
+        p.starts_at = as_datetime(quiet.ends_at(start) if quiet is not None else start)
+        p.finishes_at = None if end == float("inf") else as_datetime(end)
         p.estimate_s = end - start
         modems = f"{p.modems} modem{'s' if p.modems != 1 else ''}"
         waits = " (including quiet hours)" if quiet is not None and p.estimate_s > duration + 1 else ""
@@ -376,12 +374,14 @@ class BroadcastService:
             detail = ", ".join(f"{{{f}}} for {n}" for f, n in p.missing.items())
             example = p.missing_examples[0]["number"] if p.missing_examples else ""
             raise InvalidRequest(
-                field="template", detail=f"fields are missing: {detail} recipient(s) (e.g. {example}); give a default like "
+                field="template",
+                detail=f"fields are missing: {detail} recipient(s) (e.g. {example}); give a default like "
                 "{first_name|there}, fill the contacts in, or start with allow_missing"
             )
         if p.too_long:
             raise InvalidRequest(
-                field="template", detail=f"{p.too_long} recipient(s) would get a text of more than {p.parts_limit} parts or "
+                field="template",
+                detail=f"{p.too_long} recipient(s) would get a text of more than {p.parts_limit} parts or "
                 f"an empty one (e.g. {p.too_long_examples[0]}); shorten the template"
             )
         if not p.items:
@@ -459,9 +459,10 @@ class BroadcastService:
         return BroadcastView(
             id=r.id, name=r.name, template=r.template, kind=r.kind, status=status,
             audience=Audience.from_json(r.audience_json), priority=PRIORITY_NAMES.get(r.priority, str(r.priority)),
-            send_at=_dt(r.send_at), validity_s=r.validity_s, allow_missing=r.allow_missing, footer=r.footer,
+            send_at=as_datetime(r.send_at), validity_s=r.validity_s, allow_missing=r.allow_missing, footer=r.footer,
             created_by=r.created_by,
-            created_at=_dt(r.created_at), updated_at=_dt(r.updated_at),  # type: ignore[arg-type]
-            started_at=_dt(r.started_at), paused_at=_dt(r.paused_at), cancelled_at=_dt(r.cancelled_at),
+            created_at=as_datetime(r.created_at), updated_at=as_datetime(r.updated_at),  # type: ignore[arg-type]
+            started_at=as_datetime(r.started_at), paused_at=as_datetime(r.paused_at),
+            cancelled_at=as_datetime(r.cancelled_at),
             recipients=r.recipients, parts=r.parts, stats=stats, waiting_for_quiet_hours=waiting,
         )

@@ -61,7 +61,8 @@ class Template:
                 name = name.strip()
                 if not _NAME.fullmatch(name):
                     raise TemplateError(
-                        field="template", detail=f"{{{m.group(1)}}} is not a placeholder; a field name is letters, digits "
+                        field="template",
+                        detail=f"{{{m.group(1)}}} is not a placeholder; a field name is letters, digits "
                         "and _ (e.g. {first_name} or {first_name|there})"
                     )
                 if literal:

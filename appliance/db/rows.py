@@ -10,9 +10,16 @@ from typing import Any
 
 from appliance.db.errors import InvalidRequest
 
-__all__ = ["Page", "as_datetime", "as_timestamp", "decode_cursor", "dump_json", "encode_cursor", "load_json"]
+__all__ = [
+    "Page", "as_datetime", "as_timestamp", "decode_cursor", "dump_json", "encode_cursor", "load_json", "placeholders",
+]
 
 _MAX_CURSOR_CHARS = 512
+
+
+def placeholders(n: int) -> str:
+    """``n`` bound-parameter marks for an ``IN (...)`` list: ``"?,?,?"``."""
+    return ",".join("?" * n)
 
 
 def as_datetime(ts: float | None) -> datetime | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +17,7 @@ from appliance.modem.types import InboundSms
 from appliance.pdu import decode, encode_deliver
 from appliance.queue import Queue
 from appliance.db.engine import read_tx
+from tests.utils.wait import wait_until
 
 ALICE = "+15551230001"
 BOB = "+15551230002"
@@ -67,14 +67,6 @@ def fragments_left(queue: Queue) -> int:
 
 def replies_to(queue: Queue, number: str) -> list:
     return queue.list(to=number, limit=100).items
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 # ---------------------------------------------------------------------- stored once
@@ -331,10 +323,10 @@ def test_simulator_multipart_and_a_double_read(sim_factory: Callable[..., Simula
     modem = _managed(sim, service)
     try:
         sim.deliver_sms(ALICE, LONG)
-        wait_for(lambda: len(inbound_rows(queue)) == 1)
+        wait_until(lambda: len(inbound_rows(queue)) == 1, what='len(inbound_rows(queue)) == 1')
         (row,) = inbound_rows(queue)
         assert (row.body, row.parts, row.sender, row.modem) == (LONG, 3, ALICE, "sim-a")
-        wait_for(lambda: not sim.storage)  # each part deleted once stored
+        wait_until(lambda: not sim.storage, what='not sim.storage')  # each part deleted once stored
     finally:
         modem.stop()
 
@@ -353,13 +345,13 @@ def test_simulator_multipart_and_a_double_read(sim_factory: Callable[..., Simula
     try:
         assert modem.wait_online(10)
         sim.deliver_sms(BOB, "STOP")
-        wait_for(lambda: len(inbound_rows(queue)) == 2 and crashed)
+        wait_until(lambda: len(inbound_rows(queue)) == 2 and crashed, what='len(inbound_rows(queue)) == 2 and crashed')
         assert len(sim.storage) == 1
     finally:
         modem.stop()
     modem = _managed(sim, service)  # initialise reads the stored PDU again
     try:
-        wait_for(lambda: not sim.storage)
+        wait_until(lambda: not sim.storage, what='not sim.storage')
         assert len(inbound_rows(queue)) == 2
         assert queue.is_opted_out(BOB) and len(replies_to(queue, BOB)) == 1
     finally:
@@ -382,7 +374,7 @@ def test_simulator_status_report_delivers_the_message(
         assert queue.begin_part(claim, part, time.time()) == "go"
         queue.part_sent(claim, part, 42, time.time())
         sim.send_status_report(42, status=0, recipient=ALICE)
-        wait_for(lambda: queue.get(msg.id).status == "delivered")
+        wait_until(lambda: queue.get(msg.id).status == "delivered", what='queue.get(msg.id).status == "delivered"')
     finally:
         modem.stop()
         queue.close()

@@ -105,7 +105,6 @@ def restore(
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
 
-
 def _api_keys(config: str | None):  # type: ignore[no-untyped-def]
     """The ApiKeys of the configured database (migrated to the newest schema)."""
     from appliance.api.keys import ApiKeys

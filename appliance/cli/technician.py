@@ -4,7 +4,6 @@ The port of ``diag``/``at``/``send``/``ussd`` must not be owned by a running wor
 
 from __future__ import annotations
 
-
 import typer
 
 from appliance.cli.common import app, console, err_console, fail
@@ -140,6 +139,8 @@ def segments(
     console.print(table, markup=False)
 
 
+# modems scan, diag, at, send, ussd: talk to one modem directly (the worker must not own it).
+# Every `appliance modems ...` verb is a command of modems_app (the package __init__ mounts it).
 modems_app = typer.Typer(help="Find and inspect modems.", no_args_is_help=True)
 
 

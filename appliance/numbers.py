@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import phonenumbers
 
-from appliance.errors import ApplianceError
+from appliance.errors import InvalidInput
 from appliance.text import shorten
 
 __all__ = [
@@ -24,8 +24,9 @@ E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _SEPARATORS = re.compile(r"[\r\n\t,;]+")
 
 
-class InvalidNumber(ApplianceError):
-    """A string that is not a valid phone number for the configured region."""
+class InvalidNumber(InvalidInput):
+    """A string that is not a valid phone number for the configured region (``field`` is
+    ``None``: the caller knows which input it read)."""
 
 
 def quoted(raw: str) -> str:

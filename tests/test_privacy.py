@@ -14,7 +14,7 @@ from appliance.db import contacts as contacts_db
 from appliance.db.engine import read_tx, write_tx
 from appliance.privacy import erase_number, export_number
 from appliance.queue import Queue
-from tests.utils.privacy import FakeClock
+from tests.utils.clock import FakeClock
 
 runner = CliRunner()
 NUMBER, OTHER = "+14155550100", "+14155550199"

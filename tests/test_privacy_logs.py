@@ -5,25 +5,16 @@ captured log is searched for the numbers' digits and the texts."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from tests.utils.wait import wait_until
+
 ANN, BOB = "+14156410011", "+14156410012"
 BODIES = ("Your appointment is Tuesday 3pm with Dr Alvarez", "Lab results ready: call Ward 7 nurse desk")
 REPLY = "Thanks I will come Tuesday afternoon"
-
-
-def _wait(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def test_a_full_flow_logs_no_numbers_and_no_bodies(live_server_factory: Callable[..., Any],
@@ -34,12 +25,13 @@ def test_a_full_flow_logs_no_numbers_and_no_bodies(live_server_factory: Callable
     for number, body in zip((ANN, BOB), BODIES):
         r = c.post("/v1/messages", json={"to": [number], "body": body})
         assert r.status_code == 202, r.text
-    _wait(lambda: {m["status"] for m in c.get("/v1/messages").json()["items"]} <= {"sent", "delivered"}
-          and len(c.get("/v1/messages").json()["items"]) == 2)
+    wait_until(lambda: {m["status"] for m in c.get("/v1/messages").json()["items"]} <= {"sent", "delivered"}
+          and len(c.get("/v1/messages").json()["items"]) == 2, what='{m["status"] for m in c.get("/v1/messages").jso…')
     live.simulators[0].deliver_sms(ANN, REPLY)
     live.simulators[1].deliver_sms(BOB, "STOP")
-    _wait(lambda: c.get("/v1/opt-outs").json()["items"])
-    _wait(lambda: len(c.get("/v1/inbound").json()["items"]) == 2)
+    wait_until(lambda: c.get("/v1/opt-outs").json()["items"], what='c.get("/v1/opt-outs").json()["items"]')
+    wait_until(lambda: len(c.get("/v1/inbound").json()["items"]) == 2,
+               what='len(c.get("/v1/inbound").json()["items"]) == 2')
     assert c.post(f"/v1/messages", json={"to": [BOB], "body": BODIES[1]}).json()["messages"][0]["status"] == "suppressed"
     exported = c.get("/v1/privacy/+1 (415) 641-0011")
     assert exported.status_code == 200, exported.text

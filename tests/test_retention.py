@@ -14,7 +14,8 @@ from appliance.config import RetentionSection
 from appliance.db.engine import read_tx
 from appliance.queue import Queue
 from appliance.retention import DAY_S, Retention
-from tests.utils.privacy import FakeClock, postgres_tables_containing, sqlite_bytes_after_vacuum
+from tests.utils.clock import FakeClock
+from tests.utils.privacy import postgres_tables_containing, sqlite_bytes_after_vacuum
 
 runner = CliRunner()
 SECRETS = {

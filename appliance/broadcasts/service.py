@@ -51,6 +51,7 @@ from appliance.db import broadcasts as broadcasts_db
 from appliance.db import consent
 from appliance.db.broadcasts import BroadcastRecord, BroadcastStats
 from appliance.db.engine import Tx, read_tx, write_tx
+from appliance.db.rows import as_datetime
 from appliance.db.states import PRIORITIES, PRIORITY_NAMES
 from appliance.errors import ApplianceError
 from appliance.queue import InvalidRequest, InvalidState, Queue, RateLimits
@@ -87,10 +88,6 @@ def approval_limit(approval_over: int, *, admin: bool) -> int | None:
     """The ``approval_over`` a start by someone passes to :meth:`BroadcastService.start`:
     None (no approval needed) for an admin or when the setting is 0."""
     return None if admin or approval_over <= 0 else approval_over
-
-
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,11 +235,11 @@ class BroadcastService:
     @staticmethod
     def _check(spec: BroadcastSpec) -> Template:
         if spec.kind not in KINDS:
-            raise InvalidRequest(f"kind: {spec.kind!r} is not one of transactional, marketing")
+            raise InvalidRequest(field="kind", detail=f"{spec.kind!r} is not one of transactional, marketing")
         if spec.priority not in PRIORITIES:
-            raise InvalidRequest(f"priority: {spec.priority!r} is not one of high, normal, low")
+            raise InvalidRequest(field="priority", detail=f"{spec.priority!r} is not one of high, normal, low")
         if spec.audience.empty:
-            raise InvalidRequest("audience: give groups, numbers or a csv")
+            raise InvalidRequest(field="audience", detail="give groups, numbers or a csv")
         return Template(spec.template)
 
     # ------------------------------------------------------------------ audience and preview
@@ -323,7 +320,8 @@ class BroadcastService:
                     try:
                         pl = plan(body, national_languages=self.queue.national_languages)
                     except PduError as exc:
-                        raise InvalidRequest(f"template: the text for {r.number} cannot be sent: {exc}") from exc
+                        raise InvalidRequest(field="template",
+                                             detail=f"the text for {r.number} cannot be sent: {exc}") from exc
                     got = (pl.encoding, pl.total)
                 planned[body] = got
             enc, parts = got
@@ -351,8 +349,8 @@ class BroadcastService:
         p.quiet_hours = quiet.describe() if quiet is not None else None
         duration = send_duration(p.parts, limits)
         end = finish_time(start, duration, quiet)
-        p.starts_at = _dt(quiet.ends_at(start) if quiet is not None else start)
-        p.finishes_at = None if end == float("inf") else _dt(end)
+        p.starts_at = as_datetime(quiet.ends_at(start) if quiet is not None else start)
+        p.finishes_at = None if end == float("inf") else as_datetime(end)
         p.estimate_s = end - start
         modems = f"{p.modems} modem{'s' if p.modems != 1 else ''}"
         waits = " (including quiet hours)" if quiet is not None and p.estimate_s > duration + 1 else ""
@@ -408,7 +406,7 @@ class BroadcastService:
         now = self.clock()
         if approval_over is not None and len(p.items) > approval_over:
             if actor is None:
-                raise InvalidRequest("approval: a start that needs approval must say who asked for it")
+                raise InvalidRequest(field="approval", detail="a start that needs approval must say who asked for it")
             with write_tx(self.queue.engine) as tx:
                 broadcasts_db.mark_awaiting_approval(tx, broadcast_id, now, requested_by=actor.label,
                                                      recipients=len(p.items), parts=p.parts, allow_missing=allow)
@@ -473,16 +471,18 @@ class BroadcastService:
             detail = ", ".join(f"{{{f}}} for {n}" for f, n in p.missing.items())
             example = p.missing_examples[0]["number"] if p.missing_examples else ""
             raise InvalidRequest(
-                f"template: fields are missing: {detail} recipient(s) (e.g. {example}); give a default like "
+                field="template",
+                detail=f"fields are missing: {detail} recipient(s) (e.g. {example}); give a default like "
                 "{first_name|there}, fill the contacts in, or start with allow_missing"
             )
         if p.too_long:
             raise InvalidRequest(
-                f"template: {p.too_long} recipient(s) would get a text of more than {p.parts_limit} parts or "
+                field="template",
+                detail=f"{p.too_long} recipient(s) would get a text of more than {p.parts_limit} parts or "
                 f"an empty one (e.g. {p.too_long_examples[0]}); shorten the template"
             )
         if not p.items:
-            raise InvalidRequest("audience: it has no valid recipient")
+            raise InvalidRequest(field="audience", detail="it has no valid recipient")
         return p, spec, allow
 
     def _enqueue(self, broadcast_id: int, spec: BroadcastSpec, p: Preview,
@@ -532,7 +532,7 @@ class BroadcastService:
     def list(self, *, limit: int = 50, hours: bool = True) -> list[BroadcastView]:
         """The newest broadcasts first (with their counts by status; ``hours`` as in :meth:`get`)."""
         if not 1 <= limit <= 1000:
-            raise InvalidRequest("limit: must be between 1 and 1000")
+            raise InvalidRequest(field="limit", detail="must be between 1 and 1000")
         with read_tx(self.queue.engine) as tx:
             return [
                 self._view(r, broadcasts_db.broadcast_stats(tx, r.id, started_at=r.started_at, replies=False,
@@ -559,11 +559,12 @@ class BroadcastService:
         return BroadcastView(
             id=r.id, name=r.name, template=r.template, kind=r.kind, status=status,
             audience=Audience.from_json(r.audience_json), priority=PRIORITY_NAMES.get(r.priority, str(r.priority)),
-            send_at=_dt(r.send_at), validity_s=r.validity_s, allow_missing=r.allow_missing, footer=r.footer,
+            send_at=as_datetime(r.send_at), validity_s=r.validity_s, allow_missing=r.allow_missing, footer=r.footer,
             created_by=r.created_by,
-            created_at=_dt(r.created_at), updated_at=_dt(r.updated_at),  # type: ignore[arg-type]
-            started_at=_dt(r.started_at), paused_at=_dt(r.paused_at), cancelled_at=_dt(r.cancelled_at),
+            created_at=as_datetime(r.created_at), updated_at=as_datetime(r.updated_at),  # type: ignore[arg-type]
+            started_at=as_datetime(r.started_at), paused_at=as_datetime(r.paused_at),
+            cancelled_at=as_datetime(r.cancelled_at),
             recipients=r.recipients, parts=r.parts, stats=stats, waiting_for_quiet_hours=waiting,
-            requested_by=r.requested_by, requested_at=_dt(r.requested_at), reviewed_by=r.reviewed_by,
-            reviewed_at=_dt(r.reviewed_at),
+            requested_by=r.requested_by, requested_at=as_datetime(r.requested_at), reviewed_by=r.reviewed_by,
+            reviewed_at=as_datetime(r.reviewed_at),
         )

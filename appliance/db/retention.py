@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from appliance.db.engine import Tx
-from appliance.db.rows import load_json
+from appliance.db.rows import load_json, placeholders
 
 __all__ = [
     "FINISHED_STATES",
@@ -44,10 +44,6 @@ _MESSAGES_DUE = (
 _INBOUND_DUE = "FROM inbound WHERE redacted_at IS NULL AND handled_at IS NOT NULL AND received_at < ?"
 
 
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
-
-
 def _ids(tx: Tx, sql: str, params: Sequence[Any]) -> list[int]:
     return [int(r["id"]) for r in tx.exec_driver_sql(sql, params)]
 
@@ -63,7 +59,8 @@ def erase_message_bodies(tx: Tx, before: float, now: float, *, limit: int) -> in
     if not ids:
         return 0
     return tx.exec_driver_sql(
-        f"UPDATE messages SET body = '', redacted_at = ? WHERE id IN ({_marks(len(ids))}) AND redacted_at IS NULL",
+        f"UPDATE messages SET body = '', redacted_at = ? WHERE id IN ({placeholders(len(ids))}) "
+        "AND redacted_at IS NULL",
         (now, *ids),
     ).rowcount
 
@@ -79,7 +76,7 @@ def erase_inbound_bodies(tx: Tx, before: float, now: float, *, limit: int) -> in
     if not ids:
         return 0
     return tx.exec_driver_sql(
-        f"UPDATE inbound SET body = '', pdu_hex = NULL, redacted_at = ? WHERE id IN ({_marks(len(ids))}) "
+        f"UPDATE inbound SET body = '', pdu_hex = NULL, redacted_at = ? WHERE id IN ({placeholders(len(ids))}) "
         "AND redacted_at IS NULL",
         (now, *ids),
     ).rowcount
@@ -94,7 +91,7 @@ def prune_events(tx: Tx, before: float, *, limit: int) -> int:
     ids = _ids(tx, "SELECT id FROM events WHERE at < ? ORDER BY id LIMIT ?", (before, limit))
     if not ids:
         return 0
-    return tx.exec_driver_sql(f"DELETE FROM events WHERE id IN ({_marks(len(ids))})", tuple(ids)).rowcount
+    return tx.exec_driver_sql(f"DELETE FROM events WHERE id IN ({placeholders(len(ids))})", tuple(ids)).rowcount
 
 
 def count_send_log_to_prune(tx: Tx, before: float) -> int:
@@ -107,7 +104,7 @@ def prune_send_log(tx: Tx, before: float, *, limit: int) -> int:
     ids = _ids(tx, "SELECT id FROM send_log WHERE at < ? ORDER BY id LIMIT ?", (before, limit))
     if not ids:
         return 0
-    return tx.exec_driver_sql(f"DELETE FROM send_log WHERE id IN ({_marks(len(ids))})", tuple(ids)).rowcount
+    return tx.exec_driver_sql(f"DELETE FROM send_log WHERE id IN ({placeholders(len(ids))})", tuple(ids)).rowcount
 
 
 # ---------------------------------------------------------------------- one number

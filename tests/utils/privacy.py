@@ -1,4 +1,4 @@
-"""Helpers for the retention and privacy tests: a fake clock and a database's raw text."""
+"""Helpers for the retention and privacy tests: a database's raw text."""
 
 from __future__ import annotations
 
@@ -6,19 +6,6 @@ import sqlite3
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
-
-
-class FakeClock:
-    """UNIX seconds that move only when told."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def sqlite_bytes_after_vacuum(url: str) -> bytes:

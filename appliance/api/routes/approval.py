@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
-from appliance.api.auth import get_services, require
-from appliance.api.keys import ApiKey
+from appliance.api.deps import AdminKey, ServicesDep, broadcast_service, checked_preview
 from appliance.api.problems import ApiProblem, problem_responses
-from appliance.api.routes.broadcasts import BroadcastId, broadcast_service, checked_preview
+from appliance.api.routes.broadcasts import BroadcastId
 from appliance.api.schemas_broadcasts import BroadcastOut
-from appliance.api.services import Services
 from appliance.audit import Actor
 from appliance.broadcasts import ApprovalRefused
 
@@ -28,8 +24,8 @@ def _refused(exc: ApprovalRefused) -> ApiProblem:
 @router.post("/{broadcast_id:int}/approve", response_model=BroadcastOut,
              summary="Approve a broadcast awaiting approval (it starts)",
              responses=problem_responses(401, 403, 404, 409, 422))
-def approve_broadcast(broadcast_id: BroadcastId, key: Annotated[ApiKey, Depends(require("admin"))],
-                      services: Annotated[Services, Depends(get_services)]) -> BroadcastOut:
+def approve_broadcast(broadcast_id: BroadcastId, key: AdminKey,
+                      services: ServicesDep) -> BroadcastOut:
     """Admin scope. The broadcast starts as a start does (with the audience as it is now);
     the audit trail records who asked and who approved. 403 for whoever asked for it
     (someone else must approve); 409 unless it is `awaiting_approval`."""
@@ -44,8 +40,8 @@ def approve_broadcast(broadcast_id: BroadcastId, key: Annotated[ApiKey, Depends(
 @router.post("/{broadcast_id:int}/reject", response_model=BroadcastOut,
              summary="Reject a broadcast awaiting approval (it is cancelled)",
              responses=problem_responses(401, 403, 404, 409, 422))
-def reject_broadcast(broadcast_id: BroadcastId, key: Annotated[ApiKey, Depends(require("admin"))],
-                     services: Annotated[Services, Depends(get_services)]) -> BroadcastOut:
+def reject_broadcast(broadcast_id: BroadcastId, key: AdminKey,
+                     services: ServicesDep) -> BroadcastOut:
     """Admin scope. Nothing of it was queued; it becomes `cancelled`. 403 for whoever
     asked for it (they may cancel it instead); 409 unless it is `awaiting_approval`."""
     try:

@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from appliance.api.auth import get_services, require
-from appliance.api.keys import ApiKey
+from appliance.api.deps import AdminKey, ServicesDep
 from appliance.api.problems import problem_responses
-from appliance.api.services import Services
 from appliance.audit import AuditEvent, AuditFilter, AuditLog
 from appliance.db.rows import as_datetime, as_timestamp
 
@@ -44,8 +42,8 @@ class AuditPage(BaseModel):
 @router.get("", response_model=AuditPage, summary="The audit trail, newest first",
             responses=problem_responses(401, 403, 422))
 def list_audit(
-    _key: Annotated[ApiKey, Depends(require("admin"))],
-    services: Annotated[Services, Depends(get_services)],
+    _key: AdminKey,
+    services: ServicesDep,
     actor: Annotated[str | None, Query(max_length=200, description="Exactly this user, key or OS user name.")] = None,
     action: Annotated[str | None, Query(max_length=64, description=(
         "Exactly this action (`broadcast.approve`), or every action of a kind (`broadcast.`)."))] = None,

@@ -5,20 +5,17 @@ who asked). docs/architecture.md, "Audit trail and approval"."""
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.datastructures import FormData
 
-from appliance.api.auth import get_services
 from appliance.api.params import record_id
-from appliance.api.routes.broadcasts import broadcast_service, checked_preview
+from appliance.api.deps import CheckedForm, ServicesDep, StaffAdmin, broadcast_service, checked_preview
 from appliance.api.services import Services
 from appliance.audit import Actor
 from appliance.broadcasts import ApprovalRefused, approval_limit
 from appliance.queue import InvalidRequest, InvalidState, NotFound
-from appliance.web.auth import admin_only, checked_form
 from appliance.web.render import page, redirect
 from appliance.web.users import Session
 
@@ -27,9 +24,6 @@ __all__ = ["router", "start_options"]
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("appliance.web")
 
-Admin = Annotated[Session, Depends(admin_only)]
-Services_ = Annotated[Services, Depends(get_services)]
-Form = Annotated[FormData, Depends(checked_form)]
 BroadcastId = record_id("broadcast")
 
 
@@ -65,12 +59,12 @@ def _decide(request: Request, broadcast_id: int, services: Services, session: Se
 
 
 @router.post("/broadcasts/{broadcast_id:int}/approve")
-def approve(request: Request, broadcast_id: BroadcastId, session: Admin, services: Services_,
-            _form: Form) -> Response:
+def approve(request: Request, broadcast_id: BroadcastId, session: StaffAdmin, services: ServicesDep,
+            _form: CheckedForm) -> Response:
     return _decide(request, broadcast_id, services, session, "approve")
 
 
 @router.post("/broadcasts/{broadcast_id:int}/reject")
-def reject(request: Request, broadcast_id: BroadcastId, session: Admin, services: Services_,
-           _form: Form) -> Response:
+def reject(request: Request, broadcast_id: BroadcastId, session: StaffAdmin, services: ServicesDep,
+           _form: CheckedForm) -> Response:
     return _decide(request, broadcast_id, services, session, "reject")

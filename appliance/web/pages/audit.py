@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Annotated
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from appliance.api.auth import get_services
-from appliance.api.services import Services
+from appliance.api.deps import ServicesDep, StaffAdmin
 from appliance.audit import ACTOR_KINDS, Action, AuditFilter, AuditLog, number_ref
 from appliance.numbers import InvalidNumber, one_number
 from appliance.queue import InvalidRequest
-from appliance.web.auth import admin_only
 from appliance.web.render import page
-from appliance.web.users import Session
 
 __all__ = ["router"]
 
@@ -46,8 +42,8 @@ def _day(raw: str, zone: ZoneInfo, field: str, errors: dict[str, str], *, end: b
 
 
 @router.get("/audit", response_class=HTMLResponse)
-def audit_page(request: Request, _session: Annotated[Session, Depends(admin_only)],
-               services: Annotated[Services, Depends(get_services)], actor: str = "", action: str = "",
+def audit_page(request: Request, _session: StaffAdmin,
+               services: ServicesDep, actor: str = "", action: str = "",
                since: str = "", until: str = "", target: str = "", number: str = "",
                cursor: str | None = None) -> HTMLResponse:
     values = {"actor": actor.strip()[:200], "action": action.strip()[:64], "since": since.strip()[:32],

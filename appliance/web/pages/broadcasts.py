@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.datastructures import FormData
 
-from appliance.api.auth import get_services
+from appliance.api.deps import CheckedForm, ServicesDep, SignedIn, broadcast_service
 from appliance.api.params import record_id
-from appliance.api.routes.broadcasts import broadcast_service
 from appliance.api.services import Services
 from appliance.audit import Actor
 from appliance.broadcasts import BroadcastService, BroadcastView
 from appliance.queue import InvalidState, NotFound
 from appliance.db import stats as stats_db
 from appliance.db.engine import read_tx
-from appliance.web.auth import checked_form, signed_in
 from appliance.web.render import page, redirect
 from appliance.web.users import Session
 
@@ -27,9 +24,7 @@ __all__ = ["progress_of", "router"]
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("appliance.web")
 
-Services_ = Annotated[Services, Depends(get_services)]
-SignedIn = Annotated[Session, Depends(signed_in)]
-Form = Annotated[FormData, Depends(checked_form)]
+Services_ = ServicesDep
 BroadcastId = record_id("broadcast")
 
 # Shown in this order, with these words.
@@ -126,17 +121,17 @@ def _act(request: Request, broadcast_id: int, services: Services, session: Sessi
 
 @router.post("/broadcasts/{broadcast_id:int}/pause")
 def pause(request: Request, broadcast_id: BroadcastId, session: SignedIn, services: Services_,
-          _form: Form) -> Response:
+          _form: CheckedForm) -> Response:
     return _act(request, broadcast_id, services, session, "pause")
 
 
 @router.post("/broadcasts/{broadcast_id:int}/resume")
 def resume(request: Request, broadcast_id: BroadcastId, session: SignedIn, services: Services_,
-           _form: Form) -> Response:
+           _form: CheckedForm) -> Response:
     return _act(request, broadcast_id, services, session, "resume")
 
 
 @router.post("/broadcasts/{broadcast_id:int}/cancel")
 def cancel(request: Request, broadcast_id: BroadcastId, session: SignedIn, services: Services_,
-           _form: Form) -> Response:
+           _form: CheckedForm) -> Response:
     return _act(request, broadcast_id, services, session, "cancel")

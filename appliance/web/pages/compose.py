@@ -10,36 +10,31 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData
 
-from appliance.api.auth import get_services
-from appliance.api.routes.broadcasts import broadcast_service, checked_preview
-from appliance.api.routes.contacts import contact_book
+from appliance.api.deps import CheckedForm, ServicesDep, SignedIn, broadcast_service, checked_preview, contact_book
 from appliance.api.services import Services
 from appliance.broadcasts import Audience, BroadcastService, BroadcastSpec
 from appliance.numbers import read_numbers, split_numbers
 from appliance.pdu import PduError, plan
 from appliance.queue import InvalidRequest, NotFound
 from appliance.text import is_blank
-from appliance.web.auth import check_csrf, checked_form, signed_in
+from appliance.web.auth import check_csrf
 from appliance.web.forms import field_errors
 from appliance.web.render import page, redirect
 from appliance.web.pages.approval import start_options
-from appliance.web.users import Session
 
 __all__ = ["ComposeForm", "router"]
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("appliance.web")
 
-Services_ = Annotated[Services, Depends(get_services)]
-SignedIn = Annotated[Session, Depends(signed_in)]
-Form = Annotated[FormData, Depends(checked_form)]
+Services_ = ServicesDep
 
 # The store's error prefixes → the compose form's fields.
 _STORE_FIELDS = {"template": "text", "audience": "numbers", "kind": "kind", "send_at": "send_at"}
@@ -181,7 +176,7 @@ def compose(request: Request, _session: SignedIn, services: Services_, to: str =
 
 
 @router.post("/compose", response_class=HTMLResponse)
-def edit(request: Request, _session: SignedIn, services: Services_, form: Form) -> Response:
+def edit(request: Request, _session: SignedIn, services: Services_, form: CheckedForm) -> Response:
     """Back from the preview to the form, with what was typed."""
     return _compose_page(request, services, ComposeForm.of(form))
 
@@ -194,7 +189,7 @@ def _read(form: FormData, services: Services) -> tuple[ComposeForm, BroadcastSer
 
 
 @router.post("/compose/preview", response_class=HTMLResponse)
-def preview(request: Request, _session: SignedIn, services: Services_, form: Form) -> Response:
+def preview(request: Request, _session: SignedIn, services: Services_, form: CheckedForm) -> Response:
     typed, service, spec = _read(form, services)
     if spec is None:
         return _compose_page(request, services, typed, status_code=422)
@@ -217,7 +212,7 @@ def preview(request: Request, _session: SignedIn, services: Services_, form: For
 
 
 @router.post("/compose/send", response_class=HTMLResponse)
-def send(request: Request, session: SignedIn, services: Services_, form: Form) -> Response:
+def send(request: Request, session: SignedIn, services: Services_, form: CheckedForm) -> Response:
     typed, service, spec = _read(form, services)
     if spec is None:
         return _compose_page(request, services, typed, status_code=422)

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from appliance.api.auth import get_services
+from appliance.api.deps import ServicesDep, SignedIn
 from appliance.api.services import Services
 from appliance.db import stats as stats_db
 from appliance.db.engine import read_tx
 from appliance.db.stats import TodayCounts
-from appliance.web.auth import signed_in
 from appliance.web.render import page
-from appliance.web.users import Session
 
 __all__ = ["ModemRow", "local_midnight", "modem_rows", "router", "today_counts"]
 
@@ -112,13 +110,13 @@ def _dashboard(request: Request, services: Services, template: str) -> HTMLRespo
 
 
 @router.get("/", response_class=HTMLResponse)
-def dashboard(request: Request, _session: Annotated[Session, Depends(signed_in)],
-              services: Annotated[Services, Depends(get_services)]) -> HTMLResponse:
+def dashboard(request: Request, _session: SignedIn,
+              services: ServicesDep) -> HTMLResponse:
     return _dashboard(request, services, "dashboard.html")
 
 
 @router.get("/dashboard/live", response_class=HTMLResponse)
-def dashboard_live(request: Request, _session: Annotated[Session, Depends(signed_in)],
-                   services: Annotated[Services, Depends(get_services)]) -> HTMLResponse:
+def dashboard_live(request: Request, _session: SignedIn,
+                   services: ServicesDep) -> HTMLResponse:
     """The counts and the modems table alone, for the page to refresh itself."""
     return _dashboard(request, services, "_dashboard_live.html")

@@ -5,28 +5,24 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from appliance.api.auth import get_services
+from appliance.api.deps import ServicesDep, StaffAdmin
 from appliance.api.services import Services
 from appliance.api.store import StoreStats
 from appliance.modem.errors import ModemError
-from appliance.web.auth import admin_only
 from appliance.web.pages.dashboard import ModemRow, local_midnight, modem_rows
 from appliance.web.render import page
-from appliance.web.users import Session
 
 __all__ = ["ModemView", "modem_views", "router"]
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("appliance.web")
 
-Admin = Annotated[Session, Depends(admin_only)]
-System = Annotated[Services, Depends(get_services)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +62,12 @@ def modem_views(services: Services) -> list[ModemView]:
 
 
 @router.get("/modems", response_class=HTMLResponse)
-def modems(request: Request, _session: Admin, services: System) -> HTMLResponse:
+def modems(request: Request, _session: StaffAdmin, services: ServicesDep) -> HTMLResponse:
     return page(request, "modems.html", title="Modems", modems=modem_views(services))
 
 
 @router.get("/modems/{name}", response_class=HTMLResponse)
-def modem(request: Request, name: str, _session: Admin, services: System) -> HTMLResponse:
+def modem(request: Request, name: str, _session: StaffAdmin, services: ServicesDep) -> HTMLResponse:
     """One modem and its diag report, read live over the port. A sync route runs in the
     threadpool, so the AT dialogue (a few hundred ms, seconds on a hung modem) blocks no
     other request; the transport's command lock serialises it with the modem's worker."""

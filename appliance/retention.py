@@ -39,6 +39,10 @@ class RetentionReport:
     inbound_bodies: int = 0
     events: int = 0
     send_log: int = 0
+    webhook_payloads: int = 0  # outbox rows of inbound events (they hold the text)
+    emails: int = 0  # mails of the email side (answers, copies of texts)
+    email_threads: int = 0
+    fragments: int = 0  # parts of multipart texts whose siblings never came
     dry_run: bool = False
 
     def counts(self) -> dict[str, int]:
@@ -52,10 +56,14 @@ class Retention:
     """The retention job over one database with the ``[retention]`` settings."""
 
     def __init__(self, engine: Engine, settings: RetentionSection, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 on_batch: Callable[[str, int, float], None] | None = None) -> None:
         self.engine = engine
         self.settings = settings
         self.clock = clock
+        # Told (kind, rows, seconds the transaction was open) after each batch commits:
+        # bench/retention_bench.py measures the longest one with it.
+        self.on_batch = on_batch
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -76,27 +84,61 @@ class Retention:
                     inbound_bodies=retention_db.count_inbound_to_erase(tx, bodies_before),
                     events=retention_db.count_events_to_prune(tx, events_before),
                     send_log=retention_db.count_send_log_to_prune(tx, send_log_before),
+                    **retention_db.count_personal_to_prune(tx, bodies_before),
                     dry_run=True,
                 )
         limit = self.settings.batch
         report = RetentionReport(
-            message_bodies=self._batches(lambda tx: retention_db.erase_message_bodies(tx, bodies_before, now, limit=limit)),
-            inbound_bodies=self._batches(lambda tx: retention_db.erase_inbound_bodies(tx, bodies_before, now, limit=limit)),
-            events=self._batches(lambda tx: retention_db.prune_events(tx, events_before, limit=limit)),
-            send_log=self._batches(lambda tx: retention_db.prune_send_log(tx, send_log_before, limit=limit)),
+            message_bodies=self._windows("message_bodies", "messages", lambda tx, after, upto: (
+                retention_db.erase_message_bodies_in(tx, bodies_before, now, after=after, upto=upto))),
+            inbound_bodies=self._windows("inbound_bodies", "inbound", lambda tx, after, upto: (
+                retention_db.erase_inbound_bodies_in(tx, bodies_before, now, after=after, upto=upto))),
+            events=self._batches("events", lambda tx: retention_db.prune_events(tx, events_before, limit=limit)),
+            send_log=self._batches("send_log", lambda tx: retention_db.prune_send_log(
+                tx, send_log_before, limit=limit)),
+            webhook_payloads=self._batches("webhook_payloads", lambda tx: retention_db.prune_inbound_webhooks(
+                tx, bodies_before, limit=limit)),
+            emails=self._batches("emails", lambda tx: retention_db.prune_email_outbox(
+                tx, bodies_before, limit=limit)),
+            email_threads=self._batches("email_threads", lambda tx: retention_db.prune_email_threads(
+                tx, bodies_before, limit=limit)),
+            fragments=self._batches("fragments", lambda tx: retention_db.prune_fragments(
+                tx, bodies_before, limit=limit)),
         )
-        _log.info("retention: erased %d message bodies and %d inbound texts, pruned %d events and %d send-log rows",
-                  report.message_bodies, report.inbound_bodies, report.events, report.send_log)
+        _log.info("retention: erased %d message bodies and %d inbound texts, pruned %d events and %d send-log rows, "
+                  "%d inbound webhook payloads, %d mails, %d email threads and %d waiting parts",
+                  report.message_bodies, report.inbound_bodies, report.events, report.send_log,
+                  report.webhook_payloads, report.emails, report.email_threads, report.fragments)
         return report
 
-    def _batches(self, step: Callable[[Tx], int]) -> int:
+    def _commit(self, kind: str, step: Callable[[Tx], int]) -> int:
+        with write_tx(self.engine) as tx:
+            opened = time.perf_counter()
+            done = step(tx)
+        if self.on_batch is not None:
+            self.on_batch(kind, done, time.perf_counter() - opened)
+        return done
+
+    def _batches(self, kind: str, step: Callable[[Tx], int]) -> int:
+        """Delete oldest-first, ``batch`` rows a transaction, until fewer are left."""
         total = 0
         while not self._stop.is_set():
-            with write_tx(self.engine) as tx:
-                done = step(tx)
+            done = self._commit(kind, step)
             total += done
             if done < self.settings.batch:
                 break
+        return total
+
+    def _windows(self, kind: str, table: str, step: Callable[[Tx, int, int], int]) -> int:
+        """Walk ``table``'s ids ``batch`` at a time (erased rows stay, so a window, not a
+        limit, is what keeps each transaction short)."""
+        with read_tx(self.engine) as tx:
+            top = retention_db.max_id(tx, table)
+        total, after, size = 0, 0, self.settings.batch
+        while after < top and not self._stop.is_set():
+            upto = min(after + size, top)
+            total += self._commit(kind, lambda tx, a=after, u=upto: step(tx, a, u))
+            after = upto
         return total
 
     # ------------------------------------------------------------------ the daily thread

@@ -69,8 +69,9 @@ def _figure(chart_id: str, title: str, desc: str, width: int, height: int, body:
         f'<title id="{t}">{_e(title)}</title><desc id="{d}">{_e(desc)}</desc>{body}</svg>'
     )
     return Chart(
-        f'<figure class="chart" id="{_e(chart_id)}">{svg}{extra}'
-        f'<details class="chart-data"><summary>{_e(title)}: the numbers</summary>'
+        f'<figure class="chart" id="{_e(chart_id)}"><figcaption class="chart-title">{_e(title)}</figcaption>'
+        f'{svg}{extra}<details class="chart-data"><summary>The numbers<span class="sr-only"> of the chart '
+        f'{_e(title)}</span></summary>'
         f'<div class="table-wrap"><table><caption class="sr-only">{_e(title)}</caption>'
         f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div></details></figure>"
     )

@@ -79,6 +79,7 @@ def fill(queue: Queue, n: int, *, now: float) -> float:
     if queue.engine.dialect.name == "postgresql":
         with write_tx(queue.engine) as tx:
             tx.exec_driver_sql("SELECT setval(pg_get_serial_sequence('messages', 'id'), ?)", (n,))
+            tx.exec_driver_sql("SELECT setval(pg_get_serial_sequence('batches', 'id'), 1)")
             tx.exec_driver_sql("ANALYZE")
     return time.perf_counter() - started
 

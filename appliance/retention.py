@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 from sqlalchemy.engine import Engine
 
@@ -21,12 +22,15 @@ from appliance.db import retention as retention_db
 from appliance.db.engine import Tx, read_tx, write_tx
 from appliance.queue.ratelimit import DEFAULT_WINDOWS
 
-__all__ = ["DAY_S", "FIRST_RUN_AFTER_S", "Retention", "RetentionReport"]
+__all__ = ["DAY_S", "FIRST_RUN_AFTER_S", "YIELD_RATIO", "Retention", "RetentionReport"]
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 DAY_S = 86400.0
 FIRST_RUN_AFTER_S = 300.0  # the daemon's first run: a few minutes after start, not during it
+# After each transaction the run pauses this many times as long as it took (bench/retention_bench.py).
+YIELD_RATIO = 1.0
 # The rate caps count send-log rows this far back; they are never pruned.
 CAP_HORIZON_S = max(DEFAULT_WINDOWS)
 
@@ -57,13 +61,15 @@ class Retention:
 
     def __init__(self, engine: Engine, settings: RetentionSection, *,
                  clock: Callable[[], float] = time.time,
-                 on_batch: Callable[[str, int, float], None] | None = None) -> None:
+                 on_batch: Callable[[str, int, float], None] | None = None,
+                 yield_ratio: float = YIELD_RATIO) -> None:
         self.engine = engine
         self.settings = settings
         self.clock = clock
         # Told (kind, rows, seconds the transaction was open) after each batch commits:
         # bench/retention_bench.py measures the longest one with it.
         self.on_batch = on_batch
+        self.yield_ratio = yield_ratio
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -93,17 +99,18 @@ class Retention:
                 retention_db.erase_message_bodies_in(tx, bodies_before, now, after=after, upto=upto))),
             inbound_bodies=self._windows("inbound_bodies", "inbound", lambda tx, after, upto: (
                 retention_db.erase_inbound_bodies_in(tx, bodies_before, now, after=after, upto=upto))),
-            events=self._batches("events", lambda tx: retention_db.prune_events(tx, events_before, limit=limit)),
-            send_log=self._batches("send_log", lambda tx: retention_db.prune_send_log(
-                tx, send_log_before, limit=limit)),
-            webhook_payloads=self._batches("webhook_payloads", lambda tx: retention_db.prune_inbound_webhooks(
-                tx, bodies_before, limit=limit)),
-            emails=self._batches("emails", lambda tx: retention_db.prune_email_outbox(
-                tx, bodies_before, limit=limit)),
+            events=self._oldest_first("events", lambda tx, after: retention_db.prune_events(
+                tx, events_before, limit=limit, after=after)),
+            send_log=self._oldest_first("send_log", lambda tx, after: retention_db.prune_send_log(
+                tx, send_log_before, limit=limit, after=after)),
+            webhook_payloads=self._oldest_first("webhook_payloads", lambda tx, after: (
+                retention_db.prune_inbound_webhooks(tx, bodies_before, limit=limit, after=after))),
+            emails=self._oldest_first("emails", lambda tx, after: retention_db.prune_email_outbox(
+                tx, bodies_before, limit=limit, after=after)),
             email_threads=self._batches("email_threads", lambda tx: retention_db.prune_email_threads(
                 tx, bodies_before, limit=limit)),
-            fragments=self._batches("fragments", lambda tx: retention_db.prune_fragments(
-                tx, bodies_before, limit=limit)),
+            fragments=self._oldest_first("fragments", lambda tx, after: retention_db.prune_fragments(
+                tx, bodies_before, limit=limit, after=after)),
         )
         _log.info("retention: erased %d message bodies and %d inbound texts, pruned %d events and %d send-log rows, "
                   "%d inbound webhook payloads, %d mails, %d email threads and %d waiting parts",
@@ -111,19 +118,35 @@ class Retention:
                   report.webhook_payloads, report.emails, report.email_threads, report.fragments)
         return report
 
-    def _commit(self, kind: str, step: Callable[[Tx], int]) -> int:
+    def _commit(self, kind: str, step: Callable[[Tx], _T], rows: Callable[[_T], int]) -> _T:
         with write_tx(self.engine) as tx:
             opened = time.perf_counter()
-            done = step(tx)
+            result = step(tx)
+        took = time.perf_counter() - opened
         if self.on_batch is not None:
-            self.on_batch(kind, done, time.perf_counter() - opened)
-        return done
+            self.on_batch(kind, rows(result), took)
+        if self.yield_ratio > 0:
+            # Leave the database to the senders for a while: the run takes longer, the
+            # sends it shares the machine with do not slow down as much.
+            self._stop.wait(took * self.yield_ratio)
+        return result
+
+    def _oldest_first(self, kind: str, step: Callable[[Tx, int], retention_db.Pruned]) -> int:
+        """Delete oldest-first, ``batch`` rows a transaction, each batch after the last."""
+        total, after = 0, 0
+        while not self._stop.is_set():
+            pruned = self._commit(kind, lambda tx, a=after: step(tx, a), lambda p: p.rows)
+            total += pruned.rows
+            after = pruned.last_id
+            if pruned.rows < self.settings.batch:
+                break
+        return total
 
     def _batches(self, kind: str, step: Callable[[Tx], int]) -> int:
         """Delete oldest-first, ``batch`` rows a transaction, until fewer are left."""
         total = 0
         while not self._stop.is_set():
-            done = self._commit(kind, step)
+            done = self._commit(kind, step, int)
             total += done
             if done < self.settings.batch:
                 break
@@ -137,7 +160,7 @@ class Retention:
         total, after, size = 0, 0, self.settings.batch
         while after < top and not self._stop.is_set():
             upto = min(after + size, top)
-            total += self._commit(kind, lambda tx, a=after, u=upto: step(tx, a, u))
+            total += self._commit(kind, lambda tx, a=after, u=upto: step(tx, a, u), int)
             after = upto
         return total
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from appliance.config import RetentionSection  # noqa: E402
 from appliance.db.engine import write_tx  # noqa: E402
 from appliance.queue import Queue  # noqa: E402
-from appliance.retention import DAY_S, Retention  # noqa: E402
+from appliance.retention import DAY_S, YIELD_RATIO, Retention  # noqa: E402
 
 CHUNK = 50_000
 MESSAGE_COLUMNS = ("id", "batch_id", "recipient", "body", "encoding", "parts", "priority", "status",
@@ -128,6 +128,8 @@ def main() -> None:
     parser.add_argument("--url", default=None, help="a PostgreSQL server URL (default: SQLite in a temp file)")
     parser.add_argument("--batch", type=int, default=RetentionSection().batch)
     parser.add_argument("--baseline-s", type=float, default=10.0)
+    parser.add_argument("--yield-ratio", type=float, default=YIELD_RATIO,
+                        help="the purge's pause after each transaction, in multiples of its time")
     args = parser.parse_args()
     with database(args.url) as url:
         queue = Queue(url)
@@ -135,11 +137,13 @@ def main() -> None:
             now = time.time()
             engine = queue.engine.dialect.name
             print(f"engine {engine}, {args.messages:,} finished messages, batch {args.batch}, "
+                  f"yield ratio {args.yield_ratio}, "
                   f"{os.cpu_count()} CPU(s)", flush=True)
             print(f"fill: {fill(queue, args.messages, now=now):.1f} s", flush=True)
             batches: list[tuple[str, int, float]] = []
             retention = Retention(queue.engine, RetentionSection(body_days=30, log_days=30, batch=args.batch),
-                                  on_batch=lambda kind, rows, s: batches.append((kind, rows, s)))
+                                  on_batch=lambda kind, rows, s: batches.append((kind, rows, s)),
+                                  yield_ratio=args.yield_ratio)
             sender = Sender(queue)
             sender.start()
             base_start = time.perf_counter()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from appliance.db.engine import Tx
@@ -18,6 +18,7 @@ from appliance.db.rows import load_json
 
 __all__ = [
     "FINISHED_STATES",
+    "Pruned",
     "count_bodies_to_erase",
     "count_events_to_prune",
     "count_inbound_to_erase",
@@ -59,6 +60,15 @@ _MESSAGES_DUE = (
 )
 # Only handled texts: the keyword actions and webhooks of a new one still read its body.
 _INBOUND_DUE = "FROM inbound WHERE redacted_at IS NULL AND handled_at IS NOT NULL AND received_at < ?"
+
+
+class Pruned(NamedTuple):
+    """What one ``prune_*`` batch deleted, and the highest id it looked at: the next batch
+    starts after it (a scan from the start would walk every row deleted before it, which
+    PostgreSQL keeps in the index until vacuumed)."""
+
+    rows: int
+    last_id: int
 
 
 def _marks(n: int) -> str:
@@ -105,29 +115,30 @@ def erase_inbound_bodies_in(tx: Tx, before: float, now: float, *, after: int, up
     ).rowcount
 
 
-def _prune_oldest(tx: Tx, table: str, where: str, params: Sequence[Any], limit: int) -> int:
-    ids = _ids(tx, f"SELECT id FROM {table} WHERE {where} ORDER BY id LIMIT ?", (*params, limit))
+def _prune_oldest(tx: Tx, table: str, where: str, params: Sequence[Any], limit: int, after: int) -> Pruned:
+    ids = _ids(tx, f"SELECT id FROM {table} WHERE id > ? AND {where} ORDER BY id LIMIT ?", (after, *params, limit))
     if not ids:
-        return 0
-    return tx.exec_driver_sql(f"DELETE FROM {table} WHERE id IN ({_marks(len(ids))})", tuple(ids)).rowcount
+        return Pruned(0, after)
+    done = tx.exec_driver_sql(f"DELETE FROM {table} WHERE id IN ({_marks(len(ids))})", tuple(ids)).rowcount
+    return Pruned(done, ids[-1])
 
 
-def prune_inbound_webhooks(tx: Tx, before: float, *, limit: int) -> int:
+def prune_inbound_webhooks(tx: Tx, before: float, *, limit: int, after: int = 0) -> Pruned:
     """Delete up to ``limit`` outbox rows of inbound events (they hold the text) made before
     ``before``: long delivered or expired."""
     kinds = ", ".join(f"'{k}'" for k in INBOUND_WEBHOOK_EVENTS)
-    return _prune_oldest(tx, "webhook_outbox", f"event IN ({kinds}) AND created_at < ?", (before,), limit)
+    return _prune_oldest(tx, "webhook_outbox", f"event IN ({kinds}) AND created_at < ?", (before,), limit, after)
 
 
-def prune_email_outbox(tx: Tx, before: float, *, limit: int) -> int:
+def prune_email_outbox(tx: Tx, before: float, *, limit: int, after: int = 0) -> Pruned:
     """Delete up to ``limit`` mails (answers, copies of texts) queued before ``before``."""
-    return _prune_oldest(tx, "email_outbox", "created_at < ?", (before,), limit)
+    return _prune_oldest(tx, "email_outbox", "created_at < ?", (before,), limit, after)
 
 
-def prune_fragments(tx: Tx, before: float, *, limit: int) -> int:
+def prune_fragments(tx: Tx, before: float, *, limit: int, after: int = 0) -> Pruned:
     """Delete up to ``limit`` stored parts of multipart texts received before ``before``
     (their siblings never came)."""
-    return _prune_oldest(tx, "inbound_fragments", "received_at < ?", (before,), limit)
+    return _prune_oldest(tx, "inbound_fragments", "received_at < ?", (before,), limit, after)
 
 
 def prune_email_threads(tx: Tx, before: float, *, limit: int) -> int:
@@ -166,25 +177,19 @@ def count_events_to_prune(tx: Tx, before: float) -> int:
     return int(tx.exec_driver_sql("SELECT COUNT(*) AS n FROM events WHERE at < ?", (before,)).scalar() or 0)
 
 
-def prune_events(tx: Tx, before: float, *, limit: int) -> int:
-    """Delete up to ``limit`` events older than ``before``, oldest first."""
-    ids = _ids(tx, "SELECT id FROM events WHERE at < ? ORDER BY id LIMIT ?", (before, limit))
-    if not ids:
-        return 0
-    return tx.exec_driver_sql(f"DELETE FROM events WHERE id IN ({_marks(len(ids))})", tuple(ids)).rowcount
+def prune_events(tx: Tx, before: float, *, limit: int, after: int = 0) -> Pruned:
+    """Delete up to ``limit`` events older than ``before`` with ids above ``after``, oldest first."""
+    return _prune_oldest(tx, "events", "at < ?", (before,), limit, after)
 
 
 def count_send_log_to_prune(tx: Tx, before: float) -> int:
     return int(tx.exec_driver_sql("SELECT COUNT(*) AS n FROM send_log WHERE at < ?", (before,)).scalar() or 0)
 
 
-def prune_send_log(tx: Tx, before: float, *, limit: int) -> int:
-    """Delete up to ``limit`` send-log rows older than ``before`` (the caller keeps ``before``
-    behind the rate caps' longest window)."""
-    ids = _ids(tx, "SELECT id FROM send_log WHERE at < ? ORDER BY id LIMIT ?", (before, limit))
-    if not ids:
-        return 0
-    return tx.exec_driver_sql(f"DELETE FROM send_log WHERE id IN ({_marks(len(ids))})", tuple(ids)).rowcount
+def prune_send_log(tx: Tx, before: float, *, limit: int, after: int = 0) -> Pruned:
+    """Delete up to ``limit`` send-log rows older than ``before`` with ids above ``after``
+    (the caller keeps ``before`` behind the rate caps' longest window)."""
+    return _prune_oldest(tx, "send_log", "at < ?", (before,), limit, after)
 
 
 # ---------------------------------------------------------------------- one number

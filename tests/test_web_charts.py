@@ -131,10 +131,10 @@ def test_dashboard_draws_the_last_seven_days(pages: Any) -> None:
 
 def test_a_broadcast_page_draws_sends_per_hour_and_outcome_shares(pages: Any) -> None:
     services, client = pages
-    from appliance.broadcasts import BroadcastService  # noqa: F401  (the page's own service)
-
+    token = re.search(r'name="csrf_token" value="([^"]*)"', client.get("/compose").text)
+    assert token is not None
     created = client.post("/compose/send", data={
-        "csrf_token": re.search(r'name="csrf_token" value="([^"]*)"', client.get("/compose").text).group(1),  # type: ignore[union-attr]
+        "csrf_token": token.group(1),
         "numbers": "+14155550001\n+14155550002\n+14155550003\n+14155550004", "text": "Trip",
         "kind": "transactional", "when": "now", "name": "Trip",
     }, follow_redirects=False)

@@ -129,13 +129,14 @@ def test_erase_also_reaches_webhook_payloads_emails_and_waiting_parts(db_url: st
         assert email_db.get_thread(tx, NUMBER) is None and email_db.get_thread(tx, OTHER) is not None
     assert json.loads(payloads["inb_"])["data"]["body"] == "" and json.loads(payloads["inb_"])["data"]["redacted"]
     assert "Body=&" in payloads["twin"] or payloads["twin"].endswith("Body=")
-    gone = ["secret-kilo", "kilo subject", "kilo-pdu"]
+    gone = ["secret-kilo", "kilo subject", "kilo-pdu", "kilo-refused"]
     if db_url.startswith("sqlite"):
         queue.close()
         data = sqlite_bytes_after_vacuum(db_url)
         assert [s for s in gone if s.encode() in data] == []
-        assert b"secret-lima" in data and b"lima subject" in data
+        assert b"secret-lima" in data and b"lima subject" in data and b"lima-refused" in data
     else:
         assert {s: postgres_tables_containing(queue.engine, s) for s in gone} == {s: [] for s in gone}
         assert set(postgres_tables_containing(queue.engine, "secret-lima")) == {
             "inbound", "webhook_outbox", "email_outbox", "inbound_fragments"}
+        assert postgres_tables_containing(queue.engine, "lima-refused") == ["email_refusals"]

@@ -307,9 +307,10 @@ def redact_webhook_payloads_of(tx: Tx, inbound_ids: Sequence[int]) -> int:
 
 
 def delete_email_of(tx: Tx, number: str, inbound_ids: Sequence[int]) -> int:
-    """Delete ``number``'s email thread and the mails carrying its texts (answers and
-    copies, sent or not). Returns the mails deleted."""
+    """Delete ``number``'s email thread, the mails carrying its texts (answers and copies,
+    sent or not) and the refused mails addressed to it. Returns the mails deleted."""
     tx.exec_driver_sql("DELETE FROM email_threads WHERE number = ?", (number,))
+    tx.exec_driver_sql("DELETE FROM email_refusals WHERE rcpt LIKE ?", (f"{number}@%",))
     done = 0
     for start in range(0, len(inbound_ids), 500):
         chunk = inbound_ids[start:start + 500]

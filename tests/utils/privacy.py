@@ -72,6 +72,8 @@ def spread_text(queue: object, number: str, text: str, *, tag: str) -> None:
     clock = queue.clock  # type: ignore[attr-defined]
     with write_tx(engine) as tx:
         email_db.save_thread(tx, number, "jane.doe@school.lan", f"<{tag}@school.lan>", f"{tag} subject", clock())
+        email_db.record_refusal(tx, at=clock(), peer="127.0.0.1", mail_from="jane.doe@school.lan",
+                                rcpt=f"{number}@sms.school.lan", code=554, reason=f"5.3.4 {tag}-refused too long")
     Outbox(engine, clock=clock).pump({"inbound": ["http://hooks.school.lan/in"]})
     relay = MailRelay(engine, EmailSection(enabled=True, relay={"host": "127.0.0.1"}, inbound_to="staff@school.lan"),
                       node="n1", clock=clock)

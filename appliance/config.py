@@ -274,6 +274,10 @@ class HealthSection(_Section):
     worker_stuck_margin_s: float = Field(default=60.0, gt=0)
     # Backups taken before a schema migration at start-up that are kept.
     keep_migration_backups: int = Field(default=3, ge=1)
+    # Each modem's signal is sampled this often for the dashboard's chart (0: never) and
+    # samples are kept this many days (README, "Charts").
+    signal_sample_s: float = Field(default=300.0, ge=0)
+    signal_keep_days: float = Field(default=7.0, gt=0)
 
 
 class NodeSection(_Section):

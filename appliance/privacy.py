@@ -2,7 +2,8 @@
 
 Erasing removes the contact (and its group memberships), cancels messages still queued to
 the number and erases the bodies of its messages and of the texts it sent (the rows stay,
-marked redacted). The opt-out list and the consent log are kept: the law asks for proof
+marked redacted), empties those texts in the webhook outbox's payloads, deletes its email
+thread and the mails carrying its texts, and the waiting parts of its multipart texts. The opt-out list and the consent log are kept: the law asks for proof
 of consent, and an opted-out number must stay never texted.
 """
 
@@ -38,6 +39,9 @@ class ErasureReport:
     message_bodies: int
     inbound_bodies: int
     still_opted_out: bool
+    webhook_payloads: int = 0  # outbox payloads of its texts' events, body emptied
+    emails: int = 0  # mails carrying its texts (answers, copies), deleted with its email thread
+    fragments: int = 0  # parts of its multipart texts still waiting for their siblings
 
 
 def export_number(engine: Engine, number: str, *, actor: Actor | None = None) -> dict[str, Any]:
@@ -63,8 +67,14 @@ def erase_number(engine: Engine, number: str, *, by: str, clock: Callable[[], fl
         for message_id in queued:
             messages_db.cancel_queued(tx, message_id, now, by=by)
         messages, inbound = retention_db.erase_number_bodies(tx, number, now)
+        texts = retention_db.inbound_ids_of(tx, number)
+        payloads = retention_db.redact_webhook_payloads_of(tx, texts)
+        emails = retention_db.delete_email_of(tx, number, texts)
+        fragments = retention_db.delete_fragments_of(tx, number)
         contact = retention_db.delete_contact_of(tx, number)
         opted_out = consent_db.is_opted_out(tx, number)
-    _log.info("privacy erase of %s by %s: %d message bodies, %d inbound texts, contact %s",
-              mask(number), by, messages, inbound, "deleted" if contact else "none")
-    return ErasureReport(number, contact, len(queued), messages, inbound, opted_out)
+    _log.info("privacy erase of %s by %s: %d message bodies, %d inbound texts, %d webhook payloads, %d mails, "
+              "%d waiting parts, contact %s", mask(number), by, messages, inbound, payloads, emails, fragments,
+              "deleted" if contact else "none")
+    return ErasureReport(number, contact, len(queued), messages, inbound, opted_out,
+                         webhook_payloads=payloads, emails=emails, fragments=fragments)

@@ -72,3 +72,65 @@ def test_mask_keeps_the_country_code_and_the_last_four_digits(number: str | None
     from appliance.numbers import mask
 
     assert mask(number) == shown
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("jane.doe@school.lan", "j•••@school.lan"),
+    ("+14155550100@sms.school.lan", "+1415•••0100@sms.school.lan"),
+    ("5.7.1 The sender address <eve@example.com> is not allowed", "5.7.1 The sender address <e•••@example.com> is not allowed"),
+    ("SMTPRecipientsRefused: {'staff@school.lan': (550, b'no')}", "SMTPRecipientsRefused: {'s•••@school.lan': (550, b'no')}"),
+    ("no address here @ all", "no address here @ all"),
+])
+def test_mask_emails_hides_the_local_part(text: str, shown: str) -> None:
+    from appliance.numbers import mask_emails
+
+    assert mask_emails(text) == shown
+
+
+class _RefusingSink:
+    """A relay that refuses every recipient (its answer names the address)."""
+
+    def __init__(self) -> None:
+        from tests.utils.email import free_port
+
+        self.port = free_port()
+        self._controller: Any = None
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        return f"550 5.1.1 <{address}>: no such user here"
+
+    def __enter__(self) -> "_RefusingSink":
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._controller.stop()
+
+
+def test_email_log_lines_mask_addresses(live_server_factory: Callable[..., Any],
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    import smtplib
+
+    from tests.utils.email import email_settings, mail, send_key, smtp
+
+    caplog.set_level(logging.DEBUG)
+    with _RefusingSink() as relay:
+        server = live_server_factory(settings=email_settings(
+            allow_networks=["127.0.0.0/8"], allow_from=["zabbix@school.lan"],
+            relay={"host": "127.0.0.1", "port": relay.port, "starttls": False, "retry_base_s": 5, "retry_cap_s": 5}))
+        with smtp(server, tls=False) as conn, pytest.raises(smtplib.SMTPSenderRefused):
+            conn.send_message(mail("+14155550100@sms.school.lan", sender="eve.secret@example.com"),
+                              from_addr="eve.secret@example.com")
+        with smtp(server, login=send_key(server, "office")) as conn:
+            conn.send_message(mail("+14155550100@sms.school.lan", "Can you come at 4?", sender="jane.doe@school.lan"))
+        wait_until(lambda: server.simulators[0].sent or server.simulators[1].sent, what="the SMS sent")
+        for sim in server.simulators:  # the reply goes back to jane by email: the relay refuses her
+            sim.deliver_sms("+14155550100", "Yes, see you then")
+        wait_until(lambda: any(r.name == "appliance.email.relay" for r in caplog.records), what="the relay log line")
+    text = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
+    assert "e•••@example.com" in text and "j•••@school.lan" in text
+    for secret in ("eve.secret@", "jane.doe@"):
+        assert secret not in text, "\n".join(line for line in text.splitlines() if secret in line)

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import typer
 
+from appliance import __version__
 from appliance.cli.common import CONFIG_OPTION, app, console, err_console, fail
 from appliance.errors import ApplianceError
 
@@ -71,15 +73,31 @@ def backup(
     dest: str = typer.Argument(..., help="A file, or a directory (a timestamped name is made in it)."),
     config: str | None = typer.Option(None, "--config", "-c", envvar="APPLIANCE_CONFIG",
                                       help="Settings file (TOML)."),
+    info: bool = typer.Option(False, "--info", help="DEST is a backup: show what it holds and under "
+                                                    "which retention policy it was taken."),
 ) -> None:
-    """Copy the database to DEST, consistently even while the daemon runs; checks the copy."""
+    """Copy the database to DEST, consistently even while the daemon runs; checks the copy.
+    The copy notes the [retention] policy in force (shown by --info and by restore)."""
     from pathlib import Path
 
+    from appliance.maintenance import backup_manifest, check_restorable, retention_note
+
+    if info:
+        revision = check_restorable(Path(dest))
+        manifest = backup_manifest(Path(dest))
+        print(f"{dest}: schema {revision}" + (f", taken {manifest['taken_at']}" if "taken_at" in manifest else ""))
+        print(retention_note(manifest))
+        return
     from appliance.config import load_settings
     from appliance.maintenance import backup as take_backup, database_path
 
-    result = take_backup(database_path(load_settings(config).appliance.database_url), Path(dest))
+    settings = load_settings(config)
+    policy = settings.retention.model_dump(mode="json")
+    taken = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result = take_backup(database_path(settings.appliance.database_url), Path(dest),
+                         manifest={"retention": policy, "taken_at": taken, "version": __version__})
     print(f"backed up {result.messages} message(s), schema {result.revision}, integrity ok")
+    print(retention_note(result.manifest))
     print(f"{result.path} {result.size} bytes")
 
 
@@ -95,7 +113,7 @@ def restore(
     from pathlib import Path
 
     from appliance.config import load_settings
-    from appliance.maintenance import DatabaseLock, check_restorable, database_path
+    from appliance.maintenance import DatabaseLock, backup_manifest, check_restorable, database_path, retention_note
     from appliance.maintenance import restore as restore_backup
 
     database = database_path(load_settings(config).appliance.database_url)
@@ -105,6 +123,8 @@ def restore(
         raise fail(f"{database} is in use by {who} (the appliance daemon?); stop it first, "
                    "e.g. 'systemctl stop appliance'")
     revision = check_restorable(Path(source))
+    note = retention_note(backup_manifest(Path(source)))
+    print(f"{source}: schema {revision}; the backup's {note}")
     if not yes and not typer.confirm(
             f"Replace {database} by {source} (schema {revision})?", default=False):
         raise fail("restore cancelled")
@@ -532,7 +552,8 @@ def retention_run(
         _audit(engine, "RETENTION_RUN", None, report.counts(), now=True)
     verb = "would erase/prune" if dry_run else "erased/pruned"
     labels = {"message_bodies": "message bodies", "inbound_bodies": "inbound texts", "events": "events",
-              "send_log": "send-log rows", "audit": "audit lines"}
+              "send_log": "send-log rows", "webhook_payloads": "inbound webhook payloads", "emails": "mails",
+              "email_threads": "email threads", "fragments": "waiting multipart parts", "audit": "audit lines"}
     for name, count in report.counts().items():
         print(f"{verb} {count:>8} {labels[name]}")
 
@@ -591,4 +612,5 @@ def privacy_erase(
     r = erase_number(engine, e164, by="cli", actor=Actor.cli())
     print(f"{e164}: contact {'deleted' if r.contact_deleted else 'none'}, {r.messages_cancelled} queued "
           f"message(s) cancelled, {r.message_bodies} message bodies and {r.inbound_bodies} inbound texts erased"
+          f" ({r.webhook_payloads} webhook payloads, {r.emails} mails, {r.fragments} waiting parts)"
           + ("; still on the opt-out list" if r.still_opted_out else ""))

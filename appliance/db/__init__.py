@@ -12,7 +12,8 @@
   ``notify`` (cross-node wake-ups), ``stats`` (dashboard, metrics, health), ``threads`` (the
   inbox), ``copy`` (SQLite → PostgreSQL, ``db check``), ``twilio`` (the Twilio-compatible
   API's credentials and message SIDs), ``balances`` (prepaid balances read by USSD),
-  ``audit`` (the audit trail);
+  ``audit`` (the audit trail), ``signals`` (signal samples), ``charts`` (per-day counts),
+  ``manifest`` (a backup's notes);
 - ``rows`` (times, JSON columns, page cursors) and ``types`` (columns both engines read alike);
 - :class:`MessageStatus`, :class:`PartState` and the typed errors.
 """

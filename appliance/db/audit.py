@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from appliance.db.engine import Tx
-from appliance.db.rows import Page, decode_cursor, dump_json, encode_cursor, load_json
+from appliance.db.rows import Page, decode_cursor, dump_json, encode_cursor, load_json, placeholders
 
 __all__ = [
     "ACTOR_KINDS",
@@ -168,4 +168,4 @@ def prune_events(tx: Tx, before: float, *, limit: int) -> int:
     if not ids:
         return 0
     return tx.exec_driver_sql(
-        f"DELETE FROM audit_events WHERE id IN ({', '.join('?' * len(ids))})", tuple(ids)).rowcount
+        f"DELETE FROM audit_events WHERE id IN ({placeholders(len(ids))})", tuple(ids)).rowcount

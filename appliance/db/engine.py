@@ -177,13 +177,13 @@ def _pg_row_factory(cursor: Any) -> Any:
     return cls
 
 
-_INDEXED_BY = re.compile(r"\s+INDEXED BY \w+")
+_INDEXED_BY = re.compile(r"\s+(?:INDEXED BY \w+|NOT INDEXED)\b")
 
 
 @functools.lru_cache(maxsize=4096)
 def pg_sql(sql: str) -> str:
     """``sql`` as written for SQLite, in psycopg's form: ``%s`` placeholders, literal
-    ``%`` doubled, SQLite's ``INDEXED BY`` planner hints dropped."""
+    ``%`` doubled, SQLite's ``INDEXED BY`` / ``NOT INDEXED`` planner hints dropped."""
     return _INDEXED_BY.sub("", sql).replace("%", "%%").replace("?", "%s")
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "OptOut",
     "Part",
     "SendLogEntry",
+    "SignalSample",
     "TwilioCredential",
     "TwilioMessage",
     "User",
@@ -590,3 +591,20 @@ class AuditEvent(SQLModel, table=True):
     action: str
     target: str | None = None
     detail_json: str | None = None
+
+
+class SignalSample(SQLModel, table=True):
+    """One modem's signal at one moment (sampled by its own node every few minutes, from
+    the worker's last reading; pruned after a week). ``dbm``/``bars`` are None when the
+    modem reported no signal (CSQ 99) or was offline."""
+
+    __tablename__ = "signal_samples"
+    __table_args__ = (Index("ix_signal_samples_modem_at", "modem", "at"), Index("ix_signal_samples_at", "at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    modem: str
+    node: str | None = None
+    at: float
+    rssi: int | None = None
+    dbm: int | None = None
+    bars: int | None = None

@@ -109,6 +109,15 @@ def fill_every_table(url: str) -> Filled:
 
         record(engine, Actor.user("ann"), Action.OPTOUT_ADD, "+1415•••0100", {"note": "é"})
         record(engine, Actor.cli(), Action.KEY_CREATE, "crm", {"scopes": ["send"]})
+
+        # Signal samples for the dashboard's chart (issue 17): one with a reading, one without.
+        from appliance.db import signals as signals_db
+
+        with write_tx(engine) as tx:
+            signals_db.record_samples(tx, [
+                signals_db.SignalSampleIn("m1", time.time() - 300, 20, -73, 4, node="pi-1"),
+                signals_db.SignalSampleIn("m1", time.time(), None, None, None, node="pi-1"),
+            ])
         max_id = max(m.id for m in queue.list(limit=1000).items)
         return Filled(queued_message=queued.id, max_message_id=max_id)
     finally:

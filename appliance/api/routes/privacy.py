@@ -53,5 +53,6 @@ def erase(
     return {
         "number": r.number, "contact_deleted": r.contact_deleted, "messages_cancelled": r.messages_cancelled,
         "message_bodies": r.message_bodies, "inbound_bodies": r.inbound_bodies,
+        "webhook_payloads": r.webhook_payloads, "emails": r.emails, "fragments": r.fragments,
         "still_opted_out": r.still_opted_out,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -16,6 +17,7 @@ from appliance.broadcasts import BroadcastService, BroadcastView
 from appliance.queue import InvalidState, NotFound
 from appliance.db import stats as stats_db
 from appliance.db.engine import read_tx
+from appliance.web.chart_data import broadcast_charts
 from appliance.web.render import page, redirect
 from appliance.web.users import Session
 
@@ -84,8 +86,9 @@ def broadcast(request: Request, broadcast_id: BroadcastId, _session: SignedIn, s
         return view
     with read_tx(services.queue.engine) as tx:
         problems = stats_db.broadcast_problems(tx, broadcast_id, limit=50)
+    charts = broadcast_charts(view.stats, ZoneInfo(services.settings.broadcasts.timezone))
     return page(request, "broadcast.html", title=view.name, b=view, progress=progress_of(view),
-                labels=STATE_LABELS, problems=problems)
+                labels=STATE_LABELS, problems=problems, charts=charts)
 
 
 @router.get("/broadcasts/{broadcast_id:int}/progress")

@@ -15,6 +15,7 @@ from appliance.api.services import Services
 from appliance.db import stats as stats_db
 from appliance.db.engine import read_tx
 from appliance.db.stats import TodayCounts
+from appliance.web.chart_data import dashboard_charts
 from appliance.web.render import page
 
 __all__ = ["ModemRow", "local_midnight", "modem_rows", "router", "today_counts"]
@@ -99,20 +100,23 @@ def today_counts(services: Services, since: float) -> TodayCounts:
         return stats_db.today_counts(tx, since=since)
 
 
-def _dashboard(request: Request, services: Services, template: str) -> HTMLResponse:
+def _dashboard(request: Request, services: Services, template: str, *, charts: bool = False) -> HTMLResponse:
     zone = ZoneInfo(services.settings.broadcasts.timezone)
     nodes = services.queue.nodes()
     several = [n for n in nodes if n.state != "stopped" or n.name == services.settings.node.name]
     shown = several if len(several) > 1 else []
-    return page(request, template, title="Dashboard", modems=modem_rows(services, shown),
+    modems = modem_rows(services, shown)
+    # The charts are drawn with the page, not with its five-second refresh.
+    drawn = dashboard_charts(services.queue.engine, [m.name for m in modems], zone) if charts else None
+    return page(request, template, title="Dashboard", modems=modems,
                 counts=today_counts(services, local_midnight(zone)), nodes=shown,
-                this_node=services.settings.node.name)
+                this_node=services.settings.node.name, charts=drawn)
 
 
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request, _session: SignedIn,
               services: ServicesDep) -> HTMLResponse:
-    return _dashboard(request, services, "dashboard.html")
+    return _dashboard(request, services, "dashboard.html", charts=True)
 
 
 @router.get("/dashboard/live", response_class=HTMLResponse)

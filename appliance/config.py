@@ -181,13 +181,16 @@ class BroadcastsSection(_Section):
     """Broadcasts: the appliance's timezone, the quiet hours of marketing messages (a
     window ``quiet_hours_start``–``quiet_hours_end`` in that timezone, which may cross
     midnight; both empty = none), the opt-out footer appended to marketing texts
-    (empty = none) and the most recipients one broadcast may have."""
+    (empty = none), the most recipients one broadcast may have, and ``approval_over``: a
+    broadcast to more recipients started by a staff member (a web user who is not an admin,
+    or an API key without the ``admin`` scope) waits for another admin's approval (0: never)."""
 
     timezone: str = "UTC"
     quiet_hours_start: str = "21:00"
     quiet_hours_end: str = "08:00"
     opt_out_footer: str = "Reply STOP to opt out"
     max_recipients: int = Field(default=10_000, ge=1, le=1_000_000)
+    approval_over: int = Field(default=200, ge=0, le=1_000_000)
 
     @field_validator("timezone")
     @classmethod
@@ -303,6 +306,10 @@ class HealthSection(_Section):
     worker_stuck_margin_s: float = Field(default=60.0, gt=0)
     # Backups taken before a schema migration at start-up that are kept.
     keep_migration_backups: int = Field(default=3, ge=1)
+    # Each modem's signal is sampled this often for the dashboard's chart (0: never) and
+    # samples are kept this many days (README, "Charts").
+    signal_sample_s: float = Field(default=300.0, ge=0)
+    signal_keep_days: float = Field(default=7.0, gt=0)
     sim: SimHealthSection = SimHealthSection()
 
 
@@ -412,11 +419,13 @@ class RetentionSection(_Section):
 
     Bodies of finished messages and inbound texts are erased after ``body_days``; events
     and send-log rows are deleted after ``log_days`` (send-log rows the rate caps still
-    count — the last day — always stay). ``batch`` rows per write transaction.
+    count — the last day — always stay); audit-trail lines after ``audit_days`` (longer
+    than bodies: who did what outlives what was sent). ``batch`` rows per write transaction.
     """
 
     body_days: float = Field(default=90, ge=0)
     log_days: float = Field(default=365, ge=0)
+    audit_days: float = Field(default=730, ge=0)
     batch: int = Field(default=500, ge=1, le=10_000)
     enabled: bool = True  # the daemon's daily run (the CLI runs it either way)
 

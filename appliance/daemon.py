@@ -36,6 +36,7 @@ from appliance.db.notify import WorkListener
 from appliance.queue.nodes import NodeMembership
 from appliance.queue.sim_health import SimHealth
 from appliance.retention import Retention
+from appliance.signals import SignalSampler
 from appliance.twilio.service import TwilioService
 from appliance.webhooks import WebhookService
 
@@ -127,6 +128,9 @@ class Appliance:
         self.work_listener: WorkListener | None = None
         self.email: Any = None  # an appliance.email.EmailService when [email] enabled (imported then)
         self.retention = Retention(self.queue.engine, settings.retention)
+        health = settings.health
+        self.signal_sampler = SignalSampler(self.queue.engine, lambda: self.modems, node=settings.node.name,
+                                            every_s=health.signal_sample_s, keep_days=health.signal_keep_days)
 
     # ------------------------------------------------------------------ modems
 
@@ -231,6 +235,7 @@ class Appliance:
         if self.settings.email.enabled:
             self._start_email()
         self.twilio.start()
+        self.signal_sampler.start()
         if self.settings.retention.enabled:
             self.retention.start()
         recovery = self.dispatcher.recovery
@@ -265,6 +270,7 @@ class Appliance:
         if self.node is not None:
             self.node.stop()
         self.balances.stop()
+        self.signal_sampler.stop()
         for modem in self.modems:
             modem.stop()
         if self.email is not None:

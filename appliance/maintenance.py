@@ -22,11 +22,13 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from appliance.db import manifest as manifest_db
 from appliance.db import stats as stats_db
 from appliance.db.engine import SQLITE, Tx, redact_url
 from appliance.db.errors import DatabaseUnavailable
@@ -40,6 +42,7 @@ __all__ = [
     "RestoreResult",
     "backup",
     "backup_before_migration",
+    "backup_manifest",
     "check_restorable",
     "database_path",
     "integrity_problems",
@@ -47,6 +50,7 @@ __all__ = [
     "migration_backups",
     "recent_backups",
     "restore",
+    "retention_note",
     "revision_of",
 ]
 
@@ -67,6 +71,7 @@ class BackupResult:
     size: int
     revision: str | None
     messages: int
+    manifest: dict[str, Any] = field(default_factory=dict)  # e.g. {"retention": {...}} in force when taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,7 @@ class RestoreResult:
     database: Path
     revision: str
     previous: Path | None  # the replaced database, kept
+    manifest: dict[str, Any] = field(default_factory=dict)  # the backup's (what was in force when taken)
 
 
 def database_path(url: str | os.PathLike[str]) -> Path:
@@ -165,8 +171,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _copy(source: Path, target: Path) -> None:
-    """A consistent copy of ``source`` at ``target`` (via a temporary file, synced)."""
+def _copy(source: Path, target: Path, *, manifest: dict[str, Any] | None = None,
+          drop_manifest: bool = False) -> None:
+    """A consistent copy of ``source`` at ``target`` (via a temporary file, synced), with
+    ``manifest`` written into it, or (``drop_manifest``) the source's manifest left out."""
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
     src = _open_readonly(source)
@@ -177,6 +185,14 @@ def _copy(source: Path, target: Path) -> None:
             # copies restart whenever the daemon commits and might never finish.
             src.backup(dst, pages=-1)
             dst.execute("PRAGMA journal_mode=DELETE")  # a single self-contained file
+            if manifest is not None or drop_manifest:
+                tx = _tx(dst)
+                dst.execute("BEGIN")
+                if manifest is not None:
+                    manifest_db.write_manifest(tx, manifest)
+                else:
+                    manifest_db.drop_manifest(tx)
+                dst.execute("COMMIT")
         finally:
             dst.close()
     except sqlite3.Error as exc:
@@ -204,9 +220,31 @@ def _count_messages(path: Path) -> int:
         conn.close()
 
 
-def backup(database: Path, dest: Path) -> BackupResult:
+def backup_manifest(path: Path) -> dict[str, Any]:
+    """What a backup notes about itself (``{}``: none, e.g. taken by an older version)."""
+    conn = _open_readonly(path)
+    try:
+        return manifest_db.read_manifest(_tx(conn))
+    except (DatabaseUnavailable, sqlite3.Error):
+        return {}
+    finally:
+        conn.close()
+
+
+def retention_note(manifest: dict[str, Any]) -> str:
+    """The ``[retention]`` policy a backup was taken under, in words."""
+    policy = manifest.get("retention")
+    if not isinstance(policy, dict):
+        return "retention policy: not noted (a backup by an older version)"
+    state = "on" if policy.get("enabled", True) else "off (only 'appliance retention run')"
+    return (f"retention policy: bodies kept {policy.get('body_days')} days, events and send log "
+            f"{policy.get('log_days')} days, daily run {state}")
+
+
+def backup(database: Path, dest: Path, *, manifest: dict[str, Any] | None = None) -> BackupResult:
     """Copy ``database`` to ``dest`` (a file, or a directory: then a timestamped name in it),
-    checked with ``PRAGMA integrity_check``. Safe while the daemon runs and writes."""
+    checked with ``PRAGMA integrity_check``, with ``manifest`` (what was in force, e.g. the
+    retention policy) written into the copy. Safe while the daemon runs and writes."""
     if not database.is_file():
         raise MaintenanceError(f"{database}: no database to back up (has the daemon ever run?)")
     if dest.is_dir():
@@ -217,9 +255,9 @@ def backup(database: Path, dest: Path) -> BackupResult:
             raise MaintenanceError(f"{target.parent}: no such directory for the backup")
     if target.resolve() == database:
         raise MaintenanceError("the backup must not overwrite the database itself")
-    _copy(database, target)
+    _copy(database, target, manifest=dict(manifest or {}))
     result = BackupResult(target.resolve(), target.stat().st_size, revision_of(target),
-                          _count_messages(target))
+                          _count_messages(target), backup_manifest(target))
     _log.info("backed up %s to %s (%d bytes, revision %s)", database, result.path, result.size,
               result.revision)
     return result
@@ -252,6 +290,7 @@ def restore(source: Path, database: Path) -> RestoreResult:
     if source == database:
         raise MaintenanceError("the backup to restore is the database itself")
     revision = check_restorable(source)
+    manifest = backup_manifest(source)
     database.parent.mkdir(parents=True, exist_ok=True)
     with DatabaseLock(database):
         previous: Path | None = None
@@ -259,7 +298,7 @@ def restore(source: Path, database: Path) -> RestoreResult:
             previous = database.with_name(f"{database.name}.before-restore-{_stamp()}")
             _copy(database, previous)  # through SQLite: includes what is still in the WAL
         incoming = database.with_name(f".{database.name}.restoring")
-        _copy(source, incoming)
+        _copy(source, incoming, drop_manifest=True)
         for leftover in (Path(f"{database}-wal"), Path(f"{database}-shm"), Path(f"{database}-journal")):
             # A WAL left by the replaced database would be replayed into the restored one.
             leftover.unlink(missing_ok=True)
@@ -267,7 +306,7 @@ def restore(source: Path, database: Path) -> RestoreResult:
         _fsync_dir(database.parent)
     _log.info("restored %s from %s (revision %s); previous database kept as %s",
               database, source, revision, previous)
-    return RestoreResult(database, revision, previous)
+    return RestoreResult(database, revision, previous, manifest)
 
 
 def migration_backups(database: Path) -> list[Path]:

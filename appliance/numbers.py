@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 
 import phonenumbers
 
-from appliance.errors import ApplianceError
+from appliance.errors import InvalidInput
 from appliance.text import shorten
 
 __all__ = [
-    "E164", "InvalidNumber", "NumberList", "mask", "one_number", "quoted", "read_numbers", "split_numbers", "to_e164",
+    "E164", "InvalidNumber", "NumberList", "mask", "mask_email", "mask_emails", "one_number", "quoted", "read_numbers",
+    "split_numbers", "to_e164",
 ]
 
 # What E.164 allows: "+", a country code that does not start with 0, 15 digits at most.
@@ -24,8 +25,9 @@ E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _SEPARATORS = re.compile(r"[\r\n\t,;]+")
 
 
-class InvalidNumber(ApplianceError):
-    """A string that is not a valid phone number for the configured region."""
+class InvalidNumber(InvalidInput):
+    """A string that is not a valid phone number for the configured region (``field`` is
+    ``None``: the caller knows which input it read)."""
 
 
 def quoted(raw: str) -> str:
@@ -52,6 +54,29 @@ def mask(number: str | None) -> str:
     if len(text) <= 6:  # a short code or a network name: not a person's number
         return text
     return f"{text[:1]}•••{text[-2:]}"
+
+
+# An address as it appears in free text (an SMTP answer, a refusal's reason): local part, @, domain.
+_EMAIL = re.compile(r"[A-Za-z0-9._%+=-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
+
+
+def mask_email(address: str | None) -> str:
+    """An email address as log lines show it: the local part's first character and the
+    domain (``jane.doe@school.lan`` → ``j•••@school.lan``); a local part that is a phone
+    number is masked as one."""
+    if not address:
+        return "-"
+    local, at, domain = str(address).strip().rpartition("@")
+    if not at:
+        return mask(domain)
+    if E164.fullmatch(local):
+        return f"{mask(local)}@{domain}"
+    return f"{local[:1]}•••@{domain}"
+
+
+def mask_emails(text: str) -> str:
+    """``text`` with every email address in it masked by :func:`mask_email`."""
+    return _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
 
 
 def to_e164(raw: str, default_region: str) -> str:

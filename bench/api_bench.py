@@ -19,44 +19,17 @@ medians of a few runs.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-APPLIANCE = [sys.executable, "-m", "appliance.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+from common import (
+    appliance_env, cpu_seconds, free_port, join_all, make_key, percentile, rss_mb, start_daemon, stop,
+)
 
 
 def hammer(url: str, key: str, *, method: str, concurrency: int, seconds: float, json: dict | None) -> list[float]:
@@ -79,13 +52,7 @@ def hammer(url: str, key: str, *, method: str, concurrency: int, seconds: float,
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise RuntimeError(f"requests failed: {errors[0]}")
+    join_all([threading.Thread(target=client) for _ in range(concurrency)], errors, "requests")
     return latencies
 
 
@@ -100,38 +67,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        env = {
-            **os.environ,
-            "APPLIANCE_APPLIANCE__DATABASE_URL": f"sqlite:///{tmp}/bench.db",
-            "APPLIANCE_APPLIANCE__LOG_LEVEL": "WARNING",
-            "APPLIANCE_SIMULATOR__LATENCY_S": str(args.latency),
-            "APPLIANCE_SIMULATOR__MAX_PARTS_PER_MINUTE": "1000000",
-            "APPLIANCE_SIMULATOR__MAX_PARTS_PER_HOUR": "1000000",
-            "APPLIANCE_SIMULATOR__MAX_PARTS_PER_DAY": "1000000",
-        }
-        env.pop("APPLIANCE_CONFIG", None)
-        key = subprocess.run(
-            [*APPLIANCE, "keys", "create", "bench", "--scope", "admin"],
-            env=env, cwd=ROOT, check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
-        daemon = subprocess.Popen(
-            [*APPLIANCE, "serve", "--simulate", "4", "--port", str(port)],
-            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
+        env = appliance_env(f"{tmp}/bench.db", latency_s=args.latency)
+        key = make_key(env, "bench", "--scope", "admin").strip().splitlines()[-1]
+        daemon = start_daemon(env, port)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    health = httpx.get(f"{url}/healthz", timeout=1).json()
-                    if health.get("modems_online") == 4:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or daemon.poll() is not None:
-                    raise RuntimeError("the daemon did not come up with 4 modems online")
-                time.sleep(0.2)
-
             time.sleep(2)  # let start-up work settle
             cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
             time.sleep(args.idle_seconds)
@@ -166,14 +106,9 @@ def main() -> None:
             print(f"parts sent by the modems so far: {sent:.0f}; median POST "
                   f"{statistics.median(posts) * 1000:.1f} ms")
         finally:
-            daemon.terminate()
-            try:
-                daemon.wait(60)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
+            stop(daemon)
             if daemon.returncode not in (0, -15, None):
                 print(daemon.stderr.read()[-2000:] if daemon.stderr else "", file=sys.stderr)
-
 
 if __name__ == "__main__":
     main()

@@ -20,49 +20,17 @@ The machine is shared: quote medians of a few runs.
 from __future__ import annotations
 
 import argparse
-import os
 import smtplib
 import sqlite3
 import ssl
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from email.message import EmailMessage
-from pathlib import Path
-
-import httpx
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-from api_bench import free_port, rss_mb  # noqa: E402
-
-APPLIANCE = [sys.executable, "-m", "appliance.cli"]
 
 
-def start_daemon(env: dict[str, str], port: int) -> subprocess.Popen[str]:
-    daemon = subprocess.Popen([*APPLIANCE, "serve", "--simulate", "4", "--port", str(port)], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json().get("modems_online") == 4:
-                return daemon
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or daemon.poll() is not None:
-            daemon.kill()
-            raise RuntimeError(f"the daemon did not come up: {daemon.stderr.read() if daemon.stderr else ''}")
-        time.sleep(0.2)
-
-
-def stop(daemon: subprocess.Popen[str]) -> None:
-    daemon.terminate()
-    try:
-        daemon.wait(60)
-    except subprocess.TimeoutExpired:
-        daemon.kill()
+from common import appliance_env, free_port, join_all, make_key, rss_mb, start_daemon, stop
 
 
 def idle_rss(daemon: subprocess.Popen[str], settle_s: float) -> float:
@@ -102,16 +70,12 @@ def blast(port: int, login: tuple[str, str], mails: list[EmailMessage], connecti
 
     threads = [threading.Thread(target=worker, args=(c, mails[i::connections])) for i, c in enumerate(conns)]
     started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    took = time.perf_counter() - started
-    for conn in conns:
-        conn.quit()
-    if errors:
-        raise RuntimeError(f"mails refused: {errors[0]}")
-    return took
+    try:
+        join_all(threads, errors, "mails")
+    finally:
+        for conn in conns:
+            conn.quit()
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -122,18 +86,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = f"{tmp}/bench.db"
-        env = {
-            **os.environ,
-            "APPLIANCE_APPLIANCE__DATABASE_URL": f"sqlite:///{db}",
-            "APPLIANCE_APPLIANCE__LOG_LEVEL": "WARNING",
-            "APPLIANCE_SIMULATOR__LATENCY_S": "0.05",
-            "APPLIANCE_SIMULATOR__MAX_PARTS_PER_MINUTE": "1000000",
-            "APPLIANCE_SIMULATOR__MAX_PARTS_PER_HOUR": "1000000",
-            "APPLIANCE_SIMULATOR__MAX_PARTS_PER_DAY": "1000000",
-        }
-        env.pop("APPLIANCE_CONFIG", None)
-        key = subprocess.run([*APPLIANCE, "keys", "create", "bench", "--scope", "send"], env=env, cwd=ROOT,
-                             check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        env = appliance_env(db)
+        key = make_key(env, "bench", "--scope", "send").strip().splitlines()[-1]
 
         daemon = start_daemon(env, free_port())
         try:

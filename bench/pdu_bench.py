@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from appliance.pdu import encode_submit  # noqa: E402
+from common import rate  # noqa: E402
 
 NUMBER = "+46708251358"
 CORPUS: dict[str, str] = {
@@ -52,19 +52,6 @@ def _theirs(text: str) -> Callable[[], object] | None:
     return run
 
 
-def _rate(fn: Callable[[], object], seconds: float) -> float:
-    """Calls per second over roughly ``seconds``."""
-    n = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return n / elapsed
-        n = max(n * 2, int(n * seconds / max(elapsed, 1e-9) * 1.1))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -79,9 +66,9 @@ def main() -> None:
         parts = len(ours())
         ours_rates, theirs_rates = [], []
         for _ in range(args.repeats):
-            ours_rates.append(_rate(ours, args.seconds))
+            ours_rates.append(rate(ours, args.seconds))
             if theirs is not None:
-                theirs_rates.append(_rate(theirs, args.seconds))
+                theirs_rates.append(rate(theirs, args.seconds))
         o = statistics.median(ours_rates)
         if theirs is None:
             print(f"{name:<16} {parts:>5} {o:>10.0f} {'(crashes)':>11} {'-':>7}")

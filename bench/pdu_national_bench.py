@@ -14,52 +14,20 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from appliance.pdu import NATIONAL_LANGUAGES, encode_submit, plan  # noqa: E402
+from common import rate  # noqa: E402
+from tests.utils.national import SENTENCES  # noqa: E402
 
-# One school reminder per language, with characters its tables hold.
-SENTENCES = {
-    "turkish": "Yarın sabah saat dokuzda okulda veli toplantısı var; lütfen çocuğunuzla "
-               "birlikte gelin. Görüşmek üzere, İlkokul müdürlüğü.",
-    "spanish": "Mañana a las nueve habrá una reunión de padres en la escuela; por favor, "
-               "traigan el cuaderno de su hijo. ¡Gracias!",
-    "portuguese": "Amanhã às nove horas haverá uma reunião de pais na escola; por favor, "
-                  "tragam o caderno do seu filho. Obrigado!",
-    "bengali": "আগামীকাল সকাল দশটায় বিদ্যালয়ে অভিভাবক সভা হবে. দয়া করে সময়মতো আসুন.",
-    "gujarati": "આવતીકાલે સવારે દસ વાગ્યે શાળામાં વાલી મીટિંગ છે. કૃપા કરીને સમયસર આવો.",
-    "hindi": "कल सुबह दस बजे विद्यालय में अभिभावकों की बैठक होगी। कृपया समय पर आएँ।",
-    "kannada": "ನಾಳೆ ಬೆಳಿಗ್ಗೆ ಹತ್ತು ಗಂಟೆಗೆ ಶಾಲೆಯಲ್ಲಿ ಪೋಷಕರ ಸಭೆ ಇದೆ. ದಯವಿಟ್ಟು ಸಮಯಕ್ಕೆ ಬನ್ನಿ.",
-    "malayalam": "നാളെ രാവിലെ പത്ത് മണിക്ക് സ്കൂളിൽ രക്ഷാകർതൃ യോഗം ഉണ്ട്. ദയവായി സമയത്ത് എത്തുക.",
-    "oriya": "ଆସନ୍ତାକାଲି ସକାଳ ଦଶଟାରେ ବିଦ୍ୟାଳୟରେ ଅଭିଭାବକ ସଭା ହେବ। ଦୟାକରି ସମୟରେ ଆସନ୍ତୁ।",
-    "punjabi": "ਕੱਲ੍ਹ ਸਵੇਰੇ ਦਸ ਵਜੇ ਸਕੂਲ ਵਿੱਚ ਮਾਪਿਆਂ ਦੀ ਮੀਟਿੰਗ ਹੋਵੇਗੀ। ਕਿਰਪਾ ਕਰਕੇ ਸਮੇਂ ਸਿਰ ਆਓ।",
-    "tamil": "நாளை காலை பத்து மணிக்கு பள்ளியில் பெற்றோர் கூட்டம் நடைபெறும். "
-             "தயவுசெய்து நேரத்திற்கு வாருங்கள்.",
-    "telugu": "రేపు ఉదయం పది గంటలకు పాఠశాలలో తల్లిదండ్రుల సమావేశం ఉంది. దయచేసి సమయానికి రండి.",
-    "urdu": "کل صبح دس بجے اسکول میں والدین کی میٹنگ ہوگی۔ براہ کرم وقت پر پہنچیں۔",
-}
 NUMBER = "+919876543210"
 
 
 def _300(text: str) -> str:
     return ((text + " ") * (300 // len(text) + 1))[:300]
-
-
-def _rate(fn: Callable[[], object], seconds: float) -> float:
-    """Calls per second over roughly ``seconds``."""
-    n = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return n / elapsed
-        n = max(n * 2, int(n * seconds / max(elapsed, 1e-9) * 1.1))
 
 
 def parts_table() -> None:
@@ -89,7 +57,7 @@ def speed_table(repeats: int, seconds: float) -> None:
         "tables from a plan": lambda: encode_submit(NUMBER, text, concat_ref=7,
                                                     shift_tables=stored),
     }
-    rates = {name: statistics.median(_rate(fn, seconds) for _ in range(repeats))
+    rates = {name: statistics.median(rate(fn, seconds) for _ in range(repeats))
              for name, fn in cases.items()}
     base = rates["UCS-2 (baseline)"]
     print("encode_submit of a 300-character Hindi text (median of "

@@ -14,31 +14,14 @@ own client-side work (building the request, parsing the response into an object)
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-APPLIANCE = [sys.executable, "-m", "appliance.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+from common import appliance_env, free_port, join_all, make_key, percentile, start_daemon, stop
 
 
 def run(count: int, concurrency: int, make: Callable[[], Callable[[int], None]]) -> list[float]:
@@ -61,13 +44,7 @@ def run(count: int, concurrency: int, make: Callable[[], Callable[[int], None]])
             latencies.extend(mine)
 
     shares = [count // concurrency + (1 if i < count % concurrency else 0) for i in range(concurrency)]
-    threads = [threading.Thread(target=worker, args=(s,)) for s in shares]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise RuntimeError(f"requests failed: {errors[0]!r}")
+    join_all([threading.Thread(target=worker, args=(s,)) for s in shares], errors, "requests")
     return latencies
 
 
@@ -82,36 +59,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        env = {
-            **os.environ,
-            "APPLIANCE_APPLIANCE__DATABASE_URL": f"sqlite:///{tmp}/bench.db",
-            "APPLIANCE_APPLIANCE__LOG_LEVEL": "WARNING",
-            "APPLIANCE_SIMULATOR__LATENCY_S": "0.05",
-            "APPLIANCE_SIMULATOR__MAX_PARTS_PER_MINUTE": "1000000",
-            "APPLIANCE_SIMULATOR__MAX_PARTS_PER_HOUR": "1000000",
-            "APPLIANCE_SIMULATOR__MAX_PARTS_PER_DAY": "1000000",
-        }
-        env.pop("APPLIANCE_CONFIG", None)
-        key = subprocess.run([*APPLIANCE, "keys", "create", "bench", "--scope", "send"], env=env, cwd=ROOT,
-                             check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        out = subprocess.run([*APPLIANCE, "keys", "create", "bench-twilio", "--twilio"], env=env, cwd=ROOT,
-                             check=True, capture_output=True, text=True).stdout
+        env = appliance_env(f"{tmp}/bench.db")
+        key = make_key(env, "bench", "--scope", "send").strip().splitlines()[-1]
+        out = make_key(env, "bench-twilio", "--twilio")
         fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line and line[:1].isupper())
         account_sid, token = fields["Account SID"].strip(), fields["Auth Token"].strip()
-        daemon = subprocess.Popen([*APPLIANCE, "serve", "--simulate", "4", "--port", str(port)],
-                                  env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        daemon = start_daemon(env, port)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).json().get("modems_online") == 4:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or daemon.poll() is not None:
-                    raise RuntimeError("the daemon did not come up with 4 modems online")
-                time.sleep(0.2)
             time.sleep(1)
 
             def v1() -> Callable[[int], None]:
@@ -148,12 +103,7 @@ def main() -> None:
                   f"p50 {t50 * 1000:.1f} ms, p99 {t99 * 1000:.1f} ms")
             print(f"ratio Twilio / v1: p50 {t50 / b50:.2f}x, p99 {t99 / b99:.2f}x (goal: within 1.5x)")
         finally:
-            daemon.terminate()
-            try:
-                daemon.wait(60)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-
+            stop(daemon)
 
 if __name__ == "__main__":
     main()

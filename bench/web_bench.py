@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from appliance.contacts import ContactBook  # noqa: E402
 from appliance.queue import Queue  # noqa: E402
 from appliance.db.engine import write_tx  # noqa: E402
 from appliance.web import Users  # noqa: E402
+from common import free_port  # noqa: E402
 
 PASSWORD = "correct horse battery"
 PAGES = [
@@ -69,12 +69,6 @@ def build(db: Path, n: int) -> None:
             "SELECT 'sim0', recipient, 'Thanks, noted.', ? - id, 1, 1 FROM messages WHERE id % 50 = 7", (now,))
     Users(queue.engine).create("bench", PASSWORD, role="admin")
     queue.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:

@@ -10,18 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.utils.wait import wait_until
+
 PROBLEM = "application/problem+json"
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def wait_status(client: httpx.Client, mid: int, statuses: set[str], timeout: float = 10.0) -> dict[str, Any]:
@@ -29,7 +20,7 @@ def wait_status(client: httpx.Client, mid: int, statuses: set[str], timeout: flo
         doc = client.get(f"/v1/messages/{mid}").json()
         return doc if doc["status"] in statuses else None
 
-    return wait_for(check, timeout, f"message {mid} to become {statuses}")  # type: ignore[no-any-return]
+    return wait_until(check, timeout, what=f"message {mid} to become {statuses}")  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -136,7 +127,7 @@ def test_modems_inbound_metrics_and_health(live: Any) -> None:
         mid = c.post("/v1/messages", json={"to": "+14155550106", "body": "count me"}).json()["messages"][0]["id"]
         modem = wait_status(c, mid, {"sent"})["modem"]
         live.simulators[0].deliver_sms("+14155550199", "hello appliance")
-        inbound = wait_for(lambda: c.get("/v1/inbound").json()["items"], what="an inbound message")
+        inbound = wait_until(lambda: c.get("/v1/inbound").json()["items"], what="an inbound message")
         assert inbound[0]["from"] == "+14155550199" and inbound[0]["body"] == "hello appliance"
         assert inbound[0]["to_modem"] == live.simulators[0].name and inbound[0]["complete"] is True
 

@@ -10,17 +10,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tests.utils.wait import wait_until
+
 NO_QUIET = {"broadcasts": {"quiet_hours_start": "", "quiet_hours_end": ""}}
-
-
-def _wait(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def _state(client: Any, bid: int) -> dict[str, Any]:
@@ -67,7 +59,8 @@ def test_preview_figures_equal_what_the_simulators_received(live_server_factory:
     created = c.post("/v1/broadcasts", json={**body, "start": True})
     assert created.status_code == 201, created.text
     bid = created.json()["id"]
-    final = _wait(lambda: (s := _state(c, bid))["status"] == "done" and s, timeout=30)
+    final = wait_until(lambda: (s := _state(c, bid))["status"] == "done" and s, timeout=30,
+                       what='(s := _state(c, bid))["status"] == "done" and s')
     stats = final["stats"]
     assert (stats["sent"] + stats["delivered"], stats["suppressed"], stats["failed"]) == (23, 1, 0)
 
@@ -100,14 +93,14 @@ def test_missing_fields_are_reported_and_refuse_the_start(live_server: Any) -> N
     assert _state(c, bid)["status"] == "draft"
     started = c.post(f"/v1/broadcasts/{bid}/start", json={"allow_missing": True})
     assert started.status_code == 200, started.text
-    _wait(lambda: _state(c, bid)["status"] == "done")
+    wait_until(lambda: _state(c, bid)["status"] == "done", what='_state(c, bid)["status"] == "done"')
     texts = _texts(_received(live_server))
     assert texts == {"+14155552001": "Hi Ann, your slot is 10:30 ", "+14155552002": "Hi Bob, your slot is  "}
     assert c.post(f"/v1/broadcasts/{bid}/start").status_code == 409  # started once only
     # Replies from the audience are counted (a stranger's message is not).
     live_server.simulators[0].deliver_sms("+14155552001", "See you then")
     live_server.simulators[1].deliver_sms("+12025550999", "Who is this?")
-    _wait(lambda: c.get("/v1/inbound").json()["items"][1:])
+    wait_until(lambda: c.get("/v1/inbound").json()["items"][1:], what='c.get("/v1/inbound").json()["items"][1:]')
     assert _state(c, bid)["stats"]["replies"] == 1
 
 
@@ -119,10 +112,10 @@ def test_pause_resume_cancel_mid_run(live_server_factory: Callable[..., Any]) ->
                                        "start": True})
     assert r.status_code == 201, r.text
     bid = r.json()["id"]
-    _wait(lambda: _state(c, bid)["stats"]["sent"] >= 10)
+    wait_until(lambda: _state(c, bid)["stats"]["sent"] >= 10, what='_state(c, bid)["stats"]["sent"] >= 10')
     paused = c.post(f"/v1/broadcasts/{bid}/pause").json()
     assert paused["status"] == "paused"
-    _wait(lambda: _state(c, bid)["stats"]["sending"] == 0)
+    wait_until(lambda: _state(c, bid)["stats"]["sending"] == 0, what='_state(c, bid)["stats"]["sending"] == 0')
     held_at = _state(c, bid)["stats"]
     time.sleep(0.5)
     still = _state(c, bid)
@@ -132,10 +125,11 @@ def test_pause_resume_cancel_mid_run(live_server_factory: Callable[..., Any]) ->
     assert len(_received(live)) == held_at["sent"]
 
     assert c.post(f"/v1/broadcasts/{bid}/resume").json()["status"] == "running"
-    _wait(lambda: _state(c, bid)["stats"]["sent"] >= held_at["sent"] + 10)
+    wait_until(lambda: _state(c, bid)["stats"]["sent"] >= held_at["sent"] + 10,
+               what='_state(c, bid)["stats"]["sent"] >= held_at["sen…')
     cancelled = c.post(f"/v1/broadcasts/{bid}/cancel").json()
     assert cancelled["status"] == "cancelled"
-    _wait(lambda: _state(c, bid)["stats"]["sending"] == 0)
+    wait_until(lambda: _state(c, bid)["stats"]["sending"] == 0, what='_state(c, bid)["stats"]["sending"] == 0')
     time.sleep(0.2)
     s = _state(c, bid)["stats"]
     assert s["cancelled"] > 0 and s["queued"] == 0
@@ -161,7 +155,7 @@ def test_quiet_hours_hold_marketing_but_not_transactional(live_server_factory: C
                                        "start": True}).json()
     t = c.post("/v1/broadcasts", json={"template": "Closed", "audience": {"numbers": notice},
                                        "start": True}).json()
-    _wait(lambda: _state(c, t["id"])["status"] == "done")
+    wait_until(lambda: _state(c, t["id"])["status"] == "done", what='_state(c, t["id"])["status"] == "done"')
     time.sleep(0.3)
     held = _state(c, m["id"])
     assert held["status"] == "running" and held["waiting_for_quiet_hours"] is True
@@ -170,7 +164,7 @@ def test_quiet_hours_hold_marketing_but_not_transactional(live_server_factory: C
     # The window ends (here: the setting changes): the dispatcher takes them.
     live.app.queue.quiet_hours = None
     live.app.dispatcher.kick()
-    _wait(lambda: _state(c, m["id"])["status"] == "done")
+    wait_until(lambda: _state(c, m["id"])["status"] == "done", what='_state(c, m["id"])["status"] == "done"')
     assert set(_texts(_received(live))) == set(notice) | set(promo)
 
 
@@ -188,7 +182,8 @@ def test_ten_thousand_recipients_end_to_end(live_server_factory: Callable[..., A
     assert r.status_code == 201, r.text[:300]
     bid = r.json()["id"]
     accepted = time.monotonic() - started
-    final = _wait(lambda: (s := _state(c, bid))["status"] == "done" and s, timeout=120, interval=0.5)
+    final = wait_until(lambda: (s := _state(c, bid))["status"] == "done" and s, timeout=120, interval=0.5,
+                       what='(s := _state(c, bid))["status"] == "done" and s')
     elapsed = time.monotonic() - started
     assert final["stats"]["sent"] + final["stats"]["delivered"] == 10_000
     received = _received(live)

@@ -9,6 +9,7 @@ import pytest
 
 from appliance.queue import InvalidRequest, Queue
 from appliance.queue.quiet import QuietHours
+from tests.utils.clock import FakeClock
 
 PARIS = "Europe/Paris"
 
@@ -38,25 +39,17 @@ def test_window_crossing_midnight_in_a_timezone() -> None:
         QuietHours(time(8), time(9), "Mars/Olympus")
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(_ts("2027-01-15T21:30:00+00:00"))  # 22:30 in Paris: quiet
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(_ts("2027-01-15T21:30:00+00:00"))  # 22:30 in Paris: quiet
-
-
-@pytest.fixture
-def queue(db_url: str, clock: Clock) -> Queue:
+def queue(db_url: str, clock: FakeClock) -> Queue:
     return Queue(db_url, clock=clock, quiet_hours=QuietHours(time(21), time(8), PARIS))
 
 
-def test_claim_holds_marketing_inside_the_window_but_not_transactional(queue: Queue, clock: Clock) -> None:
+def test_claim_holds_marketing_inside_the_window_but_not_transactional(queue: Queue, clock: FakeClock) -> None:
     queue.enqueue_many([("+14155550101", "promo")], broadcast_id=1, kind="marketing", priority="high")
     queue.enqueue_many([("+14155550102", "notice")], broadcast_id=2, kind="transactional", priority="low")
     claim = queue.claim("m1", max_parts=10)
@@ -83,7 +76,7 @@ def test_held_messages_are_not_claimed_and_do_not_wake_anyone(queue: Queue) -> N
     assert queue.claim("m1", max_parts=10) is not None
 
 
-def test_the_claim_still_uses_its_partial_indexes(sqlite_url: str, clock: Clock) -> None:
+def test_the_claim_still_uses_its_partial_indexes(sqlite_url: str, clock: FakeClock) -> None:
     # SQLite only: the INDEXED BY hints are SQLite's (PostgreSQL's planner chooses alone).
     queue = Queue(sqlite_url, clock=clock)
     with queue.engine.connect() as conn:

@@ -10,18 +10,9 @@ from __future__ import annotations
 import time
 
 from appliance.db.engine import read_tx
+from tests.utils.wait import wait_until
 
 NUMBER = "+14155550111"
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
 
 
 def test_stop_race_on_queued_messages(live_server_factory) -> None:  # type: ignore[no-untyped-def]
@@ -33,10 +24,11 @@ def test_stop_race_on_queued_messages(live_server_factory) -> None:  # type: ign
         ids = [m["id"] for m in r.json()["messages"]]
     assert len(ids) == 200
 
-    wait_for(lambda: sum(len(s.sent) for s in live.simulators) >= 10)
+    wait_until(lambda: sum(len(s.sent) for s in live.simulators) >= 10,
+               what='sum(len(s.sent) for s in live.simulators) >= 10')
     receiving = live.simulators[1]
     receiving.deliver_sms(NUMBER, "Stop")
-    wait_for(lambda: queue.is_opted_out(NUMBER))
+    wait_until(lambda: queue.is_opted_out(NUMBER), what='queue.is_opted_out(NUMBER)')
     with read_tx(queue.engine) as tx:
         opted_at = tx.exec_driver_sql("SELECT created_at FROM opt_outs WHERE number = ?", (NUMBER,)).scalar()
 
@@ -44,7 +36,7 @@ def test_stop_race_on_queued_messages(live_server_factory) -> None:  # type: ign
         states = {queue.get(i).status for i in ids}
         return states <= {"sent", "suppressed"}
 
-    wait_for(settled)
+    wait_until(settled, what='settled')
     statuses = [queue.get(i).status for i in ids]
     sent_ids = [i for i, s in zip(ids, statuses) if s == "sent"]
     assert 10 <= len(sent_ids) < 200
@@ -59,8 +51,9 @@ def test_stop_race_on_queued_messages(live_server_factory) -> None:  # type: ign
     assert latest < opted_at
 
     # The modems saw exactly the sent messages, plus one confirmation.
-    wait_for(lambda: len([r for s in live.simulators for r in s.sent
-                          if r.to == NUMBER and r.text != "Reminder: school trip tomorrow"]) == 1)
+    wait_until(lambda: len([r for s in live.simulators for r in s.sent
+                          if r.to == NUMBER and r.text != "Reminder: school trip tomorrow"]) == 1,
+               what='len([r for s in live.simulators for r in s.sent…')
     to_number = [rec for sim in live.simulators for rec in sim.sent if rec.to == NUMBER]
     replies = [rec for rec in to_number if rec.text != "Reminder: school trip tomorrow"]
     assert len(to_number) - len(replies) == len(sent_ids)

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.utils.email import Sink, all_sent, email_settings, free_port, mail, send_key, smtp, wait_for
+from tests.utils.email import Sink, all_sent, email_settings, free_port, mail, send_key, smtp
+from tests.utils.wait import wait_until
 
 Factory = Callable[..., Any]
 
@@ -27,7 +28,7 @@ def test_a_key_after_starttls_sends_the_body_as_an_sms(live_server_factory: Fact
     server = live_server_factory(settings=email_settings())
     with smtp(server, login=send_key(server)) as conn:
         conn.send_message(mail("+14155550100@sms.school.lan", "Bus leaves at 3pm\n\nOn Mon, Bob wrote:\n> old\n"))
-    wait_for(lambda: all_sent(server))
+    wait_until(lambda: all_sent(server), what='all_sent(server)')
     assert _texts(server) == [("+14155550100", "Bus leaves at 3pm")]
     (msg,) = _messages(server)
     assert msg.metadata["by"] == "by email from office@school.lan"
@@ -42,7 +43,7 @@ def test_several_recipients_national_numbers_html_and_signatures(live_server_fac
     msg.set_content("<p>Clinic <b>closed</b> today</p><blockquote>older mail</blockquote>", subtype="html")
     with smtp(server, login=send_key(server)) as conn:
         conn.send_message(msg, to_addrs=["+14155550100@sms.school.lan", "415-555-0101@sms.school.lan"])
-    wait_for(lambda: len(all_sent(server)) >= 2)
+    wait_until(lambda: len(all_sent(server)) >= 2, what='len(all_sent(server)) >= 2')
     assert _texts(server) == [("+14155550100", "Clinic closed today"), ("+14155550101", "Clinic closed today")]
 
 
@@ -54,7 +55,7 @@ def test_subject_utf8_rfc2047_and_emoji_go_as_ucs2(live_server_factory: Factory)
            "Demain 🎉\r\n-- \r\nLa direction\r\n").encode("utf-8")
     with smtp(server, login=send_key(server)) as conn:
         conn.sendmail("office@school.lan", ["+14155550100@sms.school.lan"], raw)
-    wait_for(lambda: all_sent(server))
+    wait_until(lambda: all_sent(server), what='all_sent(server)')
     assert _texts(server) == [("+14155550100", "École fermée\nDemain 🎉")]
     assert _messages(server)[0].encoding == "ucs2"
 
@@ -65,7 +66,7 @@ def test_the_same_message_id_twice_sends_one_sms(live_server_factory: Factory) -
     for _ in range(2):
         with smtp(server, login=login) as conn:
             conn.send_message(mail("+14155550100@sms.school.lan", message_id="<same@school.lan>"))
-    wait_for(lambda: all_sent(server))
+    wait_until(lambda: all_sent(server), what='all_sent(server)')
     assert len(_messages(server)) == 1
 
 
@@ -117,7 +118,7 @@ def test_allowed_network_and_from_send_without_auth_others_are_refused(live_serv
         with pytest.raises(smtplib.SMTPSenderRefused) as info:
             conn.send_message(mail("+14155550100@sms.school.lan", sender="eve@school.lan"), from_addr="eve@school.lan")
         assert info.value.smtp_code == 550 and b"allow_from" in info.value.smtp_error
-    wait_for(lambda: all_sent(server))
+    wait_until(lambda: all_sent(server), what='all_sent(server)')
     assert _texts(server) == [("+14155550100", "Disk full on srv1")]
 
 
@@ -143,7 +144,7 @@ def test_a_group_takes_an_allowed_sender_and_refuses_others(live_server_factory:
     for _ in range(2):  # the same mail twice: one broadcast
         with smtp(server, login=login) as conn:
             conn.send_message(mail("year-7-parents@sms.school.lan", "Trip tomorrow", message_id="<g1@school.lan>"))
-    wait_for(lambda: len(all_sent(server)) >= 2)
+    wait_until(lambda: len(all_sent(server)) >= 2, what='len(all_sent(server)) >= 2')
     assert _texts(server) == [("+14155550100", "Trip tomorrow"), ("+14155550101", "Trip tomorrow")]
     (bc,) = _broadcasts(server)
     assert bc["created_by"] == "by email from office@school.lan"
@@ -173,9 +174,9 @@ def test_a_5_mb_mail_with_attachments_sends_its_text_and_says_so(live_server_fac
                            filename="timetable.pdf")
         with smtp(server, login=send_key(server)) as conn:
             conn.send_message(msg)
-        wait_for(lambda: all_sent(server))
+        wait_until(lambda: all_sent(server), what='all_sent(server)')
         assert _texts(server) == [("+14155550100", "See the attached timetable")]
-        (rcpts, note), = wait_for(sink.messages)
+        (rcpts, note), = wait_until(sink.messages, what='sink.messages')
         assert rcpts == ["office@school.lan"] and "timetable.pdf" in note.get_content()
         assert note["In-Reply-To"] == "<att@school.lan>"
     finally:
@@ -189,9 +190,10 @@ def test_an_sms_reply_comes_back_by_email_threaded(live_server_factory: Factory)
             relay={"host": "127.0.0.1", "port": sink.port, "starttls": False}, inbound_to="staff@school.lan"))
         with smtp(server, login=send_key(server)) as conn:
             conn.send_message(mail("+14155550100@sms.school.lan", "Can you come at 4?", message_id="<q1@school.lan>"))
-        wait_for(lambda: all_sent(server))
+        wait_until(lambda: all_sent(server), what='all_sent(server)')
         server.simulators[0].deliver_sms("+14155550100", "Yes, see you then")
-        got = wait_for(lambda: len(sink.messages()) >= 2 and sink.messages())
+        got = wait_until(lambda: len(sink.messages()) >= 2 and sink.messages(),
+                         what='len(sink.messages()) >= 2 and sink.messages()')
         by_to = {rcpts[0]: msg for rcpts, msg in got}
         reply = by_to["office@school.lan"]
         assert reply["Subject"] == "Re: SMS to +14155550100"
@@ -208,7 +210,7 @@ def test_relay_down_the_reply_waits_and_goes_when_it_is_back(live_server_factory
         relay={"host": "127.0.0.1", "port": port, "starttls": False, "retry_base_s": 0.2, "retry_cap_s": 1.0}))
     with smtp(server, login=send_key(server)) as conn:
         conn.send_message(mail("+14155550100@sms.school.lan", "Ping", message_id="<p1@school.lan>"))
-    wait_for(lambda: all_sent(server))
+    wait_until(lambda: all_sent(server), what='all_sent(server)')
     server.simulators[0].deliver_sms("+14155550100", "Pong")
     from appliance.db import email as email_db
     from appliance.db.engine import read_tx
@@ -217,10 +219,10 @@ def test_relay_down_the_reply_waits_and_goes_when_it_is_back(live_server_factory
         with read_tx(server.app.queue.engine) as tx:
             return any(m.attempts >= 1 and m.sent_at is None for m in email_db.list_outbox(tx))
 
-    wait_for(failed_once)
+    wait_until(failed_once, what='failed_once')
     sink = Sink(port).start()
     try:
-        (rcpts, reply), = wait_for(sink.messages)
+        (rcpts, reply), = wait_until(sink.messages, what='sink.messages')
         assert rcpts == ["office@school.lan"] and "Pong" in reply.get_content()
         assert reply["In-Reply-To"] == "<p1@school.lan>"
     finally:
@@ -235,7 +237,7 @@ def test_a_failed_sms_is_reported_to_the_sender_threaded(live_server_factory: Fa
         server.simulators[0].fail_sends(21)  # short message transfer rejected: permanent
         with smtp(server, login=send_key(server)) as conn:
             conn.send_message(mail("+14155550100@sms.school.lan", "Hello", message_id="<f1@school.lan>"))
-        (rcpts, report), = wait_for(sink.messages)
+        (rcpts, report), = wait_until(sink.messages, what='sink.messages')
         assert rcpts == ["office@school.lan"] and report["In-Reply-To"] == "<f1@school.lan>"
         assert "could not be sent" in report.get_content() and "failed" in report["Subject"]
     finally:

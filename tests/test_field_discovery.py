@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -15,17 +13,9 @@ from appliance.cli import app
 from appliance.config import ConfigError, Settings, load_settings
 from appliance.modem.discovery import DEFAULT_PATTERNS
 from appliance.modem.simulator import SimulatedModem
+from tests.utils.wait import wait_until
 
 runner = CliRunner()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_default_patterns_are_the_discovery_defaults() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +17,8 @@ from appliance.modem.types import InboundSms
 from appliance.pdu import decode, encode_deliver
 from appliance.queue import Queue
 from appliance.db.engine import read_tx
+from tests.utils.clock import FakeClock
+from tests.utils.wait import wait_until
 
 ALICE = "+15551230001"
 BOB = "+15551230002"
@@ -25,28 +26,20 @@ TS = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 LONG = "This is a long message that certainly needs more than one SMS part to arrive. " * 4
 
 
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(1_800_000_000.0)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def queue(db_url: str, clock: Clock) -> Iterator[Queue]:
+def queue(db_url: str, clock: FakeClock) -> Iterator[Queue]:
     q = Queue(db_url, clock=clock)
     yield q
     q.close()
 
 
 @pytest.fixture
-def service(queue: Queue, clock: Clock) -> InboundService:
+def service(queue: Queue, clock: FakeClock) -> InboundService:
     return InboundService(queue, keywords=KeywordTable(), reassembly_timeout_s=600, clock=clock)
 
 
@@ -67,14 +60,6 @@ def fragments_left(queue: Queue) -> int:
 
 def replies_to(queue: Queue, number: str) -> list:
     return queue.list(to=number, limit=100).items
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 # ---------------------------------------------------------------------- stored once
@@ -98,7 +83,7 @@ def test_identical_pdus_on_two_modems_are_two_messages(queue: Queue, service: In
     assert [r.modem for r in inbound_rows(queue)] == ["m1", "m2"]
 
 
-def test_national_sender_is_stored_in_e164(queue: Queue, clock: Clock) -> None:
+def test_national_sender_is_stored_in_e164(queue: Queue, clock: FakeClock) -> None:
     service = InboundService(queue, clock=clock, default_region="US")
     service.handle_sms(sms("4155552671", "hi")[0])
     assert inbound_rows(queue)[0].sender == "+14155552671"
@@ -119,7 +104,7 @@ def test_multipart_is_reassembled_into_one_row(queue: Queue, service: InboundSer
     assert queue.get_inbound_record(rows[0].id).complete
 
 
-def test_parts_out_of_order_and_repeated(queue: Queue, service: InboundService, clock: Clock) -> None:
+def test_parts_out_of_order_and_repeated(queue: Queue, service: InboundService, clock: FakeClock) -> None:
     p1, p2, p3 = sms(ALICE, LONG)
     for event in (p3, p1, p3, p2):
         service.handle_sms(event)
@@ -141,7 +126,7 @@ def test_two_messages_with_different_refs_do_not_mix(queue: Queue, service: Inbo
     assert sorted(r.body for r in inbound_rows(queue)) == sorted([LONG, LONG.upper()])
 
 
-def test_reassembly_timeout_keeps_what_arrived(queue: Queue, service: InboundService, clock: Clock) -> None:
+def test_reassembly_timeout_keeps_what_arrived(queue: Queue, service: InboundService, clock: FakeClock) -> None:
     p1, _p2, p3 = sms(ALICE, LONG)
     service.handle_sms(p1)
     clock.now += 100
@@ -159,7 +144,7 @@ def test_reassembly_timeout_keeps_what_arrived(queue: Queue, service: InboundSer
     assert fragments_left(queue) == 0
 
 
-def test_incomplete_stop_is_not_a_keyword(queue: Queue, service: InboundService, clock: Clock) -> None:
+def test_incomplete_stop_is_not_a_keyword(queue: Queue, service: InboundService, clock: FakeClock) -> None:
     # Part 1 of a two-part message whose text is "STOP" + ...: cut short, it is no keyword.
     events = sms(ALICE, "STOP" + " " * 200 + "x")
     service.handle_sms(events[0])
@@ -199,7 +184,7 @@ def test_stop_opts_out_logs_consent_replies_once_and_suppresses_queued(
 
 
 def test_repeated_stop_is_logged_but_not_confirmed_again(
-    queue: Queue, service: InboundService, clock: Clock
+    queue: Queue, service: InboundService, clock: FakeClock
 ) -> None:
     service.handle_sms(sms(ALICE, "STOP")[0])
     clock.now += 60
@@ -208,7 +193,7 @@ def test_repeated_stop_is_logged_but_not_confirmed_again(
     assert len(replies_to(queue, ALICE)) == 1
 
 
-def test_start_opts_back_in_and_replies(queue: Queue, service: InboundService, clock: Clock) -> None:
+def test_start_opts_back_in_and_replies(queue: Queue, service: InboundService, clock: FakeClock) -> None:
     service.handle_sms(sms(ALICE, "STOP")[0])
     clock.now += 60
     service.handle_sms(sms(ALICE, "start", ts=datetime(2026, 3, 1, 12, 5, tzinfo=UTC))[0])
@@ -234,7 +219,7 @@ def test_alphanumeric_sender_and_sentences_trigger_nothing(queue: Queue, service
     assert not queue.is_opted_out(ALICE) and queue.list(limit=10).items == []
 
 
-def test_other_language_keywords_from_settings(queue: Queue, clock: Clock) -> None:
+def test_other_language_keywords_from_settings(queue: Queue, clock: FakeClock) -> None:
     section = KeywordsSection(
         stop_reply="Unsubscribed. Reply START to come back.",
         languages=[KeywordLanguage(name="fr", stop=["Arrêt", "désabonner"], start=["Reprendre"],
@@ -252,7 +237,7 @@ def test_other_language_keywords_from_settings(queue: Queue, clock: Clock) -> No
     assert sorted(m.body for m in replies_to(queue, ALICE)) == ["Vous êtes désabonné.", "Vous êtes réabonné."]
 
 
-def test_english_can_be_switched_off(queue: Queue, clock: Clock) -> None:
+def test_english_can_be_switched_off(queue: Queue, clock: FakeClock) -> None:
     table = KeywordTable.from_settings(KeywordsSection(
         english=False, languages=[KeywordLanguage(name="de", stop=["STOPP"])]))
     service = InboundService(queue, keywords=table, clock=clock)
@@ -264,7 +249,7 @@ def test_english_can_be_switched_off(queue: Queue, clock: Clock) -> None:
 # ---------------------------------------------------------------------- crash safety
 
 
-def test_unhandled_stop_is_acted_on_once_at_start(queue: Queue, clock: Clock) -> None:
+def test_unhandled_stop_is_acted_on_once_at_start(queue: Queue, clock: FakeClock) -> None:
     queued = queue.enqueue([ALICE], "Reminder")[0]
     # What a crash right after storing leaves behind: the row, no opt-out, no reply.
     record = queue.store_inbound("m1", ALICE, "STOP", digest="d1", keyword="stop", handled=False,
@@ -290,7 +275,7 @@ def test_unhandled_stop_is_acted_on_once_at_start(queue: Queue, clock: Clock) ->
     assert len(replies_to(queue, BOB)) == 1
 
 
-def test_a_crash_inside_handle_sms_keeps_one_reply(queue: Queue, clock: Clock) -> None:
+def test_a_crash_inside_handle_sms_keeps_one_reply(queue: Queue, clock: FakeClock) -> None:
     class FlakyQueue(Queue):
         """The process 'dies' (raises) right after the opt-out, before the reply."""
 
@@ -331,10 +316,10 @@ def test_simulator_multipart_and_a_double_read(sim_factory: Callable[..., Simula
     modem = _managed(sim, service)
     try:
         sim.deliver_sms(ALICE, LONG)
-        wait_for(lambda: len(inbound_rows(queue)) == 1)
+        wait_until(lambda: len(inbound_rows(queue)) == 1, what='len(inbound_rows(queue)) == 1')
         (row,) = inbound_rows(queue)
         assert (row.body, row.parts, row.sender, row.modem) == (LONG, 3, ALICE, "sim-a")
-        wait_for(lambda: not sim.storage)  # each part deleted once stored
+        wait_until(lambda: not sim.storage, what='not sim.storage')  # each part deleted once stored
     finally:
         modem.stop()
 
@@ -353,13 +338,13 @@ def test_simulator_multipart_and_a_double_read(sim_factory: Callable[..., Simula
     try:
         assert modem.wait_online(10)
         sim.deliver_sms(BOB, "STOP")
-        wait_for(lambda: len(inbound_rows(queue)) == 2 and crashed)
+        wait_until(lambda: len(inbound_rows(queue)) == 2 and crashed, what='len(inbound_rows(queue)) == 2 and crashed')
         assert len(sim.storage) == 1
     finally:
         modem.stop()
     modem = _managed(sim, service)  # initialise reads the stored PDU again
     try:
-        wait_for(lambda: not sim.storage)
+        wait_until(lambda: not sim.storage, what='not sim.storage')
         assert len(inbound_rows(queue)) == 2
         assert queue.is_opted_out(BOB) and len(replies_to(queue, BOB)) == 1
     finally:
@@ -382,7 +367,7 @@ def test_simulator_status_report_delivers_the_message(
         assert queue.begin_part(claim, part, time.time()) == "go"
         queue.part_sent(claim, part, 42, time.time())
         sim.send_status_report(42, status=0, recipient=ALICE)
-        wait_for(lambda: queue.get(msg.id).status == "delivered")
+        wait_until(lambda: queue.get(msg.id).status == "delivered", what='queue.get(msg.id).status == "delivered"')
     finally:
         modem.stop()
         queue.close()

@@ -15,6 +15,7 @@ from appliance.config import ModemConfig
 from appliance.modem import ManagedModem, ModemDisconnected, SendOutcomeUnknown
 from appliance.modem.simulator import SimulatedModem
 from appliance.pdu import encode_submit
+from tests.utils.wait import wait_until
 
 FAST = dict(poll_interval=0.2, command_timeout=0.5, probe_timeout=0.4, backoff_initial=0.1,
             backoff_max=0.4, boot_timeout=2.0, resync_timeout=0.6, send_timeout=3.0)
@@ -38,15 +39,6 @@ def managed(sim_link_dir: Path) -> Iterator[Callable[..., tuple[ManagedModem, li
     yield make
     for m in made:
         m.stop(timeout=2)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_comes_online_sends_and_receives(sim800: SimulatedModem, managed) -> None:

@@ -210,3 +210,36 @@ def test_start_refuses_a_database_newer_than_the_code(tmp_path: Path) -> None:
         prepare_database(settings_for(db))
     assert refused.value.exit_code == 78
     assert DatabaseLock(db).holder() is None  # released on refusal
+
+
+def test_a_backup_notes_its_retention_policy_and_restore_shows_it(tmp_path: Path) -> None:
+    from appliance.maintenance import backup_manifest
+
+    db = tmp_path / "appliance.db"
+    Queue(db).close()
+    env_policy = {"APPLIANCE_RETENTION__BODY_DAYS": "30", "APPLIANCE_RETENTION__LOG_DAYS": "180"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    env.update(env_policy, APPLIANCE_APPLIANCE__DATABASE_URL=f"sqlite:///{db}")
+    copy = tmp_path / "copy.db"
+    proc = subprocess.run([*APPLIANCE, "backup", str(copy)], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "retention policy: bodies kept 30.0 days, events and send log 180.0 days, daily run on" in proc.stdout
+    manifest = backup_manifest(copy)
+    assert manifest["retention"]["body_days"] == 30 and manifest["retention"]["log_days"] == 180
+    assert manifest["version"] and manifest["taken_at"].endswith("Z")
+
+    info = cli(tmp_path, db, "backup", str(copy), "--info")
+    assert info.returncode == 0, info.stderr
+    assert f"schema {HEAD}" in info.stdout and "bodies kept 30.0 days" in info.stdout
+    restored = cli(tmp_path, tmp_path / "other.db", "restore", str(copy), "--yes")
+    assert restored.returncode == 0, restored.stderr
+    assert "the backup's retention policy: bodies kept 30.0 days" in restored.stdout
+    assert backup_manifest(tmp_path / "other.db") == {}  # a restored database is not a backup
+    assert rows(tmp_path / "other.db", "PRAGMA integrity_check") == [("ok",)]
+
+    old = backup(db, tmp_path / "old-style.db")  # as an older version took it: no manifest
+    assert old.manifest == {}
+    info = cli(tmp_path, db, "backup", str(tmp_path / "old-style.db"), "--info")
+    assert "not noted" in info.stdout
+    bad = cli(tmp_path, db, "backup", str(tmp_path / "missing.db"), "--info")
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr

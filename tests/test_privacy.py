@@ -14,7 +14,8 @@ from appliance.db import contacts as contacts_db
 from appliance.db.engine import read_tx, write_tx
 from appliance.privacy import erase_number, export_number
 from appliance.queue import Queue
-from tests.utils.privacy import FakeClock
+from tests.utils.clock import FakeClock
+from tests.utils.privacy import postgres_tables_containing, spread_text, sqlite_bytes_after_vacuum
 
 runner = CliRunner()
 NUMBER, OTHER = "+14155550100", "+14155550199"
@@ -110,3 +111,33 @@ def test_the_cli_refuses_what_is_not_a_number(config: Path, typed: str) -> None:
     for verb in (["export", typed], ["erase", typed, "--yes"]):
         result = runner.invoke(app, ["privacy", *verb, "--config", str(config)])
         assert result.exit_code == 1 and "NUMBER" in result.output, result.output
+
+
+def test_erase_also_reaches_webhook_payloads_emails_and_waiting_parts(db_url: str, queue: Queue) -> None:
+    secret, theirs = "secret-kilo my ward number is 7", "secret-lima other number's text"
+    queue.store_inbound("m1", NUMBER, secret, digest="k1", handled=True)
+    queue.store_inbound("m1", OTHER, theirs, digest="l1", handled=True)
+    spread_text(queue, NUMBER, secret, tag="kilo")
+    spread_text(queue, OTHER, theirs, tag="lima")
+    report = erase_number(queue.engine, NUMBER, by="test")
+    # JSON and form payloads emptied, the reply and the copy mailed, the waiting part.
+    assert (report.webhook_payloads, report.emails, report.fragments) == (2, 2, 1)
+    from appliance.db import email as email_db
+
+    with read_tx(queue.engine) as tx:
+        payloads = {r["event_id"][:4]: r["payload"] for r in tx.exec_driver_sql(
+            "SELECT event_id, payload FROM webhook_outbox WHERE payload NOT LIKE '%lima%'")}
+        assert email_db.get_thread(tx, NUMBER) is None and email_db.get_thread(tx, OTHER) is not None
+    assert json.loads(payloads["inb_"])["data"]["body"] == "" and json.loads(payloads["inb_"])["data"]["redacted"]
+    assert "Body=&" in payloads["twin"] or payloads["twin"].endswith("Body=")
+    gone = ["secret-kilo", "kilo subject", "kilo-pdu", "kilo-refused"]
+    if db_url.startswith("sqlite"):
+        queue.close()
+        data = sqlite_bytes_after_vacuum(db_url)
+        assert [s for s in gone if s.encode() in data] == []
+        assert b"secret-lima" in data and b"lima subject" in data and b"lima-refused" in data
+    else:
+        assert {s: postgres_tables_containing(queue.engine, s) for s in gone} == {s: [] for s in gone}
+        assert set(postgres_tables_containing(queue.engine, "secret-lima")) == {
+            "inbound", "webhook_outbox", "email_outbox", "inbound_fragments"}
+        assert postgres_tables_containing(queue.engine, "lima-refused") == ["email_refusals"]

@@ -5,25 +5,16 @@ captured log is searched for the numbers' digits and the texts."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from tests.utils.wait import wait_until
+
 ANN, BOB = "+14156410011", "+14156410012"
 BODIES = ("Your appointment is Tuesday 3pm with Dr Alvarez", "Lab results ready: call Ward 7 nurse desk")
 REPLY = "Thanks I will come Tuesday afternoon"
-
-
-def _wait(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def test_a_full_flow_logs_no_numbers_and_no_bodies(live_server_factory: Callable[..., Any],
@@ -34,12 +25,13 @@ def test_a_full_flow_logs_no_numbers_and_no_bodies(live_server_factory: Callable
     for number, body in zip((ANN, BOB), BODIES):
         r = c.post("/v1/messages", json={"to": [number], "body": body})
         assert r.status_code == 202, r.text
-    _wait(lambda: {m["status"] for m in c.get("/v1/messages").json()["items"]} <= {"sent", "delivered"}
-          and len(c.get("/v1/messages").json()["items"]) == 2)
+    wait_until(lambda: {m["status"] for m in c.get("/v1/messages").json()["items"]} <= {"sent", "delivered"}
+          and len(c.get("/v1/messages").json()["items"]) == 2, what='{m["status"] for m in c.get("/v1/messages").jso…')
     live.simulators[0].deliver_sms(ANN, REPLY)
     live.simulators[1].deliver_sms(BOB, "STOP")
-    _wait(lambda: c.get("/v1/opt-outs").json()["items"])
-    _wait(lambda: len(c.get("/v1/inbound").json()["items"]) == 2)
+    wait_until(lambda: c.get("/v1/opt-outs").json()["items"], what='c.get("/v1/opt-outs").json()["items"]')
+    wait_until(lambda: len(c.get("/v1/inbound").json()["items"]) == 2,
+               what='len(c.get("/v1/inbound").json()["items"]) == 2')
     assert c.post(f"/v1/messages", json={"to": [BOB], "body": BODIES[1]}).json()["messages"][0]["status"] == "suppressed"
     exported = c.get("/v1/privacy/+1 (415) 641-0011")
     assert exported.status_code == 200, exported.text
@@ -80,3 +72,65 @@ def test_mask_keeps_the_country_code_and_the_last_four_digits(number: str | None
     from appliance.numbers import mask
 
     assert mask(number) == shown
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("jane.doe@school.lan", "j•••@school.lan"),
+    ("+14155550100@sms.school.lan", "+1415•••0100@sms.school.lan"),
+    ("5.7.1 The sender address <eve@example.com> is not allowed", "5.7.1 The sender address <e•••@example.com> is not allowed"),
+    ("SMTPRecipientsRefused: {'staff@school.lan': (550, b'no')}", "SMTPRecipientsRefused: {'s•••@school.lan': (550, b'no')}"),
+    ("no address here @ all", "no address here @ all"),
+])
+def test_mask_emails_hides_the_local_part(text: str, shown: str) -> None:
+    from appliance.numbers import mask_emails
+
+    assert mask_emails(text) == shown
+
+
+class _RefusingSink:
+    """A relay that refuses every recipient (its answer names the address)."""
+
+    def __init__(self) -> None:
+        from tests.utils.email import free_port
+
+        self.port = free_port()
+        self._controller: Any = None
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        return f"550 5.1.1 <{address}>: no such user here"
+
+    def __enter__(self) -> "_RefusingSink":
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._controller.stop()
+
+
+def test_email_log_lines_mask_addresses(live_server_factory: Callable[..., Any],
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    import smtplib
+
+    from tests.utils.email import email_settings, mail, send_key, smtp
+
+    caplog.set_level(logging.DEBUG)
+    with _RefusingSink() as relay:
+        server = live_server_factory(settings=email_settings(
+            allow_networks=["127.0.0.0/8"], allow_from=["zabbix@school.lan"],
+            relay={"host": "127.0.0.1", "port": relay.port, "starttls": False, "retry_base_s": 5, "retry_cap_s": 5}))
+        with smtp(server, tls=False) as conn, pytest.raises(smtplib.SMTPSenderRefused):
+            conn.send_message(mail("+14155550100@sms.school.lan", sender="eve.secret@example.com"),
+                              from_addr="eve.secret@example.com")
+        with smtp(server, login=send_key(server, "office")) as conn:
+            conn.send_message(mail("+14155550100@sms.school.lan", "Can you come at 4?", sender="jane.doe@school.lan"))
+        wait_until(lambda: server.simulators[0].sent or server.simulators[1].sent, what="the SMS sent")
+        for sim in server.simulators:  # the reply goes back to jane by email: the relay refuses her
+            sim.deliver_sms("+14155550100", "Yes, see you then")
+        wait_until(lambda: any(r.name == "appliance.email.relay" for r in caplog.records), what="the relay log line")
+    text = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
+    assert "e•••@example.com" in text and "j•••@school.lan" in text
+    for secret in ("eve.secret@", "jane.doe@"):
+        assert secret not in text, "\n".join(line for line in text.splitlines() if secret in line)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,19 +13,11 @@ from appliance.config import ModemConfig
 from appliance.modem.managed import ManagedModem
 from appliance.modem.simulator import SimulatedModem
 from appliance.queue import Backoff, Dispatcher, Queue, RateLimits
+from tests.utils.wait import wait_until
 
 FAST = RateLimits(min_interval_s=0, per_minute=10_000, per_hour=100_000, per_day=1_000_000)
 LONG = "z" * 300  # two GSM-7 parts
 LONGER = "w" * 400  # three GSM-7 parts
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = 5.0, step: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 @dataclass
@@ -240,7 +231,7 @@ def test_idle_workers_wake_at_once_and_burn_no_cpu(rig_factory: Callable[..., Ri
     assert idle_cpu < 0.02, f"idle workers used {idle_cpu:.3f} s of CPU in 1 s"
     started = time.monotonic()
     mid = rig.queue.enqueue(["+15550000001"], "wake up")[0].id
-    assert wait_until(lambda: rig.queue.get(mid).status == "sent", timeout=2, step=0.002)
+    assert wait_until(lambda: rig.queue.get(mid).status == "sent", timeout=2, interval=0.002)
     assert time.monotonic() - started < 0.3
 
 

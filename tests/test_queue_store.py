@@ -23,17 +23,7 @@ from appliance.queue import (
 )
 from appliance.db.engine import write_tx
 from appliance.db.sending import Claim
-
-
-class FakeClock:
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.utils.clock import FakeClock
 
 
 @pytest.fixture

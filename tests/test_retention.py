@@ -14,7 +14,8 @@ from appliance.config import RetentionSection
 from appliance.db.engine import read_tx
 from appliance.queue import Queue
 from appliance.retention import DAY_S, Retention
-from tests.utils.privacy import FakeClock, postgres_tables_containing, sqlite_bytes_after_vacuum
+from tests.utils.clock import FakeClock
+from tests.utils.privacy import postgres_tables_containing, spread_text, sqlite_bytes_after_vacuum
 
 runner = CliRunner()
 SECRETS = {
@@ -26,6 +27,8 @@ SECRETS = {
 }
 INBOUND_OLD = "secret-echo old reply"
 INBOUND_UNHANDLED = "secret-fox not handled yet"
+NOTHING = {"message_bodies": 0, "inbound_bodies": 0, "events": 0, "send_log": 0, "webhook_payloads": 0, "emails": 0,
+           "email_threads": 0, "fragments": 0, "audit": 0}
 
 
 def _send(queue: Queue, modem: str = "m1") -> None:
@@ -84,7 +87,7 @@ def test_retention_erases_finished_bodies_and_old_logs_only(db_url: str, queue: 
     assert _snapshot(queue) == before  # a dry run changes nothing
 
     report = job.run()
-    assert report.counts() == {"message_bodies": 3, "inbound_bodies": 1, "events": dry.events, "send_log": 1}
+    assert report.counts() == {**NOTHING, "message_bodies": 3, "inbound_bodies": 1, "events": dry.events, "send_log": 1}
     for kind in ("sent", "cancelled", "suppressed"):
         view = queue.get(ids[kind])
         assert (view.body, view.redacted) == ("", True)
@@ -103,7 +106,7 @@ def test_retention_erases_finished_bodies_and_old_logs_only(db_url: str, queue: 
         left = [(r["message_id"], r["at"]) for r in tx.exec_driver_sql("SELECT message_id, at FROM send_log")]
     assert left == [(ids["recent"], clock() - 3600)]
     assert after["opt_outs"] == before["opt_outs"] and after["consent_log"] == before["consent_log"]
-    assert job.run().counts() == {"message_bodies": 0, "inbound_bodies": 0, "events": 0, "send_log": 0}
+    assert job.run().counts() == NOTHING
 
     gone = [SECRETS["sent"], SECRETS["cancelled"], SECRETS["suppressed"], INBOUND_OLD]
     kept = [SECRETS["queued"], SECRETS["recent"], INBOUND_UNHANDLED]
@@ -121,7 +124,7 @@ def test_nothing_is_erased_inside_the_windows(queue: Queue, clock: FakeClock) ->
     _fill(queue, clock)
     job = Retention(queue.engine, RetentionSection(body_days=365, log_days=365), clock=clock)
     before = _snapshot(queue)
-    assert job.run().counts() == {"message_bodies": 0, "inbound_bodies": 0, "events": 0, "send_log": 0}
+    assert job.run().counts() == NOTHING
     assert _snapshot(queue) == before
 
 
@@ -166,3 +169,29 @@ def test_the_daemon_thread_runs_and_stops(queue: Queue, clock: FakeClock) -> Non
     finally:
         job.stop()
     assert queue.get(m.id).redacted
+
+
+def test_retention_also_clears_webhook_payloads_emails_and_waiting_parts(db_url: str, queue: Queue,
+                                                                         clock: FakeClock) -> None:
+    queue.store_inbound("m1", "+14156410011", "secret-mike old text", digest="m1", handled=True)
+    spread_text(queue, "+14156410011", "secret-mike old text", tag="mike")
+    clock.advance(91 * DAY_S)
+    queue.store_inbound("m1", "+14156410012", "secret-november new text", digest="n1", handled=True)
+    spread_text(queue, "+14156410012", "secret-november new text", tag="november")
+    job = Retention(queue.engine, RetentionSection(body_days=90, log_days=365, batch=1), clock=clock)
+    dry = job.run(dry_run=True)
+    wanted = {"webhook_payloads": 2, "emails": 2, "email_threads": 1, "fragments": 1}
+    assert {k: dry.counts()[k] for k in wanted} == wanted
+    report = job.run()
+    assert {k: report.counts()[k] for k in wanted} == wanted and report.inbound_bodies == 1
+    assert job.run().counts() == NOTHING
+    gone = ["secret-mike", "mike subject", "mike-pdu"]
+    if db_url.startswith("sqlite"):
+        queue.close()
+        data = sqlite_bytes_after_vacuum(db_url)
+        assert [s for s in gone if s.encode() in data] == []
+        assert b"secret-november" in data and b"november subject" in data
+    else:
+        assert {s: postgres_tables_containing(queue.engine, s) for s in gone} == {s: [] for s in gone}
+        assert set(postgres_tables_containing(queue.engine, "secret-november")) == {
+            "inbound", "webhook_outbox", "email_outbox", "inbound_fragments"}

@@ -18,7 +18,8 @@ from appliance.db.engine import make_engine
 from appliance.db.migrate import migrate
 from appliance.twilio import IssuedCredential, TwilioCredentials
 from appliance.webhooks import Outbox
-from tests.utils.twilio_sdk import Receiver, sdk_client, wait_for
+from tests.utils.twilio_sdk import Receiver, sdk_client
+from tests.utils.wait import wait_until
 
 SIM1, SIM2 = "+14155559001", "+14155559002"
 PARENT = "+14155550100"
@@ -88,10 +89,12 @@ def test_create_fetch_single_multipart_emoji(appliance: tuple[Any, IssuedCredent
     emoji = client.messages.create(to=PARENT, body="Well done today 🎉👏", from_="sim1")
     assert emoji.num_segments == "1"
 
-    done = wait_for(lambda: [m for m in (client.messages(s).fetch() for s in (msg.sid, multi.sid, emoji.sid))
-                             if m.status == "sent"] if True else None, timeout=20)
-    wait_for(lambda: len([m for m in (client.messages(s).fetch() for s in (msg.sid, multi.sid, emoji.sid))
-                          if m.status == "sent"]) == 3, timeout=20)
+    done = wait_until(lambda: [m for m in (client.messages(s).fetch() for s in (msg.sid, multi.sid, emoji.sid))
+                             if m.status == "sent"] if True else None, timeout=20,
+                      what='[m for m in (client.messages(s).fetch() for s i…')
+    wait_until(lambda: len([m for m in (client.messages(s).fetch() for s in (msg.sid, multi.sid, emoji.sid))
+                          if m.status == "sent"]) == 3, timeout=20,
+               what='len([m for m in (client.messages(s).fetch() for…')
     assert done
     fetched = client.messages(multi.sid).fetch()
     assert fetched.from_ == SIM2 and fetched.date_sent is not None and fetched.error_code is None
@@ -207,7 +210,8 @@ def test_list_and_stream_across_pages(appliance: tuple[Any, IssuedCredential, An
     assert len(client.messages.list(date_sent=datetime(today.year, today.month, today.day))) == 8
     assert client.messages.list(date_sent_before=datetime.now(UTC) - timedelta(days=2)) == []
     assert len(client.messages.list(date_sent_after=datetime.now(UTC) - timedelta(days=1))) == 8
-    wait_for(lambda: all(m.status == "sent" for m in client.messages.list()), timeout=20)
+    wait_until(lambda: all(m.status == "sent" for m in client.messages.list()), timeout=20,
+               what='all(m.status == "sent" for m in client.messages…')
     from_sim1 = client.messages.list(from_=SIM1)
     from_sim2 = client.messages.list(from_="sim2")
     assert len(from_sim1) + len(from_sim2) == 8
@@ -224,7 +228,8 @@ def test_cancel_redact_delete(appliance: tuple[Any, IssuedCredential, Any]) -> N
     assert canceled.status == "canceled"
 
     sent = client.messages.create(to=PARENT, body="Private: results are in")
-    wait_for(lambda: client.messages(sent.sid).fetch().status == "sent", timeout=20)
+    wait_until(lambda: client.messages(sent.sid).fetch().status == "sent", timeout=20,
+               what='client.messages(sent.sid).fetch().status == "sent"')
     with pytest.raises(TwilioRestException) as exc:
         client.messages(sent.sid).update(status="canceled")
     assert exc.value.code == 30409
@@ -266,7 +271,8 @@ def test_status_callbacks_are_signed_and_retried(appliance: tuple[Any, IssuedCre
     doomed = client.messages.create(to=PARENT, body="never", status_callback=callback, send_at=later,
                                     schedule_type="fixed")
     client.messages(doomed.sid).update(status="canceled")
-    got = wait_for(lambda: len(receiver.requests) >= 2 and receiver.requests, timeout=30)
+    got = wait_until(lambda: len(receiver.requests) >= 2 and receiver.requests, timeout=30,
+                     what='len(receiver.requests) >= 2 and receiver.requests')
     by_sid = {r.params["MessageSid"]: r for r in got}
     assert by_sid[msg.sid].params["MessageStatus"] == "sent"
     assert by_sid[doomed.sid].params["MessageStatus"] == "canceled"
@@ -279,15 +285,16 @@ def test_status_callbacks_are_signed_and_retried(appliance: tuple[Any, IssuedCre
 
     # The network's status reports: delivered, and undelivered (a permanent error, 0x41).
     bounced = client.messages.create(to="+14155550101", body="Bus is late", status_callback=callback)
-    wait_for(lambda: client.messages(bounced.sid).fetch().status == "sent", timeout=20)
+    wait_until(lambda: client.messages(bounced.sid).fetch().status == "sent", timeout=20,
+               what='client.messages(bounced.sid).fetch().status == …')
     for sid, to, status in ((msg.sid, PARENT, 0), (bounced.sid, "+14155550101", 0x41)):
         record = next(r for sim in server.simulators for r in sim.sent if r.to == to and r.text == "Bus is late")
         sim = next(s for s in server.simulators if s.name == record.modem)
         sim.send_status_report(record.mr, status=status, recipient=to)
-    finals = wait_for(lambda: {r.params["MessageSid"]: r.params for r in receiver.requests
+    finals = wait_until(lambda: {r.params["MessageSid"]: r.params for r in receiver.requests
                                if r.params["MessageStatus"] in ("delivered", "undelivered")}
                       if len([r for r in receiver.requests if r.params["MessageStatus"] in ("delivered", "undelivered")]) == 2
-                      else None, timeout=30)
+                      else None, timeout=30, what='{r.params["MessageSid"]: r.params for r in rece…')
     assert finals[msg.sid]["MessageStatus"] == "delivered" and "ErrorCode" not in finals[msg.sid]
     assert finals[bounced.sid]["MessageStatus"] == "undelivered" and finals[bounced.sid]["ErrorCode"] == "30007"
     fetched = client.messages(bounced.sid).fetch()
@@ -308,30 +315,34 @@ def test_inbound_webhook_and_twiml_reply(live_server_factory: Callable[..., Any]
     receiver.reply = str(reply)
     sim = server.simulators[0]
     sim.deliver_sms(PARENT, "Ana will be late today")
-    got = wait_for(lambda: receiver.requests, timeout=20)[0]
+    got = wait_until(lambda: receiver.requests, timeout=20, what='receiver.requests')[0]
     assert validator.validate(got.url, got.params, got.headers["X-Twilio-Signature"])
     p = got.params
     assert p["From"] == PARENT and p["To"] == SIM1 and p["Body"] == "Ana will be late today"
     assert p["AccountSid"] == cred.account_sid and p["SmsStatus"] == "received"
     assert p["NumMedia"] == "0" and p["NumSegments"] == "1" and p["MessageSid"].startswith("SM")
     assert p["ApiVersion"] == "2010-04-01"
-    wait_for(lambda: "Thanks, we got your message." in [r.text for r in sim.sent if r.to == PARENT], timeout=20)
+    wait_until(lambda: "Thanks, we got your message." in [r.text for r in sim.sent if r.to == PARENT], timeout=20,
+               what='"Thanks, we got your message." in [r.text for r…')
 
     # STOP is the appliance's: forwarded (marked), never answered from TwiML.
     sim.deliver_sms(PARENT, "stop")
-    stop = wait_for(lambda: len(receiver.requests) >= 2 and receiver.requests[1], timeout=20)
+    stop = wait_until(lambda: len(receiver.requests) >= 2 and receiver.requests[1], timeout=20,
+                      what='len(receiver.requests) >= 2 and receiver.reques…')
     assert stop.params["OptOutType"] == "STOP"
     assert validator.validate(stop.url, stop.params, stop.headers["X-Twilio-Signature"])
     outbox = Outbox(server.app.queue.engine)
-    wait_for(lambda: not outbox.entries(pending=True), timeout=20)  # its TwiML answer was read
-    wait_for(lambda: any(r.to == PARENT and "Thanks" not in r.text for r in sim.sent), timeout=20)
+    wait_until(lambda: not outbox.entries(pending=True), timeout=20,
+               what='not outbox.entries(pending=True)')  # its TwiML answer was read
+    wait_until(lambda: any(r.to == PARENT and "Thanks" not in r.text for r in sim.sent), timeout=20,
+               what='any(r.to == PARENT and "Thanks" not in r.text f…')
     thanks = [m for m in server.app.queue.list(to=PARENT, limit=50).items if m.body.startswith("Thanks")]
     assert len(thanks) == 1
 
     # TwiML that cannot be read: counted, logged, not retried.
     receiver.reply = "<Response><Dial>+14155550199</Dial></Response>"
     sim.deliver_sms("+14155550102", "hello?")
-    wait_for(lambda: server.app.twilio.bad_twiml == 1, timeout=20)
+    wait_until(lambda: server.app.twilio.bad_twiml == 1, timeout=20, what='server.app.twilio.bad_twiml == 1')
     assert len([r for r in receiver.requests if r.params["From"] == "+14155550102"]) == 1
     metrics = server.client().get("/metrics").text
     assert "appliance_twilio_bad_twiml_total 1.0" in metrics

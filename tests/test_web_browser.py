@@ -424,3 +424,49 @@ def test_staff_see_no_admin_pages(staff_page: Any) -> None:
     assert response is not None and response.status == 403
     expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
     staff.shot("not-allowed")
+
+
+def test_charts_pass_axe_and_stay_readable_at_360_px(staff_page: Any) -> None:
+    import time as _time
+
+    from appliance.db import signals as signals_db
+    from appliance.db.engine import write_tx
+    from appliance.db.signals import SignalSampleIn
+
+    staff = staff_page()
+    app = staff.server.app
+    now = _time.time()
+    made = app.queue.enqueue([f"+1415555{i:04d}" for i in range(4)], "chart")
+    with write_tx(app.queue.engine) as tx:
+        for i, m in enumerate(made):
+            at = now - i * 86400
+            tx.exec_driver_sql("UPDATE messages SET status = ?, sent_at = ?, delivered_at = ?, updated_at = ? "
+                               "WHERE id = ?", ("failed" if i == 3 else "delivered", at, at, at, m.id))
+        signals_db.record_samples(tx, [SignalSampleIn(app.modems[0].name, now - k * 300, 15, -83 + k % 7, 3)
+                                       for k in range(288)])
+    page = staff.page
+    page.goto("/")
+    expect(page.locator("#chart-sent svg[role=img]")).to_be_visible()
+    staff.shot("dashboard-charts")
+    page.set_viewport_size(PHONE)
+    # Chart text on a phone: at least 10 px tall (the viewBox is drawn for 360 px).
+    smallest = page.evaluate("Math.min(...[...document.querySelectorAll('.chart-svg text')]"
+                             ".map(t => t.getBoundingClientRect().height).filter(h => h > 0))")
+    assert smallest >= 10, smallest
+    assert page.evaluate("document.querySelector('#chart-sent svg').getBoundingClientRect().width") <= PHONE["width"]
+    page.set_viewport_size(DESKTOP)
+    page.locator("#chart-sent summary").click()  # the numbers, for whoever cannot see the bars
+    expect(page.locator("#chart-sent table")).to_be_visible()
+    staff.check_page()
+    # A finished broadcast: its outcome shares and sends per hour.
+    page.get_by_role("link", name="Compose", exact=True).click()
+    page.get_by_label("Phone numbers").fill("+14155550131\n+14155550132")
+    page.get_by_label("Message").fill("Charts")
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_role("button", name=re.compile("^Send to 2 people")).click()
+    page.wait_for_url(re.compile(r".*/broadcasts/\d+$"))
+    expect(page.locator("#status")).to_have_text("done", timeout=20_000)
+    page.reload()
+    expect(page.locator("#chart-share svg[role=img]")).to_be_visible()
+    expect(page.locator("#chart-per-hour svg[role=img]")).to_be_visible()
+    staff.shot("broadcast-charts")

@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
-
-def _wait_done(staff: Any, location: str, timeout: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        progress = staff.get(location + "/progress").json()
-        if progress["status"] == "done" or time.monotonic() > deadline:
-            return progress
-        time.sleep(0.1)
+from tests.utils.wait import wait_until
 
 
 def test_count_follows_the_planner(live_server: Any, web_client: Any) -> None:
@@ -52,7 +44,8 @@ def test_compose_preview_send_and_progress(live_server: Any, web_client: Any) ->
     # A second click on the same confirmation does not send again.
     again = staff.post("/compose/send", {**form, "form_id": form_id})
     assert again.status_code == 303 and again.headers["location"] == location
-    progress = _wait_done(staff, location)
+    progress = wait_until(lambda: (p := staff.get(location + "/progress").json())["status"] == "done" and p,
+                          what="the broadcast to be done")
     assert progress["status"] == "done" and progress["total"] == 2
     assert progress["sent"] + progress["delivered"] == 2
     page = staff.get(location)

@@ -5,18 +5,9 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
-
-def _wait(check: Callable[[], Any], what: str, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.utils.wait import wait_until
 
 
 def _field_error(page: str, name: str) -> str:
@@ -33,7 +24,8 @@ def test_inbox_threads_stop_tag_and_thread_merges_in_and_out(live_server: Any, w
     parent, other = "+14155550123", "+14155550177"
     staff.post("/contacts", {"number": parent, "first_name": "Ann", "last_name": "Lee"})
     sent = live_server.app.queue.enqueue([parent], "Trip tomorrow at 9")[0]
-    _wait(lambda: live_server.app.queue.get(sent.id).status in {"sent", "delivered"}, "the message to be sent")
+    wait_until(lambda: live_server.app.queue.get(sent.id).status in {"sent", "delivered"},
+               what="the message to be sent")
     live_server.simulators[0].deliver_sms(other, "Who is this?")
     live_server.simulators[0].deliver_sms(parent, "STOP")
     def both_replies() -> str | None:
@@ -42,7 +34,7 @@ def test_inbox_threads_stop_tag_and_thread_merges_in_and_out(live_server: Any, w
         done = "tag-stop" in text and "Who is this?" in text and "opted out" in text
         return text if done else None
 
-    inbox = _wait(both_replies, "both replies in the inbox")
+    inbox = wait_until(both_replies, what="both replies in the inbox")
     rows = re.findall(r"<tr>.*?</tr>", inbox, re.DOTALL)
     ann = next(r for r in rows if "Ann Lee" in r)
     assert 'class="tag tag-stop">STOP<' in ann and "opted out" in ann and parent in ann
@@ -57,7 +49,7 @@ def test_inbox_threads_stop_tag_and_thread_merges_in_and_out(live_server: Any, w
     assert first[0].name == "Ann Lee" and first[0].opted_out and first[0].keyword == "stop"
 
     # The thread: the message we sent, the STOP, then the confirmation the STOP got.
-    _wait(lambda: len(live_server.app.queue.list(to=parent).items) == 2, "the STOP confirmation")
+    wait_until(lambda: len(live_server.app.queue.list(to=parent).items) == 2, what="the STOP confirmation")
     thread = staff.get("/inbox/%2B14155550123")
     assert thread.status_code == 200
     items = re.findall(r'<li class="(in|out)">(.*?)</li>', thread.text, re.DOTALL)

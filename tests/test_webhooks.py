@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -20,6 +20,7 @@ from appliance.modem.types import InboundSms
 from appliance.pdu import decode, encode_deliver
 from appliance.queue import Queue
 from appliance.webhooks import Outbox, WebhookService, sign, verify
+from tests.utils.wait import wait_until
 
 SECRET = "s3cret-for-tests"
 ALICE = "+15551230001"
@@ -79,14 +80,6 @@ def queue(db_url: str) -> Iterator[Queue]:
     q.close()
 
 
-def wait_for(cond: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
 def receive(queue: Queue, text: str, sender: str = ALICE) -> None:
     (pdu,) = encode_deliver(sender, text, timestamp=datetime(2026, 3, 1, tzinfo=UTC))
     InboundService(queue).handle_sms(InboundSms("sim-a", pdu, decode(pdu)))
@@ -123,7 +116,7 @@ def test_inbound_event_retried_after_500_then_delivered_once(queue: Queue, recei
     service = WebhookService(queue, [hook(url)], backoff_base_s=0.05, poll_interval_s=0.05)
     service.start()
     try:
-        wait_for(lambda: service.outbox.entries(pending=False))
+        wait_until(lambda: service.outbox.entries(pending=False), what='service.outbox.entries(pending=False)')
     finally:
         service.stop()
     (entry,) = service.outbox.entries()
@@ -149,7 +142,7 @@ def test_outbox_survives_a_restart(queue: Queue, receiver: Receiver, db_url: str
     url = receiver.url()
     first = WebhookService(queue, [hook(url)], backoff_base_s=0.05, backoff_cap_s=0.1, poll_interval_s=0.05)
     first.start()
-    wait_for(lambda: len(receiver.requests) >= 2)
+    wait_until(lambda: len(receiver.requests) >= 2, what='len(receiver.requests) >= 2')
     first.stop()
     (entry,) = first.outbox.entries(pending=True)
     assert entry.attempts >= 2 and entry.last_error == "HTTP 503"
@@ -161,7 +154,7 @@ def test_outbox_survives_a_restart(queue: Queue, receiver: Receiver, db_url: str
     second = WebhookService(again, [hook(url)], backoff_base_s=0.05, backoff_cap_s=0.1, poll_interval_s=0.05)
     second.start()
     try:
-        wait_for(lambda: second.outbox.entries(pending=False))
+        wait_until(lambda: second.outbox.entries(pending=False), what='second.outbox.entries(pending=False)')
         assert second.pump() == 0  # nothing is made twice
     finally:
         second.stop()
@@ -200,7 +193,8 @@ def test_status_events_after_a_send(queue: Queue, receiver: Receiver) -> None:
     service = WebhookService(queue, [hook(receiver.url("/status"), events=["status"])], poll_interval_s=0.05)
     service.start()
     try:
-        wait_for(lambda: len(service.outbox.entries(pending=False)) == 3)
+        wait_until(lambda: len(service.outbox.entries(pending=False)) == 3,
+                   what='len(service.outbox.entries(pending=False)) == 3')
     finally:
         service.stop()
     events = [json.loads(body) for _h, body in sorted(receiver.requests, key=lambda r: r[0]["x-appliance-event-id"])]
@@ -226,7 +220,8 @@ def test_timeout_counts_as_a_failure_and_max_attempts_parks(
     with caplog.at_level(logging.WARNING, logger="appliance.webhooks"):
         service.start()
         try:
-            wait_for(lambda: (e := service.outbox.entries()) and e[0].attempts == 2)
+            wait_until(lambda: (e := service.outbox.entries()) and e[0].attempts == 2,
+                       what='(e := service.outbox.entries()) and e[0].attemp…')
             time.sleep(0.1)
         finally:
             service.stop()
@@ -245,7 +240,7 @@ def test_kick_wakes_the_pump(queue: Queue, receiver: Receiver) -> None:
         time.sleep(0.1)  # the pump's first look found nothing; its next poll is 30 s away
         receive(queue, "wake up")
         service.kick()
-        wait_for(lambda: receiver.requests, timeout=3)
+        wait_until(lambda: receiver.requests, timeout=3, what='receiver.requests')
     finally:
         service.stop()
     assert json.loads(receiver.requests[0][1])["data"]["body"] == "wake up"
@@ -267,11 +262,12 @@ def test_a_failing_receiver_is_backed_off_as_a_whole_and_order_is_kept(queue: Qu
     service = WebhookService(queue, [hook(receiver.url())], backoff_base_s=0.4, poll_interval_s=0.05)
     service.start()
     try:
-        wait_for(lambda: receiver.requests)
+        wait_until(lambda: receiver.requests, what='receiver.requests')
         time.sleep(0.1)  # the backoff is 0.2 s at least
         # One attempt, not one per pending event, while the receiver is backed off.
         assert [h["x-appliance-event-id"] for h, _b in receiver.requests] == ["inb_1"]
-        wait_for(lambda: len(service.outbox.entries(pending=False)) == 3)
+        wait_until(lambda: len(service.outbox.entries(pending=False)) == 3,
+                   what='len(service.outbox.entries(pending=False)) == 3')
     finally:
         service.stop()
     assert [h["x-appliance-event-id"] for h, _b in receiver.requests] == ["inb_1", "inb_1", "inb_1", "inb_2", "inb_3"]
@@ -302,7 +298,8 @@ def test_two_nodes_deliver_each_event_exactly_once(db_url: str, receiver: Receiv
             thread.start()
         for thread in writers:
             thread.join()
-        wait_for(lambda: len(services[0].outbox.entries(pending=False)) == 200, timeout=30)
+        wait_until(lambda: len(services[0].outbox.entries(pending=False)) == 200, timeout=30,
+                   what='len(services[0].outbox.entries(pending=False)) …')
         time.sleep(0.2)  # a duplicate attempt, if any, would land now
     finally:
         for service in services:

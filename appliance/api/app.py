@@ -12,6 +12,7 @@ from starlette.datastructures import Headers
 
 from appliance import __version__
 from appliance.api.auth import authenticate
+from appliance.audit import ClientAddress
 from appliance.api.docs import install_docs
 from appliance.api.metrics import Metrics
 from appliance.api.problems import PROBLEM_JSON, ApiProblem, Problem, install_handlers
@@ -206,6 +207,7 @@ def create_app(services: Services, *, max_request_bytes: int = MAX_REQUEST_BYTES
     app.add_middleware(_BodyLimit, limit=max_request_bytes)
     app.add_middleware(_AuthFirst, owner=app)
     app.add_middleware(_CatchAll, owner=app)
+    app.add_middleware(ClientAddress)  # the audit trail's "from where"
     app.state.max_request_bytes = max_request_bytes
     _problem_schemas_in_openapi(app)
     return app

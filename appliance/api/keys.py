@@ -8,7 +8,6 @@ Scopes: ``send``, ``read``, ``admin`` (admin may do everything).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
@@ -18,21 +17,16 @@ from sqlalchemy import Engine
 
 from appliance.db import keys as keys_db
 from appliance.db.engine import read_tx, write_tx
-from appliance.db.keys import ApiKey
+from appliance.db.keys import SCOPES, ApiKey
 from appliance.errors import ApplianceError
 
 __all__ = ["SCOPES", "ApiKey", "ApiKeyError", "ApiKeys"]
 
-SCOPES = ("send", "read", "admin")
 _PREFIX = "sk_"
 
 
 class ApiKeyError(ApplianceError):
     """A key request that cannot be honoured (unknown scope, empty name, unknown key)."""
-
-
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 class ApiKeys:
@@ -47,21 +41,16 @@ class ApiKeys:
 
     def create(self, name: str, scopes: Iterable[str]) -> tuple[ApiKey, str]:
         """Create a key; returns it and the secret key string (shown once, never stored)."""
-        name = name.strip()
-        if not name:
-            raise ApiKeyError("a key needs a name")
-        wanted = frozenset(scopes)
-        if not wanted:
-            raise ApiKeyError("give at least one --scope (send, read, admin)")
-        unknown = sorted(wanted - set(SCOPES))
-        if unknown:
-            raise ApiKeyError(f"unknown scope {unknown[0]!r}; use send, read or admin")
+        name, wanted = name.strip(), frozenset(scopes)
+        problem = keys_db.new_key_problem(name, wanted)
+        if problem is not None:
+            raise ApiKeyError(problem)
         now = time.time()
         while True:  # a new random id; another only if this one is taken (1 in 4 billion)
             key_id = secrets.token_hex(4)
             secret = f"{_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
             with write_tx(self.engine) as tx:
-                key = keys_db.insert_key(tx, key_id, name, _digest(secret), wanted, now)
+                key = keys_db.insert_key(tx, key_id, name, keys_db.digest(secret), wanted, now)
             if key is not None:
                 return key, secret
 
@@ -77,7 +66,8 @@ class ApiKeys:
         # Compare against a dummy digest when the id is unknown, so timing does not tell
         # which ids exist.
         digest = stored.digest if stored is not None else "0" * 64
-        if not hmac.compare_digest(digest, _digest(presented)) or stored is None or stored.key.revoked_at is not None:
+        if (not hmac.compare_digest(digest, keys_db.digest(presented)) or stored is None
+                or stored.key.revoked_at is not None):
             return None
         now = time.time()
         last = stored.key.last_used_at

@@ -11,7 +11,6 @@ into problem responses.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -204,18 +203,9 @@ def validation_errors(exc: RequestValidationError | ValidationError) -> list[Fie
 
 # ---------------------------------------------------------------------- queue errors
 
-_FIELD_PREFIX = re.compile(r"^([a-z_][a-z0-9_.]*): (.+)$", re.DOTALL)
-_BARE_FIELDS = ("cursor", "limit", "status")
-
-
 def _invalid_request(exc: InvalidRequest) -> ApiProblem:
-    message = str(exc)
-    match = _FIELD_PREFIX.match(message)
-    if match:
-        return ApiProblem.invalid([FieldError(field=match[1], detail=match[2])])
-    first = message.split(" ", 1)[0]
-    field = first if first in _BARE_FIELDS else "request_body"
-    return ApiProblem.invalid([FieldError(field=field, detail=message)])
+    field = exc.field or "request_body"
+    return ApiProblem.invalid([FieldError(field=field, detail=exc.detail)])
 
 
 def from_queue_error(exc: QueueError) -> ApiProblem:

@@ -318,7 +318,7 @@ class StatsOut(BaseModel):
 class BroadcastOut(BaseModel):
     id: int
     name: str
-    status: Literal["draft", "scheduled", "running", "paused", "done", "cancelled"]
+    status: Literal["draft", "awaiting_approval", "scheduled", "running", "paused", "done", "cancelled"]
     kind: str
     template: str
     audience: AudienceIn
@@ -336,6 +336,8 @@ class BroadcastOut(BaseModel):
     parts: int = Field(description="Parts to send, as previewed at start.")
     waiting_for_quiet_hours: bool
     stats: StatsOut | None
+    requested_by: str | None = Field(default=None, description="Who asked for a start that needed approval.")
+    reviewed_by: str | None = Field(default=None, description="The admin who approved or rejected it.")
 
     @classmethod
     def of(cls, v: BroadcastView) -> BroadcastOut:
@@ -347,6 +349,7 @@ class BroadcastOut(BaseModel):
             footer=v.footer, created_by=v.created_by, created_at=v.created_at, started_at=v.started_at,
             paused_at=v.paused_at, cancelled_at=v.cancelled_at, recipients=v.recipients, parts=v.parts,
             waiting_for_quiet_hours=v.waiting_for_quiet_hours, stats=StatsOut.of(v.stats) if v.stats else None,
+            requested_by=v.requested_by, reviewed_by=v.reviewed_by,
         )
 
 

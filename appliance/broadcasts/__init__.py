@@ -1,6 +1,7 @@
 """Broadcasts: personalised mass texts with preview, schedule, quiet hours and progress.
 
-- :class:`BroadcastService` — create (draft), preview, start, pause, resume, cancel,
+- :class:`BroadcastService` — create (draft), preview, start (or wait for approval:
+  approve / reject, :class:`ApprovalRefused`), pause, resume, cancel,
   progress and stats;
 - :class:`Template` — ``{field}``, ``{field|default}``, ``{{``/``}}``;
 - :class:`Audience`, :class:`BroadcastSpec`, :class:`Preview`, :class:`BroadcastView`,
@@ -15,6 +16,7 @@ from appliance.broadcasts.estimate import finish_time, humanize, modem_time, sen
 from appliance.broadcasts.quiet import QuietHours, quiet_hours_from_settings
 from appliance.broadcasts.service import (
     KINDS,
+    ApprovalRefused,
     Audience,
     BroadcastService,
     BroadcastSpec,
@@ -22,11 +24,13 @@ from appliance.broadcasts.service import (
     BroadcastView,
     Preview,
     Sample,
+    approval_limit,
 )
 from appliance.broadcasts.templates import Template, TemplateError
 
 __all__ = [
     "KINDS",
+    "ApprovalRefused",
     "Audience",
     "BroadcastService",
     "BroadcastSpec",
@@ -37,6 +41,7 @@ __all__ = [
     "Sample",
     "Template",
     "TemplateError",
+    "approval_limit",
     "finish_time",
     "humanize",
     "modem_time",

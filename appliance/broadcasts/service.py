@@ -1,7 +1,10 @@
 """Broadcasts: one template sent to many, previewed first, started, paused, resumed,
 cancelled, and followed until done.
 
-Life cycle (stored ``status``): ``draft`` → ``running`` ⇄ ``paused``, or ``cancelled``.
+Life cycle (stored ``status``): ``draft`` → ``running`` ⇄ ``paused``, or ``cancelled``;
+a start asked by someone who needs approval (``approval_over`` recipients or more, see
+:meth:`BroadcastService.start`) goes ``draft`` → ``awaiting_approval`` → ``running``
+(approved by another admin) or ``cancelled`` (rejected).
 The API also shows ``scheduled`` (running, ``send_at`` still ahead) and ``done`` (running
 or paused with nothing left to send). :meth:`BroadcastService.start` renders every
 recipient's text and queues it in one transaction (:meth:`Queue.enqueue_many`); from
@@ -37,6 +40,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from appliance.audit import Action, Actor
+from appliance.audit import write as audit_write
 from appliance.broadcasts.estimate import finish_time, humanize, send_duration
 from appliance.broadcasts.templates import Template
 from appliance.contacts import ContactBook, Recipient, read_csv
@@ -46,12 +51,16 @@ from appliance.db import broadcasts as broadcasts_db
 from appliance.db import consent
 from appliance.db.broadcasts import BroadcastRecord, BroadcastStats
 from appliance.db.engine import Tx, read_tx, write_tx
+from appliance.db.rows import as_datetime
 from appliance.db.states import PRIORITIES, PRIORITY_NAMES
-from appliance.queue import InvalidRequest, Queue, RateLimits
+from appliance.errors import ApplianceError
+from appliance.queue import InvalidRequest, InvalidState, Queue, RateLimits
 from appliance.queue.quiet import QuietHours
 
 __all__ = [
     "KINDS",
+    "ApprovalRefused",
+    "approval_limit",
     "Audience",
     "BroadcastService",
     "BroadcastSpec",
@@ -64,8 +73,21 @@ __all__ = [
 KINDS = ("transactional", "marketing")
 
 
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+class ApprovalRefused(ApplianceError):
+    """``actor`` may not approve or reject broadcast ``broadcast_id``: they asked for it
+    (someone else must decide)."""
+
+    def __init__(self, broadcast_id: int, actor: str) -> None:
+        super().__init__(f"broadcast {broadcast_id} was asked for by {actor}: another admin must approve or "
+                         "reject it (nobody approves their own)")
+        self.broadcast_id = broadcast_id
+        self.actor = actor
+
+
+def approval_limit(approval_over: int, *, admin: bool) -> int | None:
+    """The ``approval_over`` a start by someone passes to :meth:`BroadcastService.start`:
+    None (no approval needed) for an admin or when the setting is 0."""
+    return None if admin or approval_over <= 0 else approval_over
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +197,10 @@ class BroadcastView:
     parts: int
     stats: BroadcastStats | None = None
     waiting_for_quiet_hours: bool = False
+    requested_by: str | None = None
+    requested_at: datetime | None = None
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
 
 
 class BroadcastService:
@@ -209,11 +235,11 @@ class BroadcastService:
     @staticmethod
     def _check(spec: BroadcastSpec) -> Template:
         if spec.kind not in KINDS:
-            raise InvalidRequest(f"kind: {spec.kind!r} is not one of transactional, marketing")
+            raise InvalidRequest(field="kind", detail=f"{spec.kind!r} is not one of transactional, marketing")
         if spec.priority not in PRIORITIES:
-            raise InvalidRequest(f"priority: {spec.priority!r} is not one of high, normal, low")
+            raise InvalidRequest(field="priority", detail=f"{spec.priority!r} is not one of high, normal, low")
         if spec.audience.empty:
-            raise InvalidRequest("audience: give groups, numbers or a csv")
+            raise InvalidRequest(field="audience", detail="give groups, numbers or a csv")
         return Template(spec.template)
 
     # ------------------------------------------------------------------ audience and preview
@@ -294,7 +320,8 @@ class BroadcastService:
                     try:
                         pl = plan(body, national_languages=self.queue.national_languages)
                     except PduError as exc:
-                        raise InvalidRequest(f"template: the text for {r.number} cannot be sent: {exc}") from exc
+                        raise InvalidRequest(field="template",
+                                             detail=f"the text for {r.number} cannot be sent: {exc}") from exc
                     got = (pl.encoding, pl.total)
                 planned[body] = got
             enc, parts = got
@@ -322,8 +349,8 @@ class BroadcastService:
         p.quiet_hours = quiet.describe() if quiet is not None else None
         duration = send_duration(p.parts, limits)
         end = finish_time(start, duration, quiet)
-        p.starts_at = _dt(quiet.ends_at(start) if quiet is not None else start)
-        p.finishes_at = None if end == float("inf") else _dt(end)
+        p.starts_at = as_datetime(quiet.ends_at(start) if quiet is not None else start)
+        p.finishes_at = None if end == float("inf") else as_datetime(end)
         p.estimate_s = end - start
         modems = f"{p.modems} modem{'s' if p.modems != 1 else ''}"
         waits = " (including quiet hours)" if quiet is not None and p.estimate_s > duration + 1 else ""
@@ -347,12 +374,13 @@ class BroadcastService:
             )
         return self.get(bid, with_stats=False)
 
-    def create_and_start(self, spec: BroadcastSpec, *, created_by: str | None = None) -> BroadcastView:
+    def create_and_start(self, spec: BroadcastSpec, *, created_by: str | None = None, actor: Actor | None = None,
+                         approval_over: int | None = None) -> BroadcastView:
         """:meth:`create` then :meth:`start`; when the start is refused the draft is left
         ``cancelled`` (not lying around) and the error raised."""
         view = self.create(spec, created_by=created_by)
         try:
-            return self.start(view.id)
+            return self.start(view.id, actor=actor, approval_over=approval_over)
         except Exception:
             self.cancel(view.id, by="start refused")
             raise
@@ -365,10 +393,77 @@ class BroadcastService:
             validity_s=v.validity_s, allow_missing=v.allow_missing,
         )
 
-    def start(self, broadcast_id: int, *, allow_missing: bool | None = None) -> BroadcastView:
+    def start(self, broadcast_id: int, *, allow_missing: bool | None = None, actor: Actor | None = None,
+              approval_over: int | None = None) -> BroadcastView:
         """Render and queue every recipient's message (one transaction); the broadcast
         becomes ``running``. Refused (409) unless it is a draft; refused (422) when fields
-        are missing (unless ``allow_missing``), a text is too long or no one is left."""
+        are missing (unless ``allow_missing``), a text is too long or no one is left.
+
+        ``approval_over`` (given when ``actor`` needs approval for big sends): with more
+        recipients than that, nothing is queued; the broadcast waits ``awaiting_approval``
+        for another admin (:meth:`approve`). ``actor`` is recorded in the audit trail."""
+        p, spec, allow = self._ready(broadcast_id, allow_missing)
+        now = self.clock()
+        if approval_over is not None and len(p.items) > approval_over:
+            if actor is None:
+                raise InvalidRequest(field="approval", detail="a start that needs approval must say who asked for it")
+            with write_tx(self.queue.engine) as tx:
+                broadcasts_db.mark_awaiting_approval(tx, broadcast_id, now, requested_by=actor.label,
+                                                     recipients=len(p.items), parts=p.parts, allow_missing=allow)
+                audit_write(tx, actor, Action.BROADCAST_REQUEST, broadcast_id,
+                            {"recipients": len(p.items), "approval_over": approval_over})
+            return self.get(broadcast_id)
+
+        def guard(tx: Tx, batch_id: int) -> None:
+            broadcasts_db.mark_started(tx, broadcast_id, now, batch_id=batch_id, recipients=len(p.items),
+                                       parts=p.parts, footer=p.footer, allow_missing=allow)
+            if actor is not None:
+                audit_write(tx, actor, Action.BROADCAST_START, broadcast_id, {"recipients": len(p.items)})
+
+        self._enqueue(broadcast_id, spec, p, guard)
+        return self.get(broadcast_id)
+
+    def approve(self, broadcast_id: int, actor: Actor) -> BroadcastView:
+        """Start a broadcast ``awaiting_approval`` as :meth:`start` does, with the audience
+        as it is now. :class:`ApprovalRefused` when ``actor`` asked for it;
+        :class:`InvalidState` (409) unless it is awaiting approval. Whoever may approve
+        (an admin) is the caller's business."""
+        record = self._awaiting(broadcast_id, actor)
+        p, spec, allow = self._ready(broadcast_id, None)
+        now = self.clock()
+
+        def guard(tx: Tx, batch_id: int) -> None:
+            broadcasts_db.mark_started(tx, broadcast_id, now, batch_id=batch_id, recipients=len(p.items),
+                                       parts=p.parts, footer=p.footer, allow_missing=allow,
+                                       approved_by=actor.label)
+            audit_write(tx, actor, Action.BROADCAST_APPROVE, broadcast_id,
+                        {"requested_by": record.requested_by, "recipients": len(p.items)})
+
+        self._enqueue(broadcast_id, spec, p, guard)
+        return self.get(broadcast_id)
+
+    def reject(self, broadcast_id: int, actor: Actor) -> BroadcastView:
+        """Refuse a broadcast awaiting approval: it is ``cancelled`` (nothing was queued).
+        :class:`ApprovalRefused` when ``actor`` asked for it (they may cancel it instead)."""
+        record = self._awaiting(broadcast_id, actor)
+
+        def act(tx: Tx, bid: int, now: float) -> None:
+            broadcasts_db.reject_broadcast(tx, bid, now, by=actor.label)
+            audit_write(tx, actor, Action.BROADCAST_REJECT, bid, {"requested_by": record.requested_by})
+        return self._transition(broadcast_id, act)
+
+    def _awaiting(self, broadcast_id: int, actor: Actor) -> BroadcastRecord:
+        with read_tx(self.queue.engine) as tx:
+            record = broadcasts_db.get_broadcast(tx, broadcast_id)
+        if record.status != "awaiting_approval":
+            raise InvalidState(f"broadcast {broadcast_id} is {record.status}; only one awaiting approval can be "
+                               "approved or rejected")
+        if record.requested_by == actor.label:
+            raise ApprovalRefused(broadcast_id, actor.label)
+        return record
+
+    def _ready(self, broadcast_id: int, allow_missing: bool | None) -> tuple[Preview, BroadcastSpec, bool]:
+        """The preview a start queues, refused (422) when it may not be sent."""
         spec = self.spec_of(broadcast_id)
         p = self.preview(spec, samples=0)
         allow = spec.allow_missing if allow_missing is None else allow_missing
@@ -376,47 +471,52 @@ class BroadcastService:
             detail = ", ".join(f"{{{f}}} for {n}" for f, n in p.missing.items())
             example = p.missing_examples[0]["number"] if p.missing_examples else ""
             raise InvalidRequest(
-                f"template: fields are missing: {detail} recipient(s) (e.g. {example}); give a default like "
+                field="template",
+                detail=f"fields are missing: {detail} recipient(s) (e.g. {example}); give a default like "
                 "{first_name|there}, fill the contacts in, or start with allow_missing"
             )
         if p.too_long:
             raise InvalidRequest(
-                f"template: {p.too_long} recipient(s) would get a text of more than {p.parts_limit} parts or "
+                field="template",
+                detail=f"{p.too_long} recipient(s) would get a text of more than {p.parts_limit} parts or "
                 f"an empty one (e.g. {p.too_long_examples[0]}); shorten the template"
             )
         if not p.items:
-            raise InvalidRequest("audience: it has no valid recipient")
-        now = self.clock()
+            raise InvalidRequest(field="audience", detail="it has no valid recipient")
+        return p, spec, allow
 
-        def guard(tx: Tx, batch_id: int) -> None:
-            broadcasts_db.mark_started(tx, broadcast_id, now, batch_id=batch_id, recipients=len(p.items),
-                                       parts=p.parts, footer=p.footer, allow_missing=allow)
-
+    def _enqueue(self, broadcast_id: int, spec: BroadcastSpec, p: Preview,
+                 guard: Callable[[Tx, int], None]) -> None:
         self.queue.enqueue_many(
             p.items, broadcast_id=broadcast_id, kind=spec.kind, priority=spec.priority,
             send_at=spec.send_at, validity_s=spec.validity_s, guard=guard,
         )
-        return self.get(broadcast_id)
 
-    def _transition(self, broadcast_id: int, action: Callable[[Tx, int, float], None]) -> BroadcastView:
+    def _transition(self, broadcast_id: int, action: Callable[[Tx, int, float], None], *,
+                    actor: Actor | None = None, audited: Action | None = None) -> BroadcastView:
         with write_tx(self.queue.engine) as tx:
             action(tx, broadcast_id, self.clock())
+            if actor is not None and audited is not None:
+                audit_write(tx, actor, audited, broadcast_id)
         return self.get(broadcast_id)
 
-    def pause(self, broadcast_id: int) -> BroadcastView:
+    def pause(self, broadcast_id: int, *, actor: Actor | None = None) -> BroadcastView:
         """Hold the messages not yet claimed (those sending finish)."""
-        return self._transition(broadcast_id, broadcasts_db.pause_broadcast)
+        return self._transition(broadcast_id, broadcasts_db.pause_broadcast, actor=actor,
+                                audited=Action.BROADCAST_PAUSE)
 
-    def resume(self, broadcast_id: int) -> BroadcastView:
-        view = self._transition(broadcast_id, broadcasts_db.resume_broadcast)
+    def resume(self, broadcast_id: int, *, actor: Actor | None = None) -> BroadcastView:
+        view = self._transition(broadcast_id, broadcasts_db.resume_broadcast, actor=actor,
+                                audited=Action.BROADCAST_RESUME)
         self.queue.notify()
         return view
 
-    def cancel(self, broadcast_id: int, *, by: str = "api") -> BroadcastView:
-        """Cancel what is still queued (a draft is simply cancelled); sending ones finish."""
+    def cancel(self, broadcast_id: int, *, by: str = "api", actor: Actor | None = None) -> BroadcastView:
+        """Cancel what is still queued (a draft or one awaiting approval is simply
+        cancelled); sending ones finish."""
         def act(tx: Tx, bid: int, now: float) -> None:
             broadcasts_db.cancel_broadcast(tx, bid, now, by=by)
-        return self._transition(broadcast_id, act)
+        return self._transition(broadcast_id, act, actor=actor, audited=Action.BROADCAST_CANCEL)
 
     # ------------------------------------------------------------------ reading
 
@@ -432,7 +532,7 @@ class BroadcastService:
     def list(self, *, limit: int = 50, hours: bool = True) -> list[BroadcastView]:
         """The newest broadcasts first (with their counts by status; ``hours`` as in :meth:`get`)."""
         if not 1 <= limit <= 1000:
-            raise InvalidRequest("limit: must be between 1 and 1000")
+            raise InvalidRequest(field="limit", detail="must be between 1 and 1000")
         with read_tx(self.queue.engine) as tx:
             return [
                 self._view(r, broadcasts_db.broadcast_stats(tx, r.id, started_at=r.started_at, replies=False,
@@ -459,9 +559,12 @@ class BroadcastService:
         return BroadcastView(
             id=r.id, name=r.name, template=r.template, kind=r.kind, status=status,
             audience=Audience.from_json(r.audience_json), priority=PRIORITY_NAMES.get(r.priority, str(r.priority)),
-            send_at=_dt(r.send_at), validity_s=r.validity_s, allow_missing=r.allow_missing, footer=r.footer,
+            send_at=as_datetime(r.send_at), validity_s=r.validity_s, allow_missing=r.allow_missing, footer=r.footer,
             created_by=r.created_by,
-            created_at=_dt(r.created_at), updated_at=_dt(r.updated_at),  # type: ignore[arg-type]
-            started_at=_dt(r.started_at), paused_at=_dt(r.paused_at), cancelled_at=_dt(r.cancelled_at),
+            created_at=as_datetime(r.created_at), updated_at=as_datetime(r.updated_at),  # type: ignore[arg-type]
+            started_at=as_datetime(r.started_at), paused_at=as_datetime(r.paused_at),
+            cancelled_at=as_datetime(r.cancelled_at),
             recipients=r.recipients, parts=r.parts, stats=stats, waiting_for_quiet_hours=waiting,
+            requested_by=r.requested_by, requested_at=as_datetime(r.requested_at), reviewed_by=r.reviewed_by,
+            reviewed_at=as_datetime(r.reviewed_at),
         )

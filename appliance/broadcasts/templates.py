@@ -38,7 +38,7 @@ class Template:
 
     def __init__(self, text: str) -> None:
         if not isinstance(text, str) or not text.strip():
-            raise TemplateError("template: the text is empty")
+            raise TemplateError(field="template", detail="the text is empty")
         self.text = text
         segments: list[str | _Field] = []
         literal: list[str] = []
@@ -53,7 +53,7 @@ class Template:
                 literal.append("}")
             elif m.group(1) is None:
                 raise TemplateError(
-                    f"template: a lone {token!r} at character {m.start() + 1}; write {token * 2} for a "
+                    field="template", detail=f"a lone {token!r} at character {m.start() + 1}; write {token * 2} for a "
                     "literal brace or {field} for a placeholder"
                 )
             else:
@@ -61,7 +61,8 @@ class Template:
                 name = name.strip()
                 if not _NAME.fullmatch(name):
                     raise TemplateError(
-                        f"template: {{{m.group(1)}}} is not a placeholder; a field name is letters, digits "
+                        field="template",
+                        detail=f"{{{m.group(1)}}} is not a placeholder; a field name is letters, digits "
                         "and _ (e.g. {first_name} or {first_name|there})"
                     )
                 if literal:

@@ -86,13 +86,13 @@ def _check_fields(fields: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in fields.items():
         if not FIELD_NAME.fullmatch(key):
-            raise InvalidRequest(f"fields.{key}: a field name is letters, digits and _")
+            raise InvalidRequest(field=f"fields.{key}", detail="a field name is letters, digits and _")
         if key in RESERVED_FIELDS:
-            raise InvalidRequest(f"fields.{key}: {key!r} is a contact attribute, not a free field")
+            raise InvalidRequest(field=f"fields.{key}", detail=f"{key!r} is a contact attribute, not a free field")
         if value is None:
             continue
         if not isinstance(value, (str, int, float, bool)):
-            raise InvalidRequest(f"fields.{key}: a field's value is text or a number")
+            raise InvalidRequest(field=f"fields.{key}", detail="a field's value is text or a number")
         out[key] = str(value)
     return out
 
@@ -123,7 +123,7 @@ class ContactBook:
         try:
             return to_e164(raw, self.default_region)
         except InvalidNumber as exc:
-            raise InvalidRequest(f"{field_name}: {exc}") from None
+            raise InvalidRequest(field=field_name, detail=str(exc)) from None
 
     # ------------------------------------------------------------------ contacts
 
@@ -141,7 +141,7 @@ class ContactBook:
             contacts_db.lock_numbers(tx)
             cid = contacts_db.insert_contact(tx, NewContact(e164, first_name or "", last_name or "", free), now)
             if cid is None:
-                raise ContactExists(f"number: {e164} is already a contact; update it instead")
+                raise ContactExists(field="number", detail=f"{e164} is already a contact; update it instead")
             for g in groups:
                 contacts_db.add_member(tx, self._group_id(tx, g), cid, now)
         return self.get(cid)
@@ -180,7 +180,7 @@ class ContactBook:
             current = contacts_db.get_contact(tx, contact_id, for_update=True)
             if current is None:
                 raise ContactNotFound(f"contact {contact_id} does not exist")
-            taken = ContactExists(f"number: {e164} is already another contact")
+            taken = ContactExists(field="number", detail=f"{e164} is already another contact")
             if e164 is not None and e164 != current.number and contacts_db.contact_id_of(tx, e164) is not None:
                 raise taken
             merged = dict(current.fields)
@@ -232,7 +232,7 @@ class ContactBook:
         """The id of group ``name``, made (static, no filter) if missing."""
         name = name.strip()
         if not name:
-            raise InvalidRequest("group: a group name is not empty")
+            raise InvalidRequest(field="group", detail="a group name is not empty")
         return contacts_db.ensure_group(tx, name, self.clock())
 
     @staticmethod
@@ -245,7 +245,7 @@ class ContactBook:
     def create_group(self, name: str, *, description: str = "", filter: str | None = None) -> GroupView:
         name = name.strip()
         if not name:
-            raise InvalidRequest("name: a group name is not empty")
+            raise InvalidRequest(field="name", detail="a group name is not empty")
         if filter is not None and filter.strip():
             parse_filter(filter)
         else:
@@ -254,7 +254,7 @@ class ContactBook:
         with write_tx(self.engine) as tx:
             gid = contacts_db.insert_group(tx, name, description=description, filter=filter, now=now)
             if gid is None:
-                raise ContactExists(f"name: a group called {name!r} exists already")
+                raise ContactExists(field="name", detail=f"a group called {name!r} exists already")
         return self.get_group(gid)
 
     def get_group(self, group: str | int) -> GroupView:
@@ -273,11 +273,11 @@ class ContactBook:
         now = self.clock()
         new_name = None if name is None else name.strip()
         if new_name == "":
-            raise InvalidRequest("name: a group name is not empty")
+            raise InvalidRequest(field="name", detail="a group name is not empty")
         with write_tx(self.engine) as tx:
             row = self._group_row(tx, group)
             new_name = row.name if new_name is None else new_name
-            taken = ContactExists(f"name: a group called {new_name!r} exists already")
+            taken = ContactExists(field="name", detail=f"a group called {new_name!r} exists already")
             if new_name != row.name and contacts_db.find_group(tx, new_name) is not None:
                 raise taken
             try:

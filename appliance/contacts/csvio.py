@@ -73,7 +73,7 @@ def _decode(data: bytes | str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise CsvError(
-            f"csv: the file is not UTF-8 text (byte {exc.start}); save it as 'CSV UTF-8' and try again"
+            field="csv", detail=f"the file is not UTF-8 text (byte {exc.start}); save it as 'CSV UTF-8' and try again"
         ) from None
 
 
@@ -81,7 +81,7 @@ def read_csv(data: bytes | str, mapping: Mapping[str, str] | None = None) -> Csv
     """Decode and map a contacts CSV (see the module doc)."""
     text = _decode(data)
     if not text.strip():
-        raise CsvError("csv: the file is empty; the first line must name the columns (e.g. number,first_name)")
+        raise CsvError(field="csv", detail="the file is empty; the first line must name the columns (e.g. number,first_name)")
     first_line = text.split("\n", 1)[0]
     try:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(first_line, delimiters=",;\t|")
@@ -96,13 +96,13 @@ def read_csv(data: bytes | str, mapping: Mapping[str, str] | None = None) -> Csv
         rows = [(reader.line_num, [restore(cell) for cell in row])
                 for row in reader if any(cell.strip() for cell in row)]
     except csv.Error as exc:
-        raise CsvError(f"csv: line {reader.line_num} is not valid CSV: {exc}") from None
+        raise CsvError(field="csv", detail=f"line {reader.line_num} is not valid CSV: {exc}") from None
     return CsvTable(columns, fields, rows)
 
 
 def _map_columns(columns: tuple[str, ...], mapping: Mapping[str, str]) -> tuple[str | None, ...]:
     if not any(columns):
-        raise CsvError("csv: the first line must name the columns (e.g. number,first_name,class)")
+        raise CsvError(field="csv", detail="the first line must name the columns (e.g. number,first_name,class)")
     named = _list_columns(columns)
     lowered = {c.lower(): i for i, c in enumerate(columns)}
     fields: list[str | None] = [ALIASES.get(field_key(c), field_key(c)) or None for c in columns]
@@ -110,12 +110,12 @@ def _map_columns(columns: tuple[str, ...], mapping: Mapping[str, str]) -> tuple[
         index = lowered.get(column.strip().lower())
         if index is None:
             raise CsvError(
-                f"csv: --map names the column {quoted(column)}, which is not in the file; "
+                field="csv", detail=f"--map names the column {quoted(column)}, which is not in the file; "
                 f"its columns are: {named}"
             )
         field = field.strip()
         if field and not FIELD_NAME.fullmatch(field):
-            raise CsvError(f"csv: {field!r} is not a field name (letters, digits and _)")
+            raise CsvError(field="csv", detail=f"{field!r} is not a field name (letters, digits and _)")
         fields[index] = field or None
     seen: dict[str, str] = {}
     for column, field in zip(columns, fields, strict=True):
@@ -123,13 +123,13 @@ def _map_columns(columns: tuple[str, ...], mapping: Mapping[str, str]) -> tuple[
             continue
         if field in seen:
             raise CsvError(
-                f"csv: the columns {quoted(seen[field])} and {quoted(column)} both go to the field {field!r}; "
+                field="csv", detail=f"the columns {quoted(seen[field])} and {quoted(column)} both go to the field {field!r}; "
                 "map one elsewhere or skip it with --map COLUMN="
             )
         seen[field] = column
     if "number" not in seen:
         raise CsvError(
-            f"csv: no column holds the phone number (columns: {named}); "
+            field="csv", detail=f"no column holds the phone number (columns: {named}); "
             "name it 'number' or 'phone', or map it with --map COLUMN=number"
         )
     return tuple(fields)
@@ -177,29 +177,29 @@ def read_import_file(directory: Path, name: str, limit: int) -> bytes:
     file over ``limit`` bytes (checked before reading, and again while reading).
     """
     if "\x00" in name:
-        raise ImportPathError("path: the path contains a NUL byte")
+        raise ImportPathError(field="path", detail="the path contains a NUL byte")
     if not name.strip():
-        raise ImportPathError("path: give the name of a file in the import directory")
+        raise ImportPathError(field="path", detail="give the name of a file in the import directory")
     base = Path(os.path.realpath(directory))
     target = Path(os.path.realpath(base / name))  # an absolute name replaces base
     if not target.is_relative_to(base):
         raise ImportPathError(
-            f"path: only files in the import directory {base} can be imported by path "
+            field="path", detail=f"only files in the import directory {base} can be imported by path "
             "([contacts] import_dir); copy the file there, or upload it"
         )
     shown = target.relative_to(base)
     try:
         fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ImportPathError(f"path: there is no file {shown} in the import directory {base}") from None
+        raise ImportPathError(field="path", detail=f"there is no file {shown} in the import directory {base}") from None
     except OSError as exc:
-        raise ImportPathError(f"path: cannot open {shown}: {exc.strerror}") from None
+        raise ImportPathError(field="path", detail=f"cannot open {shown}: {exc.strerror}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ImportPathError(f"path: {shown} is not a regular file")
+            raise ImportPathError(field="path", detail=f"{shown} is not a regular file")
         too_big = ImportPathError(
-            f"path: {shown} is over {limit // (1024 * 1024)} MB, the most one import takes; split it"
+            field="path", detail=f"{shown} is over {limit // (1024 * 1024)} MB, the most one import takes; split it"
         )
         if info.st_size > limit:
             raise too_big

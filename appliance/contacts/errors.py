@@ -3,6 +3,7 @@ them like the rest: not found → 404, a conflict → 409, a bad request → 422
 
 from __future__ import annotations
 
+from appliance.errors import InvalidInput
 from appliance.queue.errors import InvalidRequest, InvalidState, NotFound
 
 __all__ = ["ContactExists", "ContactNotFound", "CsvError", "FilterError", "GroupNotFound", "ImportPathError"]
@@ -16,8 +17,9 @@ class GroupNotFound(NotFound):
     """No group with that name or id."""
 
 
-class ContactExists(InvalidState):
-    """A contact (or group) with that number (or name) already exists."""
+class ContactExists(InvalidState, InvalidInput):
+    """A contact (or group) with that number (or name) already exists; ``field`` is the
+    input that collides (``number`` or ``name``)."""
 
 
 class CsvError(InvalidRequest):

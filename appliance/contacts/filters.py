@@ -39,7 +39,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None or m.end() == pos:
-            raise FilterError(f"filter: cannot read {text[pos:]!r} (e.g. class = \"5B\" and school = North)")
+            raise FilterError(field="filter", detail=f"cannot read {text[pos:]!r} (e.g. class = \"5B\" and school = North)")
         pos = m.end()
         if m["op"]:
             out.append(("op", m["op"]))
@@ -56,24 +56,24 @@ def parse_filter(text: str) -> list[Condition]:
     """The conditions of ``text``; :class:`FilterError` saying what is wrong."""
     tokens = _tokens(text)
     if not tokens:
-        raise FilterError("filter: it is empty; write e.g. class = \"5B\"")
+        raise FilterError(field="filter", detail="it is empty; write e.g. class = \"5B\"")
     conditions: list[Condition] = []
     i = 0
     while True:
         if i + 3 > len(tokens):
-            raise FilterError(f"filter: {text!r} ends too early; a condition is: field = value")
+            raise FilterError(field="filter", detail=f"{text!r} ends too early; a condition is: field = value")
         (k1, field), (k2, op), (k3, value) = tokens[i:i + 3]
         if k1 != "word" or not FIELD_NAME.fullmatch(field):
-            raise FilterError(f"filter: {field!r} is not a field name (letters, digits, _)")
+            raise FilterError(field="filter", detail=f"{field!r} is not a field name (letters, digits, _)")
         if k2 != "op":
-            raise FilterError(f"filter: expected = or != after {field!r}, found {op!r}")
+            raise FilterError(field="filter", detail=f"expected = or != after {field!r}, found {op!r}")
         if k3 == "op":
-            raise FilterError(f"filter: expected a value after {field} {op}")
+            raise FilterError(field="filter", detail=f"expected a value after {field} {op}")
         conditions.append(Condition(field, op, value))
         i += 3
         if i == len(tokens):
             return conditions
         kind, word = tokens[i]
         if kind != "word" or word.lower() != "and":
-            raise FilterError(f"filter: expected 'and' between conditions, found {word!r}")
+            raise FilterError(field="filter", detail=f"expected 'and' between conditions, found {word!r}")
         i += 1

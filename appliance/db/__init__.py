@@ -11,7 +11,9 @@
   ``nodes`` (heartbeats, takeover), ``email`` (email to SMS: threads, refusals, its outbox),
   ``notify`` (cross-node wake-ups), ``stats`` (dashboard, metrics, health), ``threads`` (the
   inbox), ``copy`` (SQLite → PostgreSQL, ``db check``), ``twilio`` (the Twilio-compatible
-  API's credentials and message SIDs), ``balances`` (prepaid balances read by USSD);
+  API's credentials and message SIDs), ``balances`` (prepaid balances read by USSD),
+  ``audit`` (the audit trail), ``signals`` (signal samples), ``charts`` (per-day counts),
+  ``manifest`` (a backup's notes);
 - ``rows`` (times, JSON columns, page cursors) and ``types`` (columns both engines read alike);
 - :class:`MessageStatus`, :class:`PartState` and the typed errors.
 """

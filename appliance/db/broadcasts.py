@@ -2,9 +2,10 @@
 
 The transitions (start, pause, resume, cancel) are safe when two nodes act on the same
 broadcast at once: start is a conditional ``UPDATE ... WHERE status = 'draft'``; pause,
-resume and cancel lock the broadcast's row first (``FOR UPDATE`` on PostgreSQL, SQLite's
+resume, cancel and reject lock the broadcast's row first (``FOR UPDATE`` on PostgreSQL, SQLite's
 write lock otherwise), so they run one after the other and each sees the state the
-previous one left.
+previous one left. A broadcast ``awaiting_approval`` has no messages yet (they are made
+when an admin approves it), so no node can send anything of it while it waits.
 """
 
 from __future__ import annotations
@@ -27,16 +28,20 @@ __all__ = [
     "get_broadcast",
     "insert_broadcast",
     "list_broadcasts",
+    "mark_awaiting_approval",
     "mark_started",
     "pause_broadcast",
+    "reject_broadcast",
     "resume_broadcast",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class BroadcastRecord:
-    """A broadcast as stored: ``status`` is ``draft``, ``running``, ``paused`` or
-    ``cancelled``; times are UNIX seconds; ``priority`` is the number (0 high … 2 low)."""
+    """A broadcast as stored: ``status`` is ``draft``, ``awaiting_approval``, ``running``,
+    ``paused`` or ``cancelled``; times are UNIX seconds; ``priority`` is the number (0 high
+    … 2 low); ``requested_by`` asked for a start that waits for approval, ``reviewed_by``
+    approved or rejected it (``web:NAME`` / ``api:KEY``)."""
 
     id: int
     name: str
@@ -57,6 +62,10 @@ class BroadcastRecord:
     cancelled_at: float | None
     recipients: int
     parts: int
+    requested_by: str | None = None
+    requested_at: float | None = None
+    reviewed_by: str | None = None
+    reviewed_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +90,8 @@ class BroadcastStats:
 
 _COLS = (
     "id, name, template, kind, status, audience_json, priority, send_at, validity_s, allow_missing, footer, "
-    "created_by, created_at, updated_at, started_at, paused_at, cancelled_at, recipients, parts"
+    "created_by, created_at, updated_at, started_at, paused_at, cancelled_at, recipients, parts, "
+    "requested_by, requested_at, reviewed_by, reviewed_at"
 )
 
 
@@ -92,7 +102,8 @@ def _record(r: Any) -> BroadcastRecord:
         validity_s=r["validity_s"], allow_missing=bool(r["allow_missing"]), footer=r["footer"],
         created_by=r["created_by"], created_at=r["created_at"], updated_at=r["updated_at"],
         started_at=r["started_at"], paused_at=r["paused_at"], cancelled_at=r["cancelled_at"],
-        recipients=r["recipients"], parts=r["parts"],
+        recipients=r["recipients"], parts=r["parts"], requested_by=r["requested_by"],
+        requested_at=r["requested_at"], reviewed_by=r["reviewed_by"], reviewed_at=r["reviewed_at"],
     )
 
 
@@ -127,18 +138,54 @@ def list_broadcasts(tx: Tx, *, limit: int) -> list[BroadcastRecord]:
 
 def mark_started(
     tx: Tx, broadcast_id: int, now: float, *, batch_id: int, recipients: int, parts: int, footer: str | None,
+    allow_missing: bool, approved_by: str | None = None,
+) -> None:
+    """A draft becomes ``running`` (its messages go in in the same transaction); with
+    ``approved_by``, a broadcast ``awaiting_approval`` does, unless ``approved_by`` is who
+    asked for it. :class:`InvalidState` when it is not (or no longer) in that state: started,
+    approved or cancelled meanwhile, perhaps by another node."""
+    if approved_by is None:
+        changed = tx.exec_driver_sql(
+            "UPDATE broadcasts SET status = 'running', started_at = ?, updated_at = ?, batch_id = ?, "
+            "recipients = ?, parts = ?, footer = ?, allow_missing = ? WHERE id = ? AND status = 'draft'",
+            (now, now, batch_id, recipients, parts, footer, int(allow_missing), broadcast_id),
+        ).rowcount
+    else:
+        changed = tx.exec_driver_sql(
+            "UPDATE broadcasts SET status = 'running', started_at = ?, updated_at = ?, batch_id = ?, "
+            "recipients = ?, parts = ?, footer = ?, allow_missing = ?, reviewed_by = ?, reviewed_at = ? "
+            "WHERE id = ? AND status = 'awaiting_approval' AND requested_by IS NOT NULL AND requested_by != ?",
+            (now, now, batch_id, recipients, parts, footer, int(allow_missing), approved_by, now, broadcast_id,
+             approved_by),
+        ).rowcount
+    if not changed:
+        raise InvalidState(f"broadcast {broadcast_id} was already started (or cancelled)")
+
+
+def mark_awaiting_approval(
+    tx: Tx, broadcast_id: int, now: float, *, requested_by: str, recipients: int, parts: int,
     allow_missing: bool,
 ) -> None:
-    """A draft becomes ``running`` (its messages go in in the same transaction);
-    :class:`InvalidState` when it is no longer a draft (started or cancelled meanwhile,
-    perhaps by another node)."""
+    """A draft waits for an admin's approval (no message is made until then);
+    :class:`InvalidState` when it is no longer a draft."""
     changed = tx.exec_driver_sql(
-        "UPDATE broadcasts SET status = 'running', started_at = ?, updated_at = ?, batch_id = ?, "
-        "recipients = ?, parts = ?, footer = ?, allow_missing = ? WHERE id = ? AND status = 'draft'",
-        (now, now, batch_id, recipients, parts, footer, int(allow_missing), broadcast_id),
+        "UPDATE broadcasts SET status = 'awaiting_approval', requested_by = ?, requested_at = ?, updated_at = ?, "
+        "recipients = ?, parts = ?, allow_missing = ? WHERE id = ? AND status = 'draft'",
+        (requested_by, now, now, recipients, parts, int(allow_missing), broadcast_id),
     ).rowcount
     if not changed:
         raise InvalidState(f"broadcast {broadcast_id} was already started (or cancelled)")
+
+
+def reject_broadcast(tx: Tx, broadcast_id: int, now: float, *, by: str) -> None:
+    """A broadcast awaiting approval is refused: it becomes ``cancelled`` (it has no
+    messages). :class:`InvalidState` unless it is awaiting approval."""
+    _lock_status(tx, broadcast_id, ("awaiting_approval",), "rejected")
+    tx.exec_driver_sql(
+        "UPDATE broadcasts SET status = 'cancelled', cancelled_at = ?, updated_at = ?, reviewed_by = ?, "
+        "reviewed_at = ? WHERE id = ?",
+        (now, now, by, now, broadcast_id),
+    )
 
 
 def _lock_status(tx: Tx, broadcast_id: int, allowed: tuple[str, ...], verb: str) -> str:
@@ -180,7 +227,7 @@ def resume_broadcast(tx: Tx, broadcast_id: int, now: float) -> None:
 def cancel_broadcast(tx: Tx, broadcast_id: int, now: float, *, by: str) -> None:
     """Cancel a draft, running or paused broadcast and every message of it still queued
     (those sending finish). :class:`InvalidState` once cancelled."""
-    _lock_status(tx, broadcast_id, ("draft", "running", "paused"), "cancelled")
+    _lock_status(tx, broadcast_id, ("draft", "awaiting_approval", "running", "paused"), "cancelled")
     tx.exec_driver_sql(
         "UPDATE broadcasts SET status = 'cancelled', cancelled_at = ?, updated_at = ? WHERE id = ?",
         (now, now, broadcast_id),

@@ -98,7 +98,7 @@ def is_opted_out(tx: Tx, number: str) -> bool:
 def list_opt_outs(tx: Tx, *, limit: int, cursor: str | None) -> Page:
     """The suppression list, ordered by number."""
     if not 1 <= limit <= 1000:
-        raise InvalidRequest("limit: must be between 1 and 1000")
+        raise InvalidRequest(field="limit", detail="must be between 1 and 1000")
     after = decode_cursor("o", cursor, str)
     rows = tx.exec_driver_sql(
         "SELECT number, created_at, source FROM opt_outs WHERE number > ? ORDER BY number LIMIT ?",

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from appliance.db.engine import Tx
 from appliance.db.errors import InvalidRequest
-from appliance.db.rows import Page, as_datetime, decode_cursor, encode_cursor
+from appliance.db.rows import Page, as_datetime, decode_cursor, encode_cursor, placeholders
 
 __all__ = [
     "ContactUpdate",
@@ -198,10 +198,6 @@ def _is_id(n: int) -> bool:
     return 0 < n < 2**63
 
 
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
-
-
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), _CHUNK):
         yield items[i:i + _CHUNK]
@@ -258,7 +254,7 @@ def _views(tx: Tx, rows: Sequence[Any]) -> list[ContactView]:
     for chunk in _chunks([r["id"] for r in rows]):
         for m in tx.exec_driver_sql(
             "SELECT m.contact_id, g.name FROM group_members m JOIN contact_groups g ON g.id = m.group_id "
-            f"WHERE m.contact_id IN ({_marks(len(chunk))})", tuple(chunk)
+            f"WHERE m.contact_id IN ({placeholders(len(chunk))})", tuple(chunk)
         ):
             groups.setdefault(m["contact_id"], []).append(m["name"])
     # Sorted here rather than by ORDER BY: the same (code point) order on both engines.
@@ -296,7 +292,7 @@ def contacts_by_number(tx: Tx, numbers: Sequence[str]) -> dict[str, StoredContac
     for chunk in _chunks(list(dict.fromkeys(numbers))):
         for r in tx.exec_driver_sql(
             "SELECT id, number, first_name, last_name, fields_json FROM contacts "
-            f"WHERE number IN ({_marks(len(chunk))})", tuple(chunk)
+            f"WHERE number IN ({placeholders(len(chunk))})", tuple(chunk)
         ):
             found[r["number"]] = _stored(r)
     return found
@@ -355,7 +351,7 @@ def list_contacts(tx: Tx, *, limit: int, cursor: str | None, group: GroupSelecto
     """Contacts by id; in ``group`` and/or whose number or name contains ``search``
     (ignoring case, every character literal)."""
     if not 1 <= limit <= 1000:
-        raise InvalidRequest("limit: must be between 1 and 1000")
+        raise InvalidRequest(field="limit", detail="must be between 1 and 1000")
     after = decode_cursor("c", cursor)
     where, args = ["c.id > ?"], [int(after or 0)]
     if group is not None:
@@ -523,7 +519,7 @@ def recipients_by_number(tx: Tx, numbers: Sequence[str]) -> dict[str, Recipient]
     for chunk in _chunks(list(dict.fromkeys(numbers))):
         for r in tx.exec_driver_sql(
             "SELECT number, first_name, last_name, fields_json FROM contacts "
-            f"WHERE number IN ({_marks(len(chunk))})", tuple(chunk)
+            f"WHERE number IN ({placeholders(len(chunk))})", tuple(chunk)
         ):
             found[r["number"]] = _recipient(r)
     return found

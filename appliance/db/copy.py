@@ -45,6 +45,7 @@ from appliance.db.engine import POSTGRESQL, SQLITE, Tx, make_engine, read_tx, re
 from appliance.db.errors import DatabaseUnavailable, QueueError
 from appliance.db.migrate import migrate, shipped_head
 from appliance.db.schema import metadata
+from appliance.text import first_line
 
 __all__ = [
     "BATCH_ROWS",
@@ -409,7 +410,7 @@ def copy_tables(source: Tx, target: Tx, tables: Sequence[sa.Table], *, batch_row
             except DatabaseUnavailable:
                 raise
             except Exception as exc:  # the server refused a row (a type, a NUL in a text, a key...)
-                raise CopyFailed(table.name, _first_line(exc)) from exc
+                raise CopyFailed(table.name, first_line(exc)) from exc
             done += len(batch)
             if progress is not None:
                 progress(table.name, done, expected.rows)
@@ -469,11 +470,6 @@ def _driver_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         pass
     return tuple(errors)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _open(url: str) -> Engine:
@@ -611,7 +607,7 @@ def copy_database(source_url: str, target_url: str, *, force: bool = False, prog
         raise
     except _driver_errors() as exc:  # e.g. a source file that is not a SQLite database
         raise CopyError(f"copying {redact_url(source_url)} to {redact_url(target_url)} failed: "
-                        f"{_first_line(exc)}; nothing was committed") from exc
+                        f"{first_line(exc)}; nothing was committed") from exc
     finally:
         lock.release()
         if source is not None:
@@ -645,6 +641,6 @@ def check_database(url: str) -> CheckReport:
     except QueueError:
         raise
     except _driver_errors() as exc:  # e.g. a file that is not a SQLite database at all
-        raise CopyError(f"cannot read {redact_url(url)}: {_first_line(exc)}") from exc
+        raise CopyError(f"cannot read {redact_url(url)}: {first_line(exc)}") from exc
     finally:
         engine.dispose()

@@ -28,8 +28,9 @@ import threading
 import time
 import weakref
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ __all__ = [
     "SQLITE",
     "Result",
     "Tx",
+    "before_next_commit",
+    "commit_steps_scope",
     "dialect",
     "make_engine",
     "pg_sql",
@@ -174,13 +177,13 @@ def _pg_row_factory(cursor: Any) -> Any:
     return cls
 
 
-_INDEXED_BY = re.compile(r"\s+INDEXED BY \w+")
+_INDEXED_BY = re.compile(r"\s+(?:INDEXED BY \w+|NOT INDEXED)\b")
 
 
 @functools.lru_cache(maxsize=4096)
 def pg_sql(sql: str) -> str:
     """``sql`` as written for SQLite, in psycopg's form: ``%s`` placeholders, literal
-    ``%`` doubled, SQLite's ``INDEXED BY`` planner hints dropped."""
+    ``%`` doubled, SQLite's ``INDEXED BY`` / ``NOT INDEXED`` planner hints dropped."""
     return _INDEXED_BY.sub("", sql).replace("%", "%%").replace("?", "%s")
 
 
@@ -450,6 +453,56 @@ def _pg_tx(engine: Engine, first: str | None, *, pipeline: bool = False) -> Iter
         pooled.close()
 
 
+# Steps the next write transaction of this context runs just before it commits (the audit
+# trail's lines: docs/architecture.md, "Audit trail and approval"), each with the engine it
+# is for (None: whichever writes next).
+_before_commit: ContextVar[list[tuple[Engine | None, Callable[[Tx], None]]] | None] = ContextVar(
+    "before_commit", default=None)
+
+
+def before_next_commit(step: Callable[[Tx], None], *, engine: Engine | None = None) -> None:
+    """Run ``step(tx)`` once, inside the next :func:`write_tx` of this context (thread or
+    request) on ``engine`` (any engine if None), just before it commits: the step's writes
+    commit or roll back with it. A transaction that fails drops its steps."""
+    pending = _before_commit.get()
+    if pending is None:
+        pending = []
+        _before_commit.set(pending)
+    pending.append((engine, step))
+
+
+@contextmanager
+def commit_steps_scope() -> Iterator[None]:
+    """Steps queued inside are this scope's (an HTTP request's): steps left over when it
+    ends (a request refused before its write) are dropped, never run by a later write."""
+    token = _before_commit.set([])
+    try:
+        yield
+    finally:
+        _before_commit.reset(token)
+
+
+def _take_before_commit(engine: Engine) -> list[Callable[[Tx], None]]:
+    """The steps for ``engine``, no longer pending."""
+    pending = _before_commit.get()
+    if not pending:
+        return []
+    mine = [step for on, step in pending if on is None or on is engine]
+    pending[:] = [(on, step) for on, step in pending if not (on is None or on is engine)]
+    return mine
+
+
+@contextmanager
+def _steps_before_commit(tx: Tx, engine: Engine) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        _take_before_commit(engine)  # the steps were for the change that failed
+        raise
+    for step in _take_before_commit(engine):
+        step(tx)
+
+
 @contextmanager
 def write_tx(engine: Engine, *, durable: bool = True, pipeline: bool = False) -> Iterator[Tx]:
     """A short write transaction, committed on success.
@@ -466,11 +519,13 @@ def write_tx(engine: Engine, *, durable: bool = True, pipeline: bool = False) ->
     """
     if engine.dialect.name == POSTGRESQL:
         with _pg_tx(engine, None if durable else "SET LOCAL synchronous_commit TO OFF", pipeline=pipeline) as tx:
-            yield tx
+            with _steps_before_commit(tx, engine):
+                yield tx
         return
     with _write_lock(engine):
         with _sqlite_tx(engine, "BEGIN IMMEDIATE", synchronous=None if durable else "NORMAL") as tx:
-            yield tx
+            with _steps_before_commit(tx, engine):
+                yield tx
 
 
 @contextmanager

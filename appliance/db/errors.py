@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, InvalidInput
 
 
 class QueueError(ApplianceError):
@@ -21,8 +21,9 @@ class DuplicateIdempotencyKey(QueueError):
     """The idempotency key was already used for a different request body."""
 
 
-class InvalidRequest(QueueError):
-    """An argument is out of range or malformed (unknown priority, empty recipient list...)."""
+class InvalidRequest(QueueError, InvalidInput):
+    """An argument is out of range or malformed (unknown priority, empty recipient list...);
+    ``field`` names it, ``detail`` says why (see :class:`~appliance.errors.InvalidInput`)."""
 
 
 class MigrationError(QueueError):

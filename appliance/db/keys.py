@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +11,29 @@ from typing import Any
 from appliance.db.engine import Tx
 from appliance.db.rows import as_datetime
 
-__all__ = ["ApiKey", "StoredKey", "get_key", "insert_key", "list_keys", "revoke_key", "touch_key"]
+__all__ = [
+    "SCOPES", "ApiKey", "StoredKey", "digest", "get_key", "insert_key", "list_keys", "new_key_problem", "revoke_key",
+    "touch_key",
+]
+
+SCOPES = ("send", "read", "admin")
+
+
+def digest(secret: str) -> str:
+    """What is stored of a secret (a key, a token): its SHA-256, in hex."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def new_key_problem(name: str, scopes: frozenset[str]) -> str | None:
+    """Why a key cannot be made with this (stripped) name and scopes, or ``None``."""
+    if not name:
+        return "a key needs a name"
+    if not scopes:
+        return "give at least one --scope (send, read, admin)"
+    unknown = sorted(scopes - set(SCOPES))
+    if unknown:
+        return f"unknown scope {unknown[0]!r}; use send, read or admin"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -304,7 +304,7 @@ def newest_first(
     """One page of ``select`` by descending id: rows whose columns equal the non-None
     values of ``equal``, after ``cursor`` (an opaque ``kind`` cursor); the next cursor."""
     if not 1 <= limit <= 1000:
-        raise InvalidRequest("limit: must be between 1 and 1000")
+        raise InvalidRequest(field="limit", detail="must be between 1 and 1000")
     after = decode_cursor(kind, cursor)
     where = [f"{column} = ?" for column, value in equal.items() if value is not None]
     args: list[Any] = [value for value in equal.values() if value is not None]
@@ -321,7 +321,7 @@ def newest_first(
 def list_messages(tx: Tx, *, status: str | None, to: str | None, limit: int, cursor: str | None) -> Page:
     """Messages newest first, filtered by ``status`` and/or recipient ``to``."""
     if status is not None and status not in MESSAGE_STATES:
-        raise InvalidRequest(f"status: {status!r} is not one of {', '.join(MESSAGE_STATES)}")
+        raise InvalidRequest(field="status", detail=f"{status!r} is not one of {', '.join(MESSAGE_STATES)}")
     rows, nxt = newest_first(tx, f"SELECT {_MSG_COLS} FROM messages", "m", {"status": status, "recipient": to},
                              limit, cursor)
     return Page([_message_view(r) for r in rows], nxt)

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine
 
 from appliance.db.engine import POSTGRESQL, make_engine
 from appliance.db.errors import MigrationError
+from appliance.text import first_line
 
 __all__ = ["MIGRATIONS_DIR", "current_revision", "head_revision", "migrate", "shipped_head", "shipped_revisions"]
 
@@ -69,12 +70,8 @@ def migrate(engine: Engine | str, revision: str = "head") -> None:
     except MigrationError:
         raise
     except Exception as exc:  # alembic and SQLAlchemy raise many unrelated types here
-        raise MigrationError(f"could not migrate the database to {revision}: {_first_line(exc)}") from exc
+        raise MigrationError(f"could not migrate the database to {revision}: {first_line(exc)}") from exc
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _stored_revision(engine: Engine) -> str | None:

@@ -8,27 +8,45 @@ most ``limit`` rows, so the caller can keep every write transaction short.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlencode
 
 from appliance.db.engine import Tx
-from appliance.db.rows import load_json
+from appliance.db.rows import load_json, placeholders
 
 __all__ = [
     "FINISHED_STATES",
+    "Pruned",
     "count_bodies_to_erase",
     "count_events_to_prune",
     "count_inbound_to_erase",
+    "count_personal_to_prune",
     "count_send_log_to_prune",
+    "INBOUND_WEBHOOK_EVENTS",
     "delete_contact_of",
-    "erase_inbound_bodies",
-    "erase_message_bodies",
+    "delete_email_of",
+    "delete_fragments_of",
+    "erase_inbound_bodies_in",
+    "erase_message_bodies_in",
     "erase_number_bodies",
     "export_number",
+    "inbound_ids_of",
+    "max_id",
+    "prune_email_outbox",
+    "prune_email_threads",
     "prune_events",
+    "prune_fragments",
+    "prune_inbound_webhooks",
     "prune_send_log",
     "queued_to",
+    "redact_webhook_payloads_of",
 ]
+
+# Outbox events that carry an inbound text's body: the webhooks' ``inbound`` (JSON) and the
+# Twilio-compatible side's ``twilio-inbound`` (a form), keyed ``inb_<id>`` / ``twin_<id>``.
+INBOUND_WEBHOOK_EVENTS: tuple[str, ...] = ("inbound", "twilio-inbound")
 
 # States a message never leaves by itself: its body is no longer needed to send it.
 # ``sent`` is here too (a delivery report may still come, but it does not need the body).
@@ -44,8 +62,13 @@ _MESSAGES_DUE = (
 _INBOUND_DUE = "FROM inbound WHERE redacted_at IS NULL AND handled_at IS NOT NULL AND received_at < ?"
 
 
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
+class Pruned(NamedTuple):
+    """What one ``prune_*`` batch deleted, and the highest id it looked at: the next batch
+    starts after it (a scan from the start would walk every row deleted before it, which
+    PostgreSQL keeps in the index until vacuumed)."""
+
+    rows: int
+    last_id: int
 
 
 def _ids(tx: Tx, sql: str, params: Sequence[Any]) -> list[int]:
@@ -57,15 +80,88 @@ def count_bodies_to_erase(tx: Tx, before: float) -> int:
     return int(tx.exec_driver_sql(f"SELECT COUNT(*) AS n {_MESSAGES_DUE}", (before,)).scalar() or 0)
 
 
-def erase_message_bodies(tx: Tx, before: float, now: float, *, limit: int) -> int:
-    """Erase the bodies of up to ``limit`` finished messages last changed before ``before``."""
-    ids = _ids(tx, f"SELECT id {_MESSAGES_DUE} ORDER BY id LIMIT ?", (before, limit))
+def max_id(tx: Tx, table: str) -> int:
+    """The highest id of ``table`` (0 when empty): where a windowed erase stops."""
+    return int(tx.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) AS n FROM {table}").scalar() or 0)
+
+
+# The windowed erases walk the primary key (NOT INDEXED keeps SQLite off the status index,
+# which would collect and sort every finished message for each batch: seconds with a
+# million of them, all under the write lock). Each window examines at most ``upto - after``
+# rows, so a transaction stays short however many rows were erased before.
+
+
+def erase_message_bodies_in(tx: Tx, before: float, now: float, *, after: int, upto: int) -> int:
+    """Erase the bodies of the finished messages with ``after < id <= upto`` last changed
+    before ``before``."""
+    return tx.exec_driver_sql(
+        f"UPDATE messages NOT INDEXED SET body = '', redacted_at = ? WHERE id > ? AND id <= ? "
+        f"AND redacted_at IS NULL AND status IN ({_FINISHED_SQL}) AND updated_at < ?",
+        (now, after, upto, before),
+    ).rowcount
+
+
+def erase_inbound_bodies_in(tx: Tx, before: float, now: float, *, after: int, upto: int) -> int:
+    """Erase the text (and PDU) of the handled inbound messages with ``after < id <= upto``
+    received before ``before``."""
+    return tx.exec_driver_sql(
+        "UPDATE inbound NOT INDEXED SET body = '', pdu_hex = NULL, redacted_at = ? WHERE id > ? AND id <= ? "
+        "AND redacted_at IS NULL AND handled_at IS NOT NULL AND received_at < ?",
+        (now, after, upto, before),
+    ).rowcount
+
+
+def _prune_oldest(tx: Tx, table: str, where: str, params: Sequence[Any], limit: int, after: int) -> Pruned:
+    ids = _ids(tx, f"SELECT id FROM {table} WHERE id > ? AND {where} ORDER BY id LIMIT ?", (after, *params, limit))
     if not ids:
+        return Pruned(0, after)
+    done = tx.exec_driver_sql(f"DELETE FROM {table} WHERE id IN ({placeholders(len(ids))})", tuple(ids)).rowcount
+    return Pruned(done, ids[-1])
+
+
+def prune_inbound_webhooks(tx: Tx, before: float, *, limit: int, after: int = 0) -> Pruned:
+    """Delete up to ``limit`` outbox rows of inbound events (they hold the text) made before
+    ``before``: long delivered or expired."""
+    kinds = ", ".join(f"'{k}'" for k in INBOUND_WEBHOOK_EVENTS)
+    return _prune_oldest(tx, "webhook_outbox", f"event IN ({kinds}) AND created_at < ?", (before,), limit, after)
+
+
+def prune_email_outbox(tx: Tx, before: float, *, limit: int, after: int = 0) -> Pruned:
+    """Delete up to ``limit`` mails (answers, copies of texts) queued before ``before``."""
+    return _prune_oldest(tx, "email_outbox", "created_at < ?", (before,), limit, after)
+
+
+def prune_fragments(tx: Tx, before: float, *, limit: int, after: int = 0) -> Pruned:
+    """Delete up to ``limit`` stored parts of multipart texts received before ``before``
+    (their siblings never came)."""
+    return _prune_oldest(tx, "inbound_fragments", "received_at < ?", (before,), limit, after)
+
+
+def prune_email_threads(tx: Tx, before: float, *, limit: int) -> int:
+    """Delete up to ``limit`` email threads (a number's last mail: sender, subject) last
+    used before ``before``."""
+    numbers = [r["number"] for r in tx.exec_driver_sql(
+        "SELECT number FROM email_threads WHERE updated_at < ? ORDER BY number LIMIT ?", (before, limit))]
+    if not numbers:
         return 0
     return tx.exec_driver_sql(
-        f"UPDATE messages SET body = '', redacted_at = ? WHERE id IN ({_marks(len(ids))}) AND redacted_at IS NULL",
-        (now, *ids),
-    ).rowcount
+        f"DELETE FROM email_threads WHERE number IN ({placeholders(len(numbers))})", tuple(numbers)).rowcount
+
+
+def count_personal_to_prune(tx: Tx, before: float) -> dict[str, int]:
+    """What the ``prune_*`` of inbound webhooks, mails, email threads and waiting parts
+    would delete (keys as in ``appliance.retention.RetentionReport``)."""
+    kinds = ", ".join(f"'{k}'" for k in INBOUND_WEBHOOK_EVENTS)
+
+    def count(sql: str) -> int:
+        return int(tx.exec_driver_sql(sql, (before,)).scalar() or 0)
+
+    return {
+        "webhook_payloads": count(f"SELECT COUNT(*) FROM webhook_outbox WHERE event IN ({kinds}) AND created_at < ?"),
+        "emails": count("SELECT COUNT(*) FROM email_outbox WHERE created_at < ?"),
+        "email_threads": count("SELECT COUNT(*) FROM email_threads WHERE updated_at < ?"),
+        "fragments": count("SELECT COUNT(*) FROM inbound_fragments WHERE received_at < ?"),
+    }
 
 
 def count_inbound_to_erase(tx: Tx, before: float) -> int:
@@ -73,41 +169,23 @@ def count_inbound_to_erase(tx: Tx, before: float) -> int:
     return int(tx.exec_driver_sql(f"SELECT COUNT(*) AS n {_INBOUND_DUE}", (before,)).scalar() or 0)
 
 
-def erase_inbound_bodies(tx: Tx, before: float, now: float, *, limit: int) -> int:
-    """Erase the text (and PDU) of up to ``limit`` inbound messages received before ``before``."""
-    ids = _ids(tx, f"SELECT id {_INBOUND_DUE} ORDER BY id LIMIT ?", (before, limit))
-    if not ids:
-        return 0
-    return tx.exec_driver_sql(
-        f"UPDATE inbound SET body = '', pdu_hex = NULL, redacted_at = ? WHERE id IN ({_marks(len(ids))}) "
-        "AND redacted_at IS NULL",
-        (now, *ids),
-    ).rowcount
-
-
 def count_events_to_prune(tx: Tx, before: float) -> int:
     return int(tx.exec_driver_sql("SELECT COUNT(*) AS n FROM events WHERE at < ?", (before,)).scalar() or 0)
 
 
-def prune_events(tx: Tx, before: float, *, limit: int) -> int:
-    """Delete up to ``limit`` events older than ``before``, oldest first."""
-    ids = _ids(tx, "SELECT id FROM events WHERE at < ? ORDER BY id LIMIT ?", (before, limit))
-    if not ids:
-        return 0
-    return tx.exec_driver_sql(f"DELETE FROM events WHERE id IN ({_marks(len(ids))})", tuple(ids)).rowcount
+def prune_events(tx: Tx, before: float, *, limit: int, after: int = 0) -> Pruned:
+    """Delete up to ``limit`` events older than ``before`` with ids above ``after``, oldest first."""
+    return _prune_oldest(tx, "events", "at < ?", (before,), limit, after)
 
 
 def count_send_log_to_prune(tx: Tx, before: float) -> int:
     return int(tx.exec_driver_sql("SELECT COUNT(*) AS n FROM send_log WHERE at < ?", (before,)).scalar() or 0)
 
 
-def prune_send_log(tx: Tx, before: float, *, limit: int) -> int:
-    """Delete up to ``limit`` send-log rows older than ``before`` (the caller keeps ``before``
-    behind the rate caps' longest window)."""
-    ids = _ids(tx, "SELECT id FROM send_log WHERE at < ? ORDER BY id LIMIT ?", (before, limit))
-    if not ids:
-        return 0
-    return tx.exec_driver_sql(f"DELETE FROM send_log WHERE id IN ({_marks(len(ids))})", tuple(ids)).rowcount
+def prune_send_log(tx: Tx, before: float, *, limit: int, after: int = 0) -> Pruned:
+    """Delete up to ``limit`` send-log rows older than ``before`` with ids above ``after``
+    (the caller keeps ``before`` behind the rate caps' longest window)."""
+    return _prune_oldest(tx, "send_log", "at < ?", (before,), limit, after)
 
 
 # ---------------------------------------------------------------------- one number
@@ -186,6 +264,61 @@ def erase_number_bodies(tx: Tx, number: str, now: float) -> tuple[int, int]:
         (now, number),
     ).rowcount
     return messages, inbound
+
+
+def inbound_ids_of(tx: Tx, number: str) -> list[int]:
+    """Ids of the texts ``number`` sent."""
+    return _ids(tx, "SELECT id FROM inbound WHERE sender = ? ORDER BY id", (number,))
+
+
+def _redacted_payload(payload: str) -> str:
+    """``payload`` (JSON or a form) with its body emptied and marked redacted."""
+    if payload.startswith("{"):
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            return ""
+        data = doc.get("data") if isinstance(doc, dict) else None
+        if isinstance(data, dict):
+            data["body"] = ""
+            data["redacted"] = True
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    return urlencode([(k, "" if k == "Body" else v) for k, v in parse_qsl(payload, keep_blank_values=True)])
+
+
+def redact_webhook_payloads_of(tx: Tx, inbound_ids: Sequence[int]) -> int:
+    """Empty the body in the outbox payloads of these inbound texts' events (delivered or
+    not: a pending one goes out without it)."""
+    done = 0
+    for start in range(0, len(inbound_ids), 500):
+        chunk = inbound_ids[start:start + 500]
+        keys = [f"inb_{i}" for i in chunk] + [f"twin_{i}" for i in chunk]
+        rows = tx.exec_driver_sql(
+            f"SELECT id, payload FROM webhook_outbox WHERE event_id IN ({placeholders(len(keys))})", tuple(keys)).all()
+        for r in rows:
+            tx.exec_driver_sql("UPDATE webhook_outbox SET payload = ? WHERE id = ?",
+                               (_redacted_payload(r["payload"]), r["id"]))
+            done += 1
+    return done
+
+
+def delete_email_of(tx: Tx, number: str, inbound_ids: Sequence[int]) -> int:
+    """Delete ``number``'s email thread, the mails carrying its texts (answers and copies,
+    sent or not) and the refused mails addressed to it. Returns the mails deleted."""
+    tx.exec_driver_sql("DELETE FROM email_threads WHERE number = ?", (number,))
+    tx.exec_driver_sql("DELETE FROM email_refusals WHERE rcpt LIKE ?", (f"{number}@%",))
+    done = 0
+    for start in range(0, len(inbound_ids), 500):
+        chunk = inbound_ids[start:start + 500]
+        keys = [f"reply:{i}" for i in chunk] + [f"inbound:{i}" for i in chunk]
+        done += tx.exec_driver_sql(
+            f"DELETE FROM email_outbox WHERE key IN ({placeholders(len(keys))})", tuple(keys)).rowcount
+    return done
+
+
+def delete_fragments_of(tx: Tx, number: str) -> int:
+    """Delete the stored parts of multipart texts from ``number`` still waiting for their siblings."""
+    return tx.exec_driver_sql("DELETE FROM inbound_fragments WHERE sender = ?", (number,)).rowcount
 
 
 def queued_to(tx: Tx, number: str) -> list[int]:

@@ -10,9 +10,16 @@ from typing import Any
 
 from appliance.db.errors import InvalidRequest
 
-__all__ = ["Page", "as_datetime", "as_timestamp", "decode_cursor", "dump_json", "encode_cursor", "load_json"]
+__all__ = [
+    "Page", "as_datetime", "as_timestamp", "decode_cursor", "dump_json", "encode_cursor", "load_json", "placeholders",
+]
 
 _MAX_CURSOR_CHARS = 512
+
+
+def placeholders(n: int) -> str:
+    """``n`` bound-parameter marks for an ``IN (...)`` list: ``"?,?,?"``."""
+    return ",".join("?" * n)
 
 
 def as_datetime(ts: float | None) -> datetime | None:
@@ -61,7 +68,7 @@ def decode_cursor(kind: str, cursor: str | None, key_type: type[int] | type[str]
     """
     if cursor is None:
         return None
-    bad = InvalidRequest("cursor: not one this server handed out; start again without it")
+    bad = InvalidRequest(field="cursor", detail="not one this server handed out; start again without it")
     if len(cursor) > _MAX_CURSOR_CHARS:
         raise bad
     try:
@@ -73,7 +80,7 @@ def decode_cursor(kind: str, cursor: str | None, key_type: type[int] | type[str]
         raise bad
     got_kind, key = decoded
     if got_kind != kind:
-        raise InvalidRequest("cursor: belongs to a different listing; start again without it")
+        raise InvalidRequest(field="cursor", detail="belongs to a different listing; start again without it")
     if key_type is int:
         if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < 2**63:
             raise bad

@@ -15,6 +15,7 @@ from appliance.db.types import FLAG, where
 
 __all__ = [
     "ApiKeyRecord",
+    "AuditEvent",
     "Batch",
     "Broadcast",
     "Contact",
@@ -37,6 +38,7 @@ __all__ = [
     "OptOut",
     "Part",
     "SendLogEntry",
+    "SignalSample",
     "TwilioCredential",
     "TwilioMessage",
     "User",
@@ -374,7 +376,8 @@ class GroupMember(SQLModel, table=True):
 class Broadcast(SQLModel, table=True):
     """One mass text: a template, an audience, a kind and its life cycle.
 
-    ``status`` as stored: ``draft`` → ``running`` ⇄ ``paused``, or ``cancelled``; the API
+    ``status`` as stored: ``draft`` (→ ``awaiting_approval``) → ``running`` ⇄ ``paused``,
+    or ``cancelled``; the API
     shows ``scheduled`` (running, ``send_at`` ahead) and ``done`` (running, nothing left to
     send) derived from its messages.
     """
@@ -402,6 +405,12 @@ class Broadcast(SQLModel, table=True):
     batch_id: int | None = None
     recipients: int = 0  # messages made at start (suppressed included)
     parts: int = 0  # parts of the messages that will be sent (suppressed excluded)
+    # Approval of big sends: who asked for the start (status awaiting_approval), who
+    # approved or rejected it (docs/architecture.md, "Audit trail and approval").
+    requested_by: str | None = None
+    requested_at: float | None = None
+    reviewed_by: str | None = None
+    reviewed_at: float | None = None
 
 
 class Node(SQLModel, table=True):
@@ -560,6 +569,46 @@ class ModemBalance(SQLModel, table=True):
     amount: float | None = None
     text: str
     at: float
+
+
+class AuditEvent(SQLModel, table=True):
+    """One change made by a person, an API key or the command line: who (``actor_kind``
+    user / key / cli / system and ``actor``), from where, what (``action``, a dotted verb),
+    on what (``target``) and a small JSON ``detail`` (never a message body; numbers masked).
+    ``at`` is the database's clock."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_at", "at"),
+        Index("ix_audit_events_actor", "actor", "id"),
+        Index("ix_audit_events_action", "action", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: float
+    actor_kind: str
+    actor: str
+    address: str | None = None
+    action: str
+    target: str | None = None
+    detail_json: str | None = None
+
+
+class SignalSample(SQLModel, table=True):
+    """One modem's signal at one moment (sampled by its own node every few minutes, from
+    the worker's last reading; pruned after a week). ``dbm``/``bars`` are None when the
+    modem reported no signal (CSQ 99) or was offline."""
+
+    __tablename__ = "signal_samples"
+    __table_args__ = (Index("ix_signal_samples_modem_at", "modem", "at"), Index("ix_signal_samples_at", "at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    modem: str
+    node: str | None = None
+    at: float
+    rssi: int | None = None
+    dbm: int | None = None
+    bars: int | None = None
 
 
 class ModemHealthRecord(SQLModel, table=True):

@@ -69,7 +69,7 @@ def decode_thread_cursor(cursor: str | None) -> tuple[float, str] | None:
     key = decode_cursor(_CURSOR_KIND, cursor, list)
     if key is None:
         return None
-    bad = InvalidRequest("cursor: not one this server handed out; start again without it")
+    bad = InvalidRequest(field="cursor", detail="not one this server handed out; start again without it")
     if len(key) != 2:
         raise bad
     last_at, sender = key
@@ -97,7 +97,7 @@ def list_threads(tx: Tx, *, q: str = "", cursor: str | None = None, limit: int =
     """One page of threads (:class:`ThreadSummary`), newest first; with ``q``, only the
     messages whose number or text contains it count."""
     if not 1 <= limit <= 1000:
-        raise InvalidRequest("limit: must be between 1 and 1000")
+        raise InvalidRequest(field="limit", detail="must be between 1 and 1000")
     after = decode_thread_cursor(cursor)
     match, match_args = _search("m", q)
     inner_match, inner_args = _search("x", q)

@@ -23,6 +23,7 @@ from appliance.db import email as email_db
 from appliance.db import outbox as outbox_db
 from appliance.db.email import OutgoingMail
 from appliance.db.engine import read_tx, write_tx
+from appliance.numbers import mask_emails
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -171,7 +172,8 @@ class MailRelay:
                 base = min(self.cfg.relay.retry_cap_s, self.cfg.relay.retry_base_s * 2 ** min(self._failures - 1, 32))
                 next_at = self.clock() + base * (0.5 + random.random() / 2)
                 self._blocked_until = next_at
-                _log.warning("mail to the relay failed (%s); attempt %d, next in %.1f s", error, mail.attempts + 1,
+                _log.warning("mail to the relay failed (%s); attempt %d, next in %.1f s", mask_emails(error),
+                             mail.attempts + 1,
                              next_at - self.clock())
                 with write_tx(self.engine) as tx:
                     email_db.mark_failed(tx, mail.id, attempts=mail.attempts + 1, next_attempt_at=next_at,

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from appliance.db import email as email_db
 from appliance.db.engine import write_tx
 from appliance.email.text import MailText, address_of, read_mail
-from appliance.numbers import InvalidNumber, to_e164
+from appliance.numbers import InvalidNumber, mask_emails, to_e164
 from appliance.pdu import PduError, plan
 from appliance.queue.errors import DuplicateIdempotencyKey, InvalidRequest
 
@@ -128,7 +128,7 @@ class SmtpHandler:
                                         rcpt=rcpt, code=exc.code, reason=exc.reason)
         except Exception:  # noqa: BLE001 - the answer matters more than its record
             _log.exception("could not record a refused mail")
-        _log.info("email refused from %s: %d %s", peer, exc.code, exc.reason)
+        _log.info("email refused from %s: %d %s", peer, exc.code, mask_emails(exc.reason))
         return exc.reply
 
     async def _refuse_async(self, session: Any, envelope: Any, rcpt: str, exc: Refused) -> str:

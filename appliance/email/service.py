@@ -15,6 +15,7 @@ from appliance.email.certs import Certificate, certificate
 from appliance.email.relay import MailRelay
 from appliance.email.server import Counters, SmtpHandler
 from appliance.email.text import MailText
+from appliance.numbers import mask_emails
 
 if TYPE_CHECKING:
     from appliance.api.keys import ApiKeys
@@ -24,6 +25,19 @@ if TYPE_CHECKING:
 __all__ = ["EmailService", "EmailStatus"]
 
 _log = logging.getLogger(__name__)
+
+
+class _MaskAddresses(logging.Filter):
+    """aiosmtpd logs each command with its addresses (``mail.log``, INFO and DEBUG): its
+    lines are masked as the appliance's own (``j•••@school.lan``, numbers' middles hidden)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = mask_emails(record.getMessage())
+        record.msg, record.args = text, ()
+        return True
+
+
+MASK_ADDRESSES = _MaskAddresses()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +75,8 @@ class EmailService:
 
     def start(self) -> None:
         from aiosmtpd.controller import Controller
+
+        logging.getLogger("mail.log").addFilter(MASK_ADDRESSES)  # once: a logger keeps one of each filter
 
         self.cert = certificate(self.settings, in_subprocess=True)
         assert self.cert is not None

@@ -197,7 +197,7 @@ class SimHealth:
         and whether it changed (False: it was paused already, left as it was)."""
         reason = (reason or "").strip() or None
         if reason is not None and len(reason) > MAX_REASON:
-            raise InvalidRequest(f"reason: at most {MAX_REASON} characters, not {len(reason)}")
+            raise InvalidRequest(f"at most {MAX_REASON} characters, not {len(reason)}", field="reason")
         now = self.clock()
         text = reason or f"paused by {by}"
         with write_tx(self.engine) as tx:

@@ -163,20 +163,20 @@ class Queue:
         if isinstance(recipients, str):
             recipients = [recipients]
         if not recipients:
-            raise InvalidRequest("to: give at least one recipient")
+            raise InvalidRequest(field="to", detail="give at least one recipient")
         if priority not in PRIORITIES:
-            raise InvalidRequest(f"priority: {priority!r} is not one of high, normal, low")
+            raise InvalidRequest(field="priority", detail=f"{priority!r} is not one of high, normal, low")
         if not isinstance(body, str) or body == "":
-            raise InvalidRequest("body: the message text is empty")
+            raise InvalidRequest(field="body", detail="the message text is empty")
         if validity_s is not None and validity_s <= 0:
-            raise InvalidRequest("validity_s: must be a positive number of seconds")
+            raise InvalidRequest(field="validity_s", detail="must be a positive number of seconds")
         try:
             p = plan(body, national_languages=self.national_languages)
         except PduError as exc:
-            raise InvalidRequest(f"body: {exc}") from exc
+            raise InvalidRequest(field="body", detail=str(exc)) from exc
         if p.total > self.max_parts:
             raise InvalidRequest(
-                f"body: needs {p.total} SMS parts; at most {self.max_parts} are allowed"
+                field="body", detail=f"needs {p.total} SMS parts; at most {self.max_parts} are allowed"
             )
         now = self.clock()
         send_ts = as_timestamp(send_at)
@@ -247,13 +247,13 @@ class Queue:
         messages have consecutive ids.
         """
         if not items:
-            raise InvalidRequest("to: give at least one recipient")
+            raise InvalidRequest(field="to", detail="give at least one recipient")
         if priority not in PRIORITIES:
-            raise InvalidRequest(f"priority: {priority!r} is not one of high, normal, low")
+            raise InvalidRequest(field="priority", detail=f"{priority!r} is not one of high, normal, low")
         if kind not in ("transactional", "marketing"):
-            raise InvalidRequest(f"kind: {kind!r} is not one of transactional, marketing")
+            raise InvalidRequest(field="kind", detail=f"{kind!r} is not one of transactional, marketing")
         if validity_s is not None and validity_s <= 0:
-            raise InvalidRequest("validity_s: must be a positive number of seconds")
+            raise InvalidRequest(field="validity_s", detail="must be a positive number of seconds")
         planned: list[tuple[str, str, str, int, str | None]] = []
         for item in items:
             if len(item) == 4 and not self.national_languages:
@@ -261,16 +261,16 @@ class Queue:
                 continue
             to, body = item[0], item[1]
             if not body:
-                raise InvalidRequest(f"body: the message text to {to} is empty")
+                raise InvalidRequest(field="body", detail=f"the message text to {to} is empty")
             try:
                 p = plan(body, national_languages=self.national_languages)
             except PduError as exc:
-                raise InvalidRequest(f"body: the message to {to}: {exc}") from exc
+                raise InvalidRequest(field="body", detail=f"the message to {to}: {exc}") from exc
             planned.append((to, body, p.encoding, p.total, p.tables.key or None))
         too_long = next((p for p in planned if p[3] > self.max_parts), None)
         if too_long is not None:
             raise InvalidRequest(
-                f"body: the message to {too_long[0]} needs {too_long[3]} SMS parts; "
+                field="body", detail=f"the message to {too_long[0]} needs {too_long[3]} SMS parts; "
                 f"at most {self.max_parts} are allowed"
             )
         now = self.clock()
@@ -402,16 +402,26 @@ class Queue:
         with read_tx(self.engine) as tx:
             return inbound.list_inbound(tx, limit=limit, cursor=cursor, sender=sender)
 
-    def opt_out(self, number: str, *, source: str, note: str | None = None) -> bool:
+    def opt_out(self, number: str, *, source: str, note: str | None = None,
+                within: Callable[[Tx, bool], None] | None = None) -> bool:
         """Add ``number`` to the suppression list; False if it was already on it. Logged;
-        messages still queued to it become ``suppressed`` in the same transaction."""
+        messages still queued to it become ``suppressed`` in the same transaction.
+        ``within(tx, added)`` runs in that transaction too (an audit line)."""
         with write_tx(self.engine) as tx:
-            return consent.add_opt_out(tx, number, self.clock(), source=source, note=note)
+            added = consent.add_opt_out(tx, number, self.clock(), source=source, note=note)
+            if within is not None:
+                within(tx, added)
+            return added
 
-    def opt_in(self, number: str, *, source: str, note: str | None = None) -> bool:
-        """Remove ``number`` from the suppression list; False if it was not on it. Logged."""
+    def opt_in(self, number: str, *, source: str, note: str | None = None,
+               within: Callable[[Tx, bool], None] | None = None) -> bool:
+        """Remove ``number`` from the suppression list; False if it was not on it. Logged.
+        ``within(tx, removed)`` runs in the same transaction."""
         with write_tx(self.engine) as tx:
-            return consent.remove_opt_out(tx, number, self.clock(), source=source, note=note)
+            removed = consent.remove_opt_out(tx, number, self.clock(), source=source, note=note)
+            if within is not None:
+                within(tx, removed)
+            return removed
 
     def is_opted_out(self, number: str) -> bool:
         with read_tx(self.engine) as tx:

@@ -7,7 +7,6 @@ kept too, because Twilio signs callbacks with it (README, "Twilio-compatible API
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
@@ -24,7 +23,6 @@ from appliance.errors import ApplianceError
 
 __all__ = ["Credential", "CredentialError", "IssuedCredential", "TwilioCredentials"]
 
-_SCOPES = ("send", "read", "admin")
 
 
 class CredentialError(ApplianceError):
@@ -44,10 +42,6 @@ class IssuedCredential:
     api_key_secret: str
 
 
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
-
-
 class TwilioCredentials:
     """The ``twilio_credentials`` table (with their ``api_keys`` rows)."""
 
@@ -56,15 +50,10 @@ class TwilioCredentials:
 
     def create(self, name: str, scopes: Iterable[str]) -> IssuedCredential:
         """A new Account SID + Auth Token and API key SID + secret under a new API key."""
-        name = name.strip()
-        if not name:
-            raise CredentialError("a key needs a name")
-        wanted = frozenset(scopes)
-        if not wanted:
-            raise CredentialError("give at least one --scope (send, read, admin)")
-        unknown = sorted(wanted - set(_SCOPES))
-        if unknown:
-            raise CredentialError(f"unknown scope {unknown[0]!r}; use send, read or admin")
+        name, wanted = name.strip(), frozenset(scopes)
+        problem = keys_db.new_key_problem(name, wanted)
+        if problem is not None:
+            raise CredentialError(problem)
         now = time.time()
         account_sid = "AC" + secrets.token_hex(16)
         auth_token = secrets.token_hex(16)
@@ -75,13 +64,13 @@ class TwilioCredentials:
             with write_tx(self.engine) as tx:
                 # The API key row carries the scopes and the revocation; it has no usable
                 # sk_ secret (its digest is of a random string nobody is given).
-                key = keys_db.insert_key(tx, key_id, name, _digest(secrets.token_hex(32)), wanted, now)
+                key = keys_db.insert_key(tx, key_id, name, keys_db.digest(secrets.token_hex(32)), wanted, now)
                 if key is None:
                     continue
                 twilio_db.insert_credential(
                     tx, account_sid=account_sid, key_id=key_id, auth_token=auth_token,
-                    token_digest=_digest(auth_token), api_key_sid=api_key_sid,
-                    api_key_digest=_digest(api_key_secret), now=now,
+                    token_digest=keys_db.digest(auth_token), api_key_sid=api_key_sid,
+                    api_key_digest=keys_db.digest(api_key_secret), now=now,
                 )
             return IssuedCredential(key_id, name, wanted, account_sid, auth_token, api_key_sid, api_key_secret)
 
@@ -97,7 +86,7 @@ class TwilioCredentials:
                 digest = cred.api_key_digest if cred is not None else "0" * 64
             else:
                 return None
-        if not hmac.compare_digest(digest, _digest(password)) or cred is None or cred.revoked:
+        if not hmac.compare_digest(digest, keys_db.digest(password)) or cred is None or cred.revoked:
             return None
         return cred
 

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
 from sqlalchemy import Engine
 
@@ -36,6 +36,7 @@ from appliance.db import twilio as twilio_db
 from appliance.db.engine import Tx, read_tx, write_tx
 from appliance.db.outbox import InboundSource, NewDelivery, OutboxEntry, StatusSource
 from appliance.queue.store import Queue
+from appliance.text import url_host
 from appliance.twilio.model import API_VERSION, CALLBACK_STATUS
 from appliance.twilio.senders import modem_numbers
 from appliance.twilio.signing import twilio_signature
@@ -347,7 +348,7 @@ class TwilioService:
         except httpx.TimeoutException:
             error = f"no answer within {self.settings.twilio.timeout_s:g} s"
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}".replace(entry.url, _host(entry.url))
+            error = f"{type(exc).__name__}".replace(entry.url, url_host(entry.url))
         else:
             if 200 <= response.status_code < 300:
                 if entry.event == INBOUND_EVENT:
@@ -361,7 +362,7 @@ class TwilioService:
             outbox_db.mark_failed(tx, entry.id, attempts=attempts, next_attempt_at=self.clock() + delay,
                                   error=error, node=self.node)
         _log.warning("twilio webhook %s to %s failed (%s); attempt %d, next in %.1f s",
-                     entry.event_id, _host(entry.url), error, attempts, delay)
+                     entry.event_id, url_host(entry.url), error, attempts, delay)
         return 0
 
     def _reply(self, entry: OutboxEntry, response: httpx.Response) -> None:
@@ -374,7 +375,7 @@ class TwilioService:
         except (BadTwiml, UnicodeDecodeError) as exc:
             self.bad_twiml += 1
             _log.warning("twilio inbound %s: TwiML answer from %s ignored: %s",
-                         entry.event_id, _host(entry.url), getattr(exc, "reason", "not UTF-8"))
+                         entry.event_id, url_host(entry.url), getattr(exc, "reason", "not UTF-8"))
             return
         if not texts:
             return
@@ -389,7 +390,3 @@ class TwilioService:
             except Exception as exc:  # noqa: BLE001 - a reply the queue refuses (too long): log, go on
                 self.bad_twiml += 1
                 _log.warning("twilio inbound %s: TwiML reply %d refused: %s", entry.event_id, i, type(exc).__name__)
-
-
-def _host(url: str) -> str:
-    return urlsplit(url).netloc.rsplit("@", 1)[-1] or "?"

@@ -37,12 +37,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
 from appliance.config import WebhookConfig
 from appliance.queue.store import Queue
+from appliance.text import url_host
 from appliance.webhooks.outbox import MODEM_KINDS, Outbox, OutboxEntry
 from appliance.webhooks.signing import sign
 
@@ -59,12 +59,6 @@ _PRUNE_EVERY_S = 3600.0
 _IDLE_WAIT_S = 5.0
 _LEASE_BATCH = 10
 _LEASE_MARGIN_S = 60.0
-
-
-def _host(url: str) -> str:
-    """What logs may say about a receiver: its host (never the path, query or secret)."""
-    parts = urlsplit(url)
-    return parts.netloc.rsplit("@", 1)[-1] or "?"
 
 
 class WebhookService:
@@ -128,7 +122,7 @@ class WebhookService:
         self._threads.append(threading.Thread(target=self._pump_loop, name="webhooks-pump", daemon=True))
         for url in self.webhooks:
             self._threads.append(threading.Thread(
-                target=self._deliver_loop, args=(url,), name=f"webhooks-{_host(url)}", daemon=True
+                target=self._deliver_loop, args=(url,), name=f"webhooks-{url_host(url)}", daemon=True
             ))
         for thread in self._threads:
             thread.start()
@@ -212,7 +206,7 @@ class WebhookService:
                     self.deliver_due(url, client=http)
                     next_at = max(self.outbox.next_due(url) or math.inf, self._blocked_until[url])
                 except Exception:  # noqa: BLE001 - the database, not the receiver: retry soon
-                    _log.exception("webhook delivery to %s failed unexpectedly", _host(url))
+                    _log.exception("webhook delivery to %s failed unexpectedly", url_host(url))
                     next_at = None
                 wait = _IDLE_WAIT_S
                 if next_at is not None and math.isfinite(next_at):
@@ -249,12 +243,12 @@ class WebhookService:
             error = f"no answer within {hook.timeout_s:g} s"
         except httpx.HTTPError as exc:
             # The exception text may quote the URL (and a token in its query): keep the host.
-            error = f"{type(exc).__name__}: {exc}".replace(entry.url, _host(entry.url))
+            error = f"{type(exc).__name__}: {exc}".replace(entry.url, url_host(entry.url))
         else:
             if 200 <= response.status_code < 300:
                 self.outbox.mark_delivered(entry.id, attempts=attempts)
                 self._failures[entry.url] = 0
-                _log.debug("webhook %s delivered to %s (attempt %d)", entry.event_id, _host(entry.url), attempts)
+                _log.debug("webhook %s delivered to %s (attempt %d)", entry.event_id, url_host(entry.url), attempts)
                 return True
             error = f"HTTP {response.status_code}"
             retry_after = _retry_after(response)
@@ -268,11 +262,11 @@ class WebhookService:
             self.outbox.mark_failed(entry.id, attempts=attempts, next_attempt_at=math.inf,
                                     error=f"gave up after {attempts} attempts; last: {error}", node=self.node)
             _log.error("webhook %s to %s given up after %d attempts (%s)",
-                       entry.event_id, _host(entry.url), attempts, error)
+                       entry.event_id, url_host(entry.url), attempts, error)
             return False
         self.outbox.mark_failed(entry.id, attempts=attempts, next_attempt_at=next_at, error=error, node=self.node)
         _log.warning("webhook %s to %s failed (%s); attempt %d, next in %.1f s",
-                     entry.event_id, _host(entry.url), error, attempts, delay)
+                     entry.event_id, url_host(entry.url), error, attempts, delay)
         return False
 
     def _backoff(self, failures: int) -> float:

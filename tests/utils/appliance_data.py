@@ -104,6 +104,21 @@ def fill_every_table(url: str) -> Filled:
             balances_db.record(tx, "m1", iccid="8901260000000000001", amount=12.5,
                                text="Your balance is 12.50 USD.", at=time.time())
             balances_db.record(tx, "m1", iccid="8901260000000000001", amount=3.0, text="Balance 3,00", at=time.time())
+        # The audit trail (issue 17): two lines, so the copy pages through them.
+        from appliance.audit import Action, Actor, record
+
+        record(engine, Actor.user("ann"), Action.OPTOUT_ADD, "+1415•••0100", {"note": "é"})
+        record(engine, Actor.cli(), Action.KEY_CREATE, "crm", {"scopes": ["send"]})
+
+        # Signal samples for the dashboard's chart (issue 17): one with a reading, one without.
+        from appliance.db import signals as signals_db
+
+        with write_tx(engine) as tx:
+            signals_db.record_samples(tx, [
+                signals_db.SignalSampleIn("m1", time.time() - 300, 20, -73, 4, node="pi-1"),
+                signals_db.SignalSampleIn("m1", time.time(), None, None, None, node="pi-1"),
+            ])
+
         # SIM health (issue 15 item 2): one SIM paused by an admin, with its modem.paused event.
         from appliance.queue.sim_health import SimHealth
 

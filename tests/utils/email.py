@@ -7,8 +7,6 @@ import smtplib
 import socket
 import ssl
 import threading
-import time
-from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -64,18 +62,6 @@ def mail(to: str | list[str], body: str = "Hello from the office", *, subject: s
 
 def all_sent(server: Any) -> list[Any]:
     return [rec for sim in server.simulators for rec in sim.sent]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    """Poll until ``predicate()`` is truthy; returns it (or raises AssertionError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
 
 
 class Sink:

@@ -9,14 +9,12 @@ including the ``next_page_uri`` of lists). :class:`Receiver` is a tiny ``http.se
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
-__all__ = ["Received", "Receiver", "sdk_client", "wait_for"]
+__all__ = ["Received", "Receiver", "sdk_client"]
 
 
 def sdk_client(base_url: str, username: str, password: str, account_sid: str | None = None) -> Any:
@@ -25,17 +23,6 @@ def sdk_client(base_url: str, username: str, password: str, account_sid: str | N
     client = Client(username, password, account_sid=account_sid)
     client.api.base_url = base_url
     return client
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(interval)
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from appliance.api.auth import get_services, require
-from appliance.api.keys import ApiKey
+from appliance.api.deps import Broadcasts, checked_preview, ReadKey, SendKey, ServicesDep
 from appliance.api.params import record_id
 from appliance.api.problems import problem_responses
-from appliance.api.routes.contacts import contact_book
 from appliance.api.schemas_broadcasts import (
     BroadcastList,
     BroadcastOut,
@@ -18,50 +16,21 @@ from appliance.api.schemas_broadcasts import (
     PreviewOut,
     StartRequest,
 )
+from appliance.api.keys import ApiKey
 from appliance.api.services import Services
-from appliance.broadcasts import Audience, BroadcastService, BroadcastSpec, Preview
-from appliance.queue import InvalidRequest, RateLimits
+from appliance.audit import Actor
+from appliance.broadcasts import Audience, BroadcastSpec, approval_limit
 
-__all__ = ["broadcast_service", "checked_preview", "router"]
+__all__ = ["BroadcastId", "router"]
 
 router = APIRouter(prefix="/v1/broadcasts", tags=["broadcasts"])
 
 BroadcastId = record_id("broadcast")
 
 
-def _limits(services: Services) -> list[RateLimits]:
-    """Caps of the modems online now; of every configured modem when none is."""
-    workers: list[Any] = list(getattr(services.dispatcher, "workers", []))
-    online = [w.limits for w in workers if getattr(w.modem, "online", False)]
-    if online:
-        return online
-    if workers:
-        return [w.limits for w in workers]
-    return [RateLimits.from_config(m) for m in services.settings.modems]
-
-
-def broadcast_service(services: Services) -> BroadcastService:
-    return BroadcastService(
-        services.queue, contact_book(services),
-        footer=services.settings.broadcasts.opt_out_footer, limits=lambda: _limits(services),
-    )
-
-
-def checked_preview(services: Services, service: BroadcastService, spec: BroadcastSpec,
-                    *, samples: int = 0) -> Preview:
-    """``service.preview(spec)``, refused (``InvalidRequest`` naming ``audience``) when the
-    audience has more recipients than ``[broadcasts] max_recipients``."""
-    preview = service.preview(spec, samples=samples)
-    cap = services.settings.broadcasts.max_recipients
-    if preview.recipients > cap:
-        raise InvalidRequest(
-            f"audience: {preview.recipients:,} recipients; a broadcast may have at most {cap:,} "
-            "([broadcasts] max_recipients): split the audience into several broadcasts"
-        )
-    return preview
-
-
-Service = Annotated[BroadcastService, Depends(lambda services=Depends(get_services): broadcast_service(services))]
+def _approval(services: Services, key: ApiKey) -> int | None:
+    """Keys without the admin scope need approval for big sends (``[broadcasts] approval_over``)."""
+    return approval_limit(services.settings.broadcasts.approval_over, admin="admin" in key.scopes)
 
 
 def _spec(body: BroadcastRequest) -> BroadcastSpec:
@@ -76,8 +45,8 @@ def _spec(body: BroadcastRequest) -> BroadcastSpec:
 
 @router.post("/preview", response_model=PreviewOut, summary="Preview a broadcast without storing it",
              responses=problem_responses(401, 403, 404, 413, 422))
-def preview_request(body: BroadcastRequest, _key: Annotated[ApiKey, Depends(require("send"))],
-                    services: Annotated[Services, Depends(get_services)], service: Service,
+def preview_request(body: BroadcastRequest, _key: SendKey,
+                    services: ServicesDep, service: Broadcasts,
                     samples: Annotated[int, Query(ge=0, le=100)] = 5) -> PreviewOut:
     """Rendered samples, recipients after opt-outs, invalid numbers, total parts and
     encodings (opt-out footer included for marketing), missing fields, and how long it
@@ -88,8 +57,8 @@ def preview_request(body: BroadcastRequest, _key: Annotated[ApiKey, Depends(requ
 
 @router.post("", status_code=201, response_model=BroadcastOut, summary="Create a broadcast (a draft)",
              responses=problem_responses(401, 403, 404, 409, 413, 422))
-def create_broadcast(body: BroadcastRequest, key: Annotated[ApiKey, Depends(require("send"))],
-                     services: Annotated[Services, Depends(get_services)], service: Service) -> BroadcastOut:
+def create_broadcast(body: BroadcastRequest, key: SendKey,
+                     services: ServicesDep, service: Broadcasts) -> BroadcastOut:
     """A draft to preview (`GET …/{id}/preview`) and start (`POST …/{id}/start`); with
     `"start": true` it is started at once (if it cannot start, the error is returned and
     the draft is left `cancelled`). An audience over `[broadcasts] max_recipients`
@@ -97,21 +66,22 @@ def create_broadcast(body: BroadcastRequest, key: Annotated[ApiKey, Depends(requ
     spec = _spec(body)
     checked_preview(services, service, spec)
     if body.start:
-        return BroadcastOut.of(service.create_and_start(spec, created_by=f"api:{key.name}"))
+        return BroadcastOut.of(service.create_and_start(spec, created_by=f"api:{key.name}", actor=Actor.key(key.name),
+                                                        approval_over=_approval(services, key)))
     return BroadcastOut.of(service.create(spec, created_by=f"api:{key.name}"))
 
 
 @router.get("", response_model=BroadcastList, summary="Broadcasts, newest first",
             responses=problem_responses(401, 403, 422))
-def list_broadcasts(_key: Annotated[ApiKey, Depends(require("read"))], service: Service,
+def list_broadcasts(_key: ReadKey, service: Broadcasts,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> BroadcastList:
     return BroadcastList(items=[BroadcastOut.of(v) for v in service.list(limit=limit)])
 
 
 @router.get("/{broadcast_id:int}", response_model=BroadcastOut, summary="A broadcast with its progress and stats",
             responses=problem_responses(401, 403, 404, 422))
-def get_broadcast(broadcast_id: BroadcastId, _key: Annotated[ApiKey, Depends(require("read"))],
-                  service: Service) -> BroadcastOut:
+def get_broadcast(broadcast_id: BroadcastId, _key: ReadKey,
+                  service: Broadcasts) -> BroadcastOut:
     """`stats`: messages by status (queued, sent, delivered, failed, suppressed...),
     replies received from the recipients since the start, and sends per hour."""
     return BroadcastOut.of(service.get(broadcast_id))
@@ -119,41 +89,44 @@ def get_broadcast(broadcast_id: BroadcastId, _key: Annotated[ApiKey, Depends(req
 
 @router.get("/{broadcast_id:int}/preview", response_model=PreviewOut, summary="Preview a stored broadcast",
             responses=problem_responses(401, 403, 404, 422))
-def preview_broadcast(broadcast_id: BroadcastId, _key: Annotated[ApiKey, Depends(require("read"))],
-                      service: Service, samples: Annotated[int, Query(ge=0, le=100)] = 5) -> PreviewOut:
+def preview_broadcast(broadcast_id: BroadcastId, _key: ReadKey,
+                      service: Broadcasts, samples: Annotated[int, Query(ge=0, le=100)] = 5) -> PreviewOut:
     return PreviewOut.of(service.preview(service.spec_of(broadcast_id), samples=samples))
 
 
 @router.post("/{broadcast_id:int}/start", response_model=BroadcastOut, summary="Start a draft broadcast",
              responses=problem_responses(401, 403, 404, 409, 422))
-def start_broadcast(broadcast_id: BroadcastId, _key: Annotated[ApiKey, Depends(require("send"))],
-                    services: Annotated[Services, Depends(get_services)], service: Service,
+def start_broadcast(broadcast_id: BroadcastId, key: SendKey,
+                    services: ServicesDep, service: Broadcasts,
                     body: StartRequest | None = None) -> BroadcastOut:
     """Renders and queues every message at once (one transaction). 422 if recipients lack
     a field the template needs (unless `allow_missing`), a text is too long, or the
-    audience has grown over `[broadcasts] max_recipients`; 409 if it was started already."""
+    audience has grown over `[broadcasts] max_recipients`; 409 if it was started already.
+    A key without the `admin` scope starting one to more than `[broadcasts] approval_over`
+    recipients gets it back `awaiting_approval` (nothing is sent until an admin approves)."""
     checked_preview(services, service, service.spec_of(broadcast_id))
-    return BroadcastOut.of(service.start(broadcast_id, allow_missing=body.allow_missing if body else None))
+    return BroadcastOut.of(service.start(broadcast_id, allow_missing=body.allow_missing if body else None,
+                                         actor=Actor.key(key.name), approval_over=_approval(services, key)))
 
 
 @router.post("/{broadcast_id:int}/pause", response_model=BroadcastOut, summary="Pause a running broadcast",
              responses=problem_responses(401, 403, 404, 409, 422))
-def pause_broadcast(broadcast_id: BroadcastId, _key: Annotated[ApiKey, Depends(require("send"))],
-                    service: Service) -> BroadcastOut:
+def pause_broadcast(broadcast_id: BroadcastId, key: SendKey,
+                    service: Broadcasts) -> BroadcastOut:
     """Messages not yet handed to a modem wait (still `queued`); those sending finish."""
-    return BroadcastOut.of(service.pause(broadcast_id))
+    return BroadcastOut.of(service.pause(broadcast_id, actor=Actor.key(key.name)))
 
 
 @router.post("/{broadcast_id:int}/resume", response_model=BroadcastOut, summary="Resume a paused broadcast",
              responses=problem_responses(401, 403, 404, 409, 422))
-def resume_broadcast(broadcast_id: BroadcastId, _key: Annotated[ApiKey, Depends(require("send"))],
-                     service: Service) -> BroadcastOut:
-    return BroadcastOut.of(service.resume(broadcast_id))
+def resume_broadcast(broadcast_id: BroadcastId, key: SendKey,
+                     service: Broadcasts) -> BroadcastOut:
+    return BroadcastOut.of(service.resume(broadcast_id, actor=Actor.key(key.name)))
 
 
 @router.post("/{broadcast_id:int}/cancel", response_model=BroadcastOut, summary="Cancel a broadcast",
              responses=problem_responses(401, 403, 404, 409, 422))
-def cancel_broadcast(broadcast_id: BroadcastId, key: Annotated[ApiKey, Depends(require("send"))],
-                     service: Service) -> BroadcastOut:
+def cancel_broadcast(broadcast_id: BroadcastId, key: SendKey,
+                     service: Broadcasts) -> BroadcastOut:
     """Every message still queued becomes `cancelled`; those sending finish."""
-    return BroadcastOut.of(service.cancel(broadcast_id, by=f"api:{key.name}"))
+    return BroadcastOut.of(service.cancel(broadcast_id, by=f"api:{key.name}", actor=Actor.key(key.name)))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
-from appliance.api.auth import get_services, require
-from appliance.api.keys import ApiKey
+from appliance import audit
+from appliance.api.deps import Book, ReadKey, SendKey, ServicesDep, contact_book
 from appliance.api.params import record_id
 from appliance.api.problems import ApiProblem, FieldError, problem_responses, validation_errors
 from appliance.api.schemas_broadcasts import (
@@ -20,30 +20,19 @@ from appliance.api.schemas_broadcasts import (
     ImportPathRequest,
     ImportReportOut,
 )
-from appliance.api.services import Services
-from appliance.contacts import ContactBook
 from appliance.contacts.csvio import read_import_file
 
-__all__ = ["contact_book", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1/contacts", tags=["contacts"])
 
 ContactId = record_id("contact")
 
 
-def contact_book(services: Services) -> ContactBook:
-    """The contact book on the appliance's database."""
-    return ContactBook(services.queue.engine, default_region=services.settings.appliance.default_region,
-                       clock=services.queue.clock)
-
-
-Book = Annotated[ContactBook, Depends(lambda services=Depends(get_services): contact_book(services))]
-
-
 @router.get("", response_model=ContactPage, summary="List contacts",
             responses=problem_responses(401, 403, 404, 422))
 def list_contacts(
-    _key: Annotated[ApiKey, Depends(require("read"))],
+    _key: ReadKey,
     book: Book,
     group: Annotated[str | None, Query(description="Only members of this group (name or id).")] = None,
     search: Annotated[str | None, Query(max_length=100, description="Number or name contains this.")] = None,
@@ -56,8 +45,9 @@ def list_contacts(
 
 @router.post("", status_code=201, response_model=ContactOut, summary="Add a contact",
              responses=problem_responses(401, 403, 409, 422))
-def create_contact(body: ContactIn, _key: Annotated[ApiKey, Depends(require("send"))], book: Book) -> ContactOut:
+def create_contact(body: ContactIn, key: SendKey, book: Book) -> ContactOut:
     """409 when the number is already a contact."""
+    audit.note(audit.Actor.key(key.name), audit.Action.CONTACT_CREATE, audit.masked(body.number))
     return ContactOut.of(book.create(body.number, first_name=body.first_name, last_name=body.last_name,
                                      name=body.name, fields=body.fields, groups=body.groups))
 
@@ -65,7 +55,7 @@ def create_contact(body: ContactIn, _key: Annotated[ApiKey, Depends(require("sen
 @router.get("/export", response_class=Response, summary="Export contacts as CSV",
             responses={200: {"content": {"text/csv": {}}}, **problem_responses(401, 403, 404)})
 def export_contacts(
-    _key: Annotated[ApiKey, Depends(require("read"))],
+    _key: ReadKey,
     book: Book,
     group: Annotated[str | None, Query(description="Only members of this group.")] = None,
 ) -> Response:
@@ -85,8 +75,8 @@ def export_contacts(
 )
 async def import_contacts(
     request: Request,
-    key: Annotated[ApiKey, Depends(require("send"))],
-    services: Annotated[Services, Depends(get_services)],
+    key: SendKey,
+    services: ServicesDep,
     map: Annotated[list[str], Query(description="`COLUMN=FIELD` (repeat); `COLUMN=` skips a column.")] = [],  # noqa: B006
     group: Annotated[str | None, Query(description="Add every imported contact to this group.")] = None,
     dry_run: Annotated[bool, Query(description="Report only; write nothing.")] = False,
@@ -125,6 +115,7 @@ async def import_contacts(
             if not eq or not column.strip():
                 raise ApiProblem.invalid([FieldError(field="map", detail=f"{item!r} is not COLUMN=FIELD")])
             mapping[column.strip()] = field.strip()
+    audit.note(audit.Actor.key(key.name), audit.Action.CONTACT_IMPORT, group, {"bytes": len(data)})
     report = await anyio.to_thread.run_sync(
         lambda: book.import_csv(data, mapping=mapping, group=group, dry_run=dry_run)
     )
@@ -133,13 +124,13 @@ async def import_contacts(
 
 @router.get("/{contact_id:int}", response_model=ContactOut, summary="One contact",
             responses=problem_responses(401, 403, 404, 422))
-def get_contact(contact_id: ContactId, _key: Annotated[ApiKey, Depends(require("read"))], book: Book) -> ContactOut:
+def get_contact(contact_id: ContactId, _key: ReadKey, book: Book) -> ContactOut:
     return ContactOut.of(book.get(contact_id))
 
 
 @router.patch("/{contact_id:int}", response_model=ContactOut, summary="Change a contact",
               responses=problem_responses(401, 403, 404, 409, 422))
-def update_contact(contact_id: ContactId, body: ContactPatch, _key: Annotated[ApiKey, Depends(require("send"))],
+def update_contact(contact_id: ContactId, body: ContactPatch, _key: SendKey,
                    book: Book) -> ContactOut:
     return ContactOut.of(book.update(contact_id, number=body.number, first_name=body.first_name,
                                      last_name=body.last_name, name=body.name, fields=body.fields,
@@ -148,7 +139,8 @@ def update_contact(contact_id: ContactId, body: ContactPatch, _key: Annotated[Ap
 
 @router.delete("/{contact_id:int}", status_code=204, response_class=Response, summary="Delete a contact",
                responses=problem_responses(401, 403, 404, 422))
-def delete_contact(contact_id: ContactId, _key: Annotated[ApiKey, Depends(require("send"))], book: Book) -> Response:
+def delete_contact(contact_id: ContactId, key: SendKey, book: Book) -> Response:
     """Its group memberships go too; messages already sent to it stay."""
+    audit.note(audit.Actor.key(key.name), audit.Action.CONTACT_ERASE, contact_id)
     book.delete(contact_id)
     return Response(status_code=204)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
-from appliance.api.auth import require
-from appliance.api.keys import ApiKey
+from appliance.api.deps import Book, ReadKey, SendKey
 from appliance.api.problems import problem_responses
-from appliance.api.routes.contacts import Book
 from appliance.api.schemas_broadcasts import (
     ContactOut,
     ContactPage,
@@ -30,13 +28,13 @@ GroupRef = Annotated[str, Path(max_length=200, description="The group's name or 
 
 @router.get("", response_model=GroupList, summary="List groups with their member counts",
             responses=problem_responses(401, 403))
-def list_groups(_key: Annotated[ApiKey, Depends(require("read"))], book: Book) -> GroupList:
+def list_groups(_key: ReadKey, book: Book) -> GroupList:
     return GroupList(items=[GroupOut.of(g) for g in book.list_groups()])
 
 
 @router.post("", status_code=201, response_model=GroupOut, summary="Make a group",
              responses=problem_responses(401, 403, 409, 422))
-def create_group(body: GroupIn, _key: Annotated[ApiKey, Depends(require("send"))], book: Book) -> GroupOut:
+def create_group(body: GroupIn, _key: SendKey, book: Book) -> GroupOut:
     """With a `filter` like `class = "5B"`, every matching contact is a member (now and
     later), besides the static members added with `POST /v1/groups/{group}/members`."""
     return GroupOut.of(book.create_group(body.name, description=body.description, filter=body.filter))
@@ -44,20 +42,20 @@ def create_group(body: GroupIn, _key: Annotated[ApiKey, Depends(require("send"))
 
 @router.get("/{group}", response_model=GroupOut, summary="One group",
             responses=problem_responses(401, 403, 404))
-def get_group(group: GroupRef, _key: Annotated[ApiKey, Depends(require("read"))], book: Book) -> GroupOut:
+def get_group(group: GroupRef, _key: ReadKey, book: Book) -> GroupOut:
     return GroupOut.of(book.get_group(group))
 
 
 @router.patch("/{group}", response_model=GroupOut, summary="Rename a group or change its filter",
               responses=problem_responses(401, 403, 404, 409, 422))
-def update_group(group: GroupRef, body: GroupPatch, _key: Annotated[ApiKey, Depends(require("send"))],
+def update_group(group: GroupRef, body: GroupPatch, _key: SendKey,
                  book: Book) -> GroupOut:
     return GroupOut.of(book.update_group(group, name=body.name, description=body.description, filter=body.filter))
 
 
 @router.delete("/{group}", status_code=204, response_class=Response, summary="Delete a group (not its contacts)",
                responses=problem_responses(401, 403, 404))
-def delete_group(group: GroupRef, _key: Annotated[ApiKey, Depends(require("send"))], book: Book) -> Response:
+def delete_group(group: GroupRef, _key: SendKey, book: Book) -> Response:
     book.delete_group(group)
     return Response(status_code=204)
 
@@ -66,7 +64,7 @@ def delete_group(group: GroupRef, _key: Annotated[ApiKey, Depends(require("send"
             responses=problem_responses(401, 403, 404, 422))
 def list_members(
     group: GroupRef,
-    _key: Annotated[ApiKey, Depends(require("read"))],
+    _key: ReadKey,
     book: Book,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query()] = None,
@@ -77,7 +75,7 @@ def list_members(
 
 @router.post("/{group}/members", response_model=MembersResult, summary="Add static members",
              responses=problem_responses(401, 403, 404, 422))
-def add_members(group: GroupRef, body: MembersRequest, _key: Annotated[ApiKey, Depends(require("send"))],
+def add_members(group: GroupRef, body: MembersRequest, _key: SendKey,
                 book: Book) -> MembersResult:
     added, missing = book.add_members(group, body.numbers)
     return MembersResult(changed=added, not_contacts=missing)
@@ -85,6 +83,6 @@ def add_members(group: GroupRef, body: MembersRequest, _key: Annotated[ApiKey, D
 
 @router.post("/{group}/members/remove", response_model=MembersResult, summary="Remove static members",
              responses=problem_responses(401, 403, 404, 422))
-def remove_members(group: GroupRef, body: MembersRequest, _key: Annotated[ApiKey, Depends(require("send"))],
+def remove_members(group: GroupRef, body: MembersRequest, _key: SendKey,
                    book: Book) -> MembersResult:
     return MembersResult(changed=book.remove_members(group, body.numbers))

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from appliance.api.auth import get_services, require
-from appliance.api.keys import ApiKey
+from appliance.api.deps import ReadKey, ServicesDep
 from appliance.api.problems import problem_responses
 from appliance.api.routes.messages import normalise
 from appliance.api.schemas import InboundMessage, InboundPage
-from appliance.api.services import Services
 
 __all__ = ["router"]
 
@@ -25,8 +23,8 @@ router = APIRouter(prefix="/v1/inbound", tags=["inbound"])
     responses=problem_responses(401, 403, 422),
 )
 def list_inbound(
-    _key: Annotated[ApiKey, Depends(require("read"))],
-    services: Annotated[Services, Depends(get_services)],
+    _key: ReadKey,
+    services: ServicesDep,
     sender: Annotated[str | None, Query(alias="from", description="Only from this number (any format).")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,

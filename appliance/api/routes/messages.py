@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Header, Query
 
-from appliance.api.auth import get_services, require
-from appliance.api.keys import ApiKey
+from appliance import audit
+from appliance.api.deps import ReadKey, SendKey, ServicesDep
 from appliance.api.params import record_id
 from appliance.api.problems import ApiProblem, FieldError, problem_responses
 from appliance.api.schemas import (
@@ -47,8 +47,8 @@ def normalise(raw: str, services: Services, field: str) -> str:
 )
 def send_messages(
     request: SendRequest,
-    key: Annotated[ApiKey, Depends(require("send"))],
-    services: Annotated[Services, Depends(get_services)],
+    key: SendKey,
+    services: ServicesDep,
     idempotency_key: Annotated[str | None, Header(
         alias="Idempotency-Key", min_length=1, max_length=255,
         description="Repeat a request safely: the same key with the same request returns the "
@@ -89,6 +89,7 @@ def send_messages(
         validity_s=request.validity_s,
         idempotency_key=idempotency_key,
         metadata=request.metadata,
+        within=audit.on_send(audit.Actor.key(key.name), numbers),
     )
     if replay:
         # The store answers with today's statuses; the first answer said queued or suppressed.
@@ -112,8 +113,8 @@ def send_messages(
     responses=problem_responses(401, 403, 422),
 )
 def list_messages(
-    _key: Annotated[ApiKey, Depends(require("read"))],
-    services: Annotated[Services, Depends(get_services)],
+    _key: ReadKey,
+    services: ServicesDep,
     status: Annotated[str | None, Query(description="Only messages in this state.")] = None,
     to: Annotated[str | None, Query(description="Only messages to this number (any format).")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -132,8 +133,8 @@ def list_messages(
 )
 def get_message(
     message_id: MessageId,
-    _key: Annotated[ApiKey, Depends(require("read"))],
-    services: Annotated[Services, Depends(get_services)],
+    _key: ReadKey,
+    services: ServicesDep,
 ) -> MessageDetail:
     return MessageDetail.of(services.queue.get(message_id))
 
@@ -146,10 +147,11 @@ def get_message(
 )
 def cancel_message(
     message_id: MessageId,
-    key: Annotated[ApiKey, Depends(require("send"))],
-    services: Annotated[Services, Depends(get_services)],
+    key: SendKey,
+    services: ServicesDep,
 ) -> MessageDetail:
     """Only while it is `queued`; once a part is on its way (or it is done), 409."""
+    audit.note(audit.Actor.key(key.name), audit.Action.MESSAGE_CANCEL, message_id)
     return MessageDetail.of(services.queue.cancel(message_id, by=f"api:{key.name}"))
 
 
@@ -162,9 +164,10 @@ def cancel_message(
 )
 def resend_message(
     message_id: MessageId,
-    key: Annotated[ApiKey, Depends(require("send"))],
-    services: Annotated[Services, Depends(get_services)],
+    key: SendKey,
+    services: ServicesDep,
 ) -> MessageDetail:
     """For a message whose outcome is `unknown` (the modem never answered, so it may have
     arrived) or `failed`. The previous attempt is kept in the audit trail."""
+    audit.note(audit.Actor.key(key.name), audit.Action.MESSAGE_RESEND, message_id)
     return MessageDetail.of(services.queue.resend(message_id, by=f"api:{key.name}"))

@@ -5,12 +5,11 @@ balance and SIM health; ``POST /v1/modems/{name}/ussd`` runs a USSD code,
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 
-from appliance.api.auth import get_services, require
-from appliance.api.keys import ApiKey
+from appliance.api.deps import AdminKey, ReadKey, ServicesDep
 from appliance.api.problems import ApiProblem, problem_responses
 from appliance.api.schemas import (
     BalanceOut,
@@ -101,8 +100,8 @@ def _remote_modem_out(row: Any, node_state: str, counts: SentCounts | None, bala
     responses=problem_responses(401, 403),
 )
 def list_modems(
-    _key: Annotated[ApiKey, Depends(require("read"))],
-    services: Annotated[Services, Depends(get_services)],
+    _key: ReadKey,
+    services: ServicesDep,
 ) -> ModemsOut:
     counts = StoreStats(services.queue.engine).sent_counts(since=_local_midnight())
     budgets = services.dispatcher.budgets()
@@ -143,8 +142,8 @@ def _balances(services: Services) -> dict[str, Any]:
 )
 def run_ussd(
     body: UssdRequest,
-    _key: Annotated[ApiKey, Depends(require("admin"))],
-    services: Annotated[Services, Depends(get_services)],
+    _key: AdminKey,
+    services: ServicesDep,
     name: str = Path(max_length=64),
 ) -> UssdOut:
     from appliance.modem.errors import ModemDisconnected, ModemError, UssdError
@@ -191,8 +190,8 @@ def _known(services: Services, name: str) -> SimHealth:
     responses=problem_responses(401, 403, 404, 422),
 )
 def resume_modem(
-    key: Annotated[ApiKey, Depends(require("admin"))],
-    services: Annotated[Services, Depends(get_services)],
+    key: AdminKey,
+    services: ServicesDep,
     name: str = Path(min_length=1, max_length=64),
 ) -> ModemHealthAction:
     health = _known(services, name)
@@ -213,8 +212,8 @@ def resume_modem(
     responses=problem_responses(401, 403, 404, 422),
 )
 def pause_modem(
-    key: Annotated[ApiKey, Depends(require("admin"))],
-    services: Annotated[Services, Depends(get_services)],
+    key: AdminKey,
+    services: ServicesDep,
     name: str = Path(min_length=1, max_length=64),
     body: PauseRequest | None = None,
 ) -> ModemHealthAction:

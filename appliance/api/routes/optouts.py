@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
-from appliance.api.auth import get_services, require
-from appliance.api.keys import ApiKey
+from appliance import audit
+from appliance.api.deps import AdminKey, ReadKey, ServicesDep
 from appliance.api.problems import ApiProblem, problem_responses
 from appliance.api.routes.messages import normalise
 from appliance.api.schemas import OptOutEntry, OptOutPage, OptOutRequest
-from appliance.api.services import Services
 from appliance.api.store import StoreStats
 
 __all__ = ["router"]
@@ -26,8 +25,8 @@ router = APIRouter(prefix="/v1/opt-outs", tags=["opt-outs"])
     responses=problem_responses(401, 403, 422),
 )
 def list_opt_outs(
-    _key: Annotated[ApiKey, Depends(require("read"))],
-    services: Annotated[Services, Depends(get_services)],
+    _key: ReadKey,
+    services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> OptOutPage:
@@ -48,13 +47,14 @@ def list_opt_outs(
 def add_opt_out(
     request: OptOutRequest,
     response: Response,
-    key: Annotated[ApiKey, Depends(require("admin"))],
-    services: Annotated[Services, Depends(get_services)],
+    key: AdminKey,
+    services: ServicesDep,
 ) -> OptOutEntry:
     """201 when added, 200 when it was already on the list. Messages still queued to it
     become `suppressed`. The change is logged with the source `api:<key name>`."""
     number = normalise(request.number, services, "number")
-    added = services.queue.opt_out(number, source=f"api:{key.name}", note=request.note)
+    added = services.queue.opt_out(number, source=f"api:{key.name}", note=request.note, within=audit.if_changed(
+        audit.Actor.key(key.name), audit.Action.OPTOUT_ADD, audit.masked(number)))
     if not added:
         response.status_code = 200
     entry = StoreStats(services.queue.engine).opt_out(number)
@@ -72,10 +72,11 @@ def add_opt_out(
 )
 def remove_opt_out(
     number: Annotated[str, Path(max_length=64, description="The number (URL-encode the `+` as `%2B`).")],
-    key: Annotated[ApiKey, Depends(require("admin"))],
-    services: Annotated[Services, Depends(get_services)],
+    key: AdminKey,
+    services: ServicesDep,
 ) -> Response:
     e164 = normalise(number, services, "number")
-    if not services.queue.opt_in(e164, source=f"api:{key.name}"):
+    if not services.queue.opt_in(e164, source=f"api:{key.name}", within=audit.if_changed(
+            audit.Actor.key(key.name), audit.Action.OPTOUT_REMOVE, audit.masked(e164))):
         raise ApiProblem(404, "not-found", f"{e164} is not on the opt-out list")
     return Response(status_code=204)

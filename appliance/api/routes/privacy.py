@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 
-from appliance.api.auth import get_services, require
-from appliance.api.keys import ApiKey
+from appliance.api.deps import AdminKey, ServicesDep
+from appliance.audit import Actor
 from appliance.api.problems import problem_responses
 from appliance.api.routes.messages import normalise
-from appliance.api.services import Services
 from appliance.privacy import erase_number, export_number
 
 __all__ = ["router"]
@@ -27,12 +26,12 @@ _NUMBER = Path(max_length=64, description="The number as typed (URL-encode the `
 )
 def export(
     number: Annotated[str, _NUMBER],
-    _key: Annotated[ApiKey, Depends(require("admin"))],
-    services: Annotated[Services, Depends(get_services)],
+    key: AdminKey,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     """The messages sent to it, the texts it sent, its contact record (with groups), whether
     it is opted out and its consent history. Times are UNIX seconds."""
-    return export_number(services.queue.engine, normalise(number, services, "number"))
+    return export_number(services.queue.engine, normalise(number, services, "number"), actor=Actor.key(key.name))
 
 
 @router.post(
@@ -42,16 +41,18 @@ def export(
 )
 def erase(
     number: Annotated[str, _NUMBER],
-    key: Annotated[ApiKey, Depends(require("admin"))],
-    services: Annotated[Services, Depends(get_services)],
+    key: AdminKey,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     """Deletes the contact (and its group memberships), cancels messages still queued to
     the number and erases the bodies of its messages and of the texts it sent (they read as
     empty, `redacted: true`). An opted-out number stays opted out, and the consent log
     stays: the number is still never texted."""
-    r = erase_number(services.queue.engine, normalise(number, services, "number"), by=f"api:{key.name}")
+    r = erase_number(services.queue.engine, normalise(number, services, "number"), by=f"api:{key.name}",
+                     actor=Actor.key(key.name))
     return {
         "number": r.number, "contact_deleted": r.contact_deleted, "messages_cancelled": r.messages_cancelled,
         "message_bodies": r.message_bodies, "inbound_bodies": r.inbound_bodies,
+        "webhook_payloads": r.webhook_payloads, "emails": r.emails, "fragments": r.fragments,
         "still_opted_out": r.still_opted_out,
     }

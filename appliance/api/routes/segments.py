@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from appliance.api.auth import get_services, require
-from appliance.api.keys import ApiKey
+from appliance.api.deps import ReadKey, ServicesDep
 from appliance.api.problems import ApiProblem, FieldError, problem_responses
 from appliance.api.schemas import Replacement, SegmentsOut, SegmentsRequest
-from appliance.api.services import Services
 from appliance.pdu import PduError, UnknownLanguage, parse_languages, plan
 
 __all__ = ["router"]
@@ -26,8 +23,8 @@ router = APIRouter(prefix="/v1/segments", tags=["segments"])
 )
 def segments(
     request: SegmentsRequest,
-    _key: Annotated[ApiKey, Depends(require("read"))],
-    services: Annotated[Services, Depends(get_services)],
+    _key: ReadKey,
+    services: ServicesDep,
 ) -> SegmentsOut:
     """Look-alike characters (curly quotes, dashes...) are replaced when that keeps the text
     in GSM-7, as the send path does. The national shift tables of `[sms] national_languages`

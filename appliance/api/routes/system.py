@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from appliance.api.auth import get_services, require
-from appliance.api.keys import ApiKey
+from appliance.api.deps import ReadKey, ServicesDep
 from appliance.api.problems import problem_responses
 from appliance.api.schemas import Health
-from appliance.api.services import Services
 from appliance.health import evaluate
 
 __all__ = ["router"]
@@ -29,7 +26,7 @@ router = APIRouter(tags=["system"])
     summary="Liveness and a summary of health",
     responses={503: {"model": Health, "description": "The database cannot be reached."}},
 )
-def healthz(services: Annotated[Services, Depends(get_services)]) -> JSONResponse:
+def healthz(services: ServicesDep) -> JSONResponse:
     """`degraded` with the reasons: no modem online, a modem offline or in error (named), a
     stuck queue, a dead or stuck worker thread, an almost full disk, a database that fails.
     The status code is 200 unless the database cannot be used (503). `info` tells facts
@@ -58,6 +55,6 @@ def healthz(services: Annotated[Services, Depends(get_services)]) -> JSONRespons
         **problem_responses(401, 403),
     },
 )
-def metrics(request: Request, _key: Annotated[ApiKey, Depends(require("read"))]) -> Response:
+def metrics(request: Request, _key: ReadKey) -> Response:
     body, content_type = request.app.state.metrics.render()
     return Response(body, media_type=content_type)

@@ -16,14 +16,15 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from appliance.api.auth import get_services
+from appliance import audit
+from appliance.api.deps import ServicesDep
 from appliance.api.problems import ApiProblem
 from appliance.api.services import Services
 from appliance.db import consent as consent_db
@@ -171,7 +172,7 @@ def _status_callback(raw: str) -> str:
 
 @router.post("/Messages.json", status_code=201, summary="Send a message (Twilio's Messages API)")
 async def create_message(
-    account_sid: str, request: Request, services: Annotated[Services, Depends(get_services)],
+    account_sid: str, request: Request, services: ServicesDep,
 ) -> JSONResponse:
     cred = await _threaded(_credential, request, account_sid, services)
     _needs(cred, "send")
@@ -239,15 +240,15 @@ async def create_message(
                 sids[message_id] = "SM" + secrets.token_hex(16)
                 twilio_db.insert_message(tx, message_id, sid=sids[message_id], account_sid=cred.account_sid,
                                          status_callback=callback, now=now)
+            audit.on_send(audit.Actor.key(cred.key_name), [to], {"via": "twilio"})(tx, ids)
 
         try:
             views = services.queue.enqueue([to], body, send_at=send_at, validity_s=validity,
                                            idempotency_key=idempotency, modem=modem, within=record)
         except InvalidRequest as exc:
-            text = str(exc)
-            if text.startswith("body:") and "parts" in text:
-                raise TwilioError(400, 21617, f"Body {text[5:].strip()}") from None
-            raise TwilioError(400, 20001, text[:300]) from None
+            if exc.field == "body" and "parts" in exc.detail:
+                raise TwilioError(400, 21617, f"Body {exc.detail}") from None
+            raise TwilioError(400, 20001, str(exc)[:300]) from None
         view = views[0]
         if view.id in sids:  # just made: no need to read it back
             return TwilioMessageRow(
@@ -284,7 +285,7 @@ def _message(services: Services, account_sid: str, sid: str) -> TwilioMessageRow
 
 @router.get("/Messages/{sid}.json", summary="One message (Twilio's Messages API)")
 async def fetch_message(
-    account_sid: str, sid: str, request: Request, services: Annotated[Services, Depends(get_services)],
+    account_sid: str, sid: str, request: Request, services: ServicesDep,
 ) -> JSONResponse:
     def run() -> dict[str, Any]:
         cred = _credential(request, account_sid, services)
@@ -296,7 +297,7 @@ async def fetch_message(
 
 @router.post("/Messages/{sid}.json", summary="Cancel or redact a message (Twilio's Messages API)")
 async def update_message(
-    account_sid: str, sid: str, request: Request, services: Annotated[Services, Depends(get_services)],
+    account_sid: str, sid: str, request: Request, services: ServicesDep,
 ) -> JSONResponse:
     cred = await _threaded(_credential, request, account_sid, services)
     _needs(cred, "send")
@@ -314,6 +315,7 @@ async def update_message(
         row = _message(services, account_sid, sid)
         if status == "canceled":
             try:
+                audit.note(audit.Actor.key(cred.key_name), audit.Action.MESSAGE_CANCEL, row.id)
                 services.queue.cancel(row.id, by=f"twilio:{cred.key_name}")
             except InvalidState:
                 raise TwilioError(400, 30409, "Message cannot be canceled: only queued or scheduled messages "
@@ -332,7 +334,7 @@ async def update_message(
 
 @router.delete("/Messages/{sid}.json", status_code=204, summary="Delete a message (Twilio's Messages API)")
 async def delete_message(
-    account_sid: str, sid: str, request: Request, services: Annotated[Services, Depends(get_services)],
+    account_sid: str, sid: str, request: Request, services: ServicesDep,
 ) -> Response:
     def run() -> None:
         cred = _credential(request, account_sid, services)
@@ -371,7 +373,7 @@ def _int_param(name: str, raw: str | None, default: int, low: int, high: int) ->
 
 @router.get("/Messages.json", summary="List messages, newest first (Twilio's Messages API)")
 async def list_messages(
-    account_sid: str, request: Request, services: Annotated[Services, Depends(get_services)],
+    account_sid: str, request: Request, services: ServicesDep,
 ) -> JSONResponse:
     q = request.query_params
 

@@ -6,6 +6,8 @@ from fastapi import APIRouter
 
 from appliance.web.pages import (
     account,
+    approval,
+    audit,
     broadcasts,
     compose,
     contacts,
@@ -21,5 +23,5 @@ __all__ = ["ROUTERS"]
 
 ROUTERS: list[APIRouter] = [
     account.router, dashboard.router, compose.router, broadcasts.router, inbox.router,
-    contacts.router, optouts.router, modems.router, keys.router, email.router,
+    contacts.router, optouts.router, modems.router, keys.router, email.router, approval.router, audit.router,
 ]

@@ -5,31 +5,22 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
-from starlette.datastructures import FormData
 
-from appliance.web.auth import (
-    LOGIN_COOKIE,
-    SESSION_COOKIE,
-    WebState,
-    checked_form,
-    same_origin,
-    signed_in,
-    web_state,
-)
+from appliance import audit
+from appliance.api.deps import CheckedForm, SignedIn, Web
+from appliance.web.auth import LOGIN_COOKIE, SESSION_COOKIE, same_origin
 from appliance.web.render import page, redirect
-from appliance.web.users import MIN_PASSWORD_LENGTH, Session, UserError
+from appliance.web.users import MIN_PASSWORD_LENGTH, UserError
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("appliance.web")
 
-Web = Annotated[WebState, Depends(web_state)]
 
 
 def _safe_next(target: str) -> str:
@@ -103,7 +94,7 @@ async def login(request: Request, web: Web) -> Response:
 
 
 @router.post("/logout")
-def logout(request: Request, web: Web, _form: Annotated[FormData, Depends(checked_form)]) -> Response:
+def logout(request: Request, web: Web, _form: CheckedForm) -> Response:
     web.sessions.end(request.cookies.get(SESSION_COOKIE, ""))
     response = redirect("/login")
     response.delete_cookie(SESSION_COOKIE, path="/")
@@ -111,13 +102,13 @@ def logout(request: Request, web: Web, _form: Annotated[FormData, Depends(checke
 
 
 @router.get("/account", response_class=HTMLResponse)
-def account(request: Request, _session: Annotated[Session, Depends(signed_in)]) -> Response:
+def account(request: Request, _session: SignedIn) -> Response:
     return page(request, "account.html", title="Your account", errors={}, min_length=MIN_PASSWORD_LENGTH)
 
 
 @router.post("/account/password", response_class=HTMLResponse)
-def change_password(request: Request, web: Web, session: Annotated[Session, Depends(signed_in)],
-                    form: Annotated[FormData, Depends(checked_form)]) -> Response:
+def change_password(request: Request, web: Web, session: SignedIn,
+                    form: CheckedForm) -> Response:
     current, new, confirm = (str(form.get(k, "")) for k in ("current", "password", "confirm"))
     errors: dict[str, str] = {}
     if web.users.authenticate(session.user.username, current) is None:
@@ -130,6 +121,7 @@ def change_password(request: Request, web: Web, session: Annotated[Session, Depe
         return page(request, "account.html", status_code=422, title="Your account", errors=errors,
                     min_length=MIN_PASSWORD_LENGTH)
     try:
+        audit.note(audit.Actor.user(session.user.username), audit.Action.USER_PASSWORD, session.user.username)
         web.users.set_password(session.user.username, new)
     except UserError as exc:
         return page(request, "account.html", status_code=422, title="Your account",

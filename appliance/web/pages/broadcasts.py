@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.datastructures import FormData
 
-from appliance.api.auth import get_services
+from appliance.api.deps import CheckedForm, ServicesDep, SignedIn, broadcast_service
 from appliance.api.params import record_id
-from appliance.api.routes.broadcasts import broadcast_service
 from appliance.api.services import Services
+from appliance.audit import Actor
 from appliance.broadcasts import BroadcastService, BroadcastView
 from appliance.queue import InvalidState, NotFound
 from appliance.db import stats as stats_db
 from appliance.db.engine import read_tx
-from appliance.web.auth import checked_form, signed_in
+from appliance.web.chart_data import broadcast_charts
 from appliance.web.render import page, redirect
 from appliance.web.users import Session
 
@@ -26,9 +26,7 @@ __all__ = ["progress_of", "router"]
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("appliance.web")
 
-Services_ = Annotated[Services, Depends(get_services)]
-SignedIn = Annotated[Session, Depends(signed_in)]
-Form = Annotated[FormData, Depends(checked_form)]
+Services_ = ServicesDep
 BroadcastId = record_id("broadcast")
 
 # Shown in this order, with these words.
@@ -38,7 +36,8 @@ STATE_LABELS = {
     "cancelled": "Cancelled", "expired": "Expired",
 }
 STATUS_LABELS = {
-    "draft": "draft", "scheduled": "scheduled", "running": "sending", "paused": "paused",
+    "draft": "draft", "awaiting_approval": "awaiting approval",
+    "scheduled": "scheduled", "running": "sending", "paused": "paused",
     "done": "done", "cancelled": "cancelled",
 }
 
@@ -47,7 +46,7 @@ def progress_of(view: BroadcastView) -> dict[str, Any]:
     """What the progress box shows (also its JSON for the live updates)."""
     stats = view.stats
     by_status = dict(stats.by_status) if stats else {}
-    total = stats.total if stats else view.recipients
+    total = (stats.total if stats else 0) or view.recipients  # awaiting approval: nothing queued yet
     done = stats.done if stats else 0
     status = "waiting for quiet hours to end" if view.waiting_for_quiet_hours else STATUS_LABELS.get(
         view.status, view.status)
@@ -87,8 +86,9 @@ def broadcast(request: Request, broadcast_id: BroadcastId, _session: SignedIn, s
         return view
     with read_tx(services.queue.engine) as tx:
         problems = stats_db.broadcast_problems(tx, broadcast_id, limit=50)
+    charts = broadcast_charts(view.stats, ZoneInfo(services.settings.broadcasts.timezone))
     return page(request, "broadcast.html", title=view.name, b=view, progress=progress_of(view),
-                labels=STATE_LABELS, problems=problems)
+                labels=STATE_LABELS, problems=problems, charts=charts)
 
 
 @router.get("/broadcasts/{broadcast_id:int}/progress")
@@ -102,15 +102,16 @@ def progress(broadcast_id: BroadcastId, _session: SignedIn, services: Services_)
 
 def _act(request: Request, broadcast_id: int, services: Services, session: Session, verb: str) -> Response:
     service = broadcast_service(services)
+    actor = Actor.user(session.user.username)
     try:
         if verb == "pause":
-            service.pause(broadcast_id)
+            service.pause(broadcast_id, actor=actor)
             message = "Paused: nothing more leaves until you resume."
         elif verb == "resume":
-            service.resume(broadcast_id)
+            service.resume(broadcast_id, actor=actor)
             message = "Resumed."
         else:
-            service.cancel(broadcast_id, by=f"web:{session.user.username}")
+            service.cancel(broadcast_id, by=f"web:{session.user.username}", actor=actor)
             message = "Cancelled: messages not yet sent will not be sent."
     except NotFound:
         return page(request, "error.html", status_code=404, title="No such broadcast",
@@ -123,17 +124,17 @@ def _act(request: Request, broadcast_id: int, services: Services, session: Sessi
 
 @router.post("/broadcasts/{broadcast_id:int}/pause")
 def pause(request: Request, broadcast_id: BroadcastId, session: SignedIn, services: Services_,
-          _form: Form) -> Response:
+          _form: CheckedForm) -> Response:
     return _act(request, broadcast_id, services, session, "pause")
 
 
 @router.post("/broadcasts/{broadcast_id:int}/resume")
 def resume(request: Request, broadcast_id: BroadcastId, session: SignedIn, services: Services_,
-           _form: Form) -> Response:
+           _form: CheckedForm) -> Response:
     return _act(request, broadcast_id, services, session, "resume")
 
 
 @router.post("/broadcasts/{broadcast_id:int}/cancel")
 def cancel(request: Request, broadcast_id: BroadcastId, session: SignedIn, services: Services_,
-           _form: Form) -> Response:
+           _form: CheckedForm) -> Response:
     return _act(request, broadcast_id, services, session, "cancel")

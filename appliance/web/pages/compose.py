@@ -10,35 +10,31 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData
 
-from appliance.api.auth import get_services
-from appliance.api.routes.broadcasts import broadcast_service, checked_preview
-from appliance.api.routes.contacts import contact_book
+from appliance.api.deps import CheckedForm, ServicesDep, SignedIn, broadcast_service, checked_preview, contact_book
 from appliance.api.services import Services
 from appliance.broadcasts import Audience, BroadcastService, BroadcastSpec
 from appliance.numbers import read_numbers, split_numbers
 from appliance.pdu import PduError, plan
 from appliance.queue import InvalidRequest, NotFound
 from appliance.text import is_blank
-from appliance.web.auth import check_csrf, checked_form, signed_in
+from appliance.web.auth import check_csrf
 from appliance.web.forms import field_errors
 from appliance.web.render import page, redirect
-from appliance.web.users import Session
+from appliance.web.pages.approval import start_options
 
 __all__ = ["ComposeForm", "router"]
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("appliance.web")
 
-Services_ = Annotated[Services, Depends(get_services)]
-SignedIn = Annotated[Session, Depends(signed_in)]
-Form = Annotated[FormData, Depends(checked_form)]
+Services_ = ServicesDep
 
 # The store's error prefixes → the compose form's fields.
 _STORE_FIELDS = {"template": "text", "audience": "numbers", "kind": "kind", "send_at": "send_at"}
@@ -180,7 +176,7 @@ def compose(request: Request, _session: SignedIn, services: Services_, to: str =
 
 
 @router.post("/compose", response_class=HTMLResponse)
-def edit(request: Request, _session: SignedIn, services: Services_, form: Form) -> Response:
+def edit(request: Request, _session: SignedIn, services: Services_, form: CheckedForm) -> Response:
     """Back from the preview to the form, with what was typed."""
     return _compose_page(request, services, ComposeForm.of(form))
 
@@ -193,7 +189,7 @@ def _read(form: FormData, services: Services) -> tuple[ComposeForm, BroadcastSer
 
 
 @router.post("/compose/preview", response_class=HTMLResponse)
-def preview(request: Request, _session: SignedIn, services: Services_, form: Form) -> Response:
+def preview(request: Request, _session: SignedIn, services: Services_, form: CheckedForm) -> Response:
     typed, service, spec = _read(form, services)
     if spec is None:
         return _compose_page(request, services, typed, status_code=422)
@@ -216,7 +212,7 @@ def preview(request: Request, _session: SignedIn, services: Services_, form: For
 
 
 @router.post("/compose/send", response_class=HTMLResponse)
-def send(request: Request, session: SignedIn, services: Services_, form: Form) -> Response:
+def send(request: Request, session: SignedIn, services: Services_, form: CheckedForm) -> Response:
     typed, service, spec = _read(form, services)
     if spec is None:
         return _compose_page(request, services, typed, status_code=422)
@@ -229,7 +225,8 @@ def send(request: Request, session: SignedIn, services: Services_, form: Form) -
     broadcast_id: int | None = None
     try:
         checked_preview(services, service, spec)
-        view = service.create_and_start(spec, created_by=f"web:{session.user.username}")
+        view = service.create_and_start(spec, created_by=f"web:{session.user.username}",
+                                        **start_options(services, session))
         broadcast_id = view.id
     except (InvalidRequest, NotFound) as exc:
         typed.take_error(exc)
@@ -238,7 +235,10 @@ def send(request: Request, session: SignedIn, services: Services_, form: Form) -
         if typed.form_id:
             _sent_forms.done(typed.form_id, broadcast_id)
     log.info("web: %s started broadcast %d to %d recipient(s)", session.user.username, view.id, view.recipients)
-    if view.status == "scheduled" and view.send_at is not None:
+    if view.status == "awaiting_approval":
+        message = (f"{view.recipients:,} recipients: this broadcast waits for an admin's approval before "
+                   "anything is sent.")
+    elif view.status == "scheduled" and view.send_at is not None:
         local = view.send_at.astimezone(_zone(services))
         message = f"Scheduled: {view.recipients:,} message(s) will go from {local:%-d %b %H:%M}."
     else:

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from appliance.api.auth import get_services
-from appliance.api.routes.contacts import contact_book
-from appliance.api.services import Services
+from appliance import audit
+from appliance.api.deps import CheckedForm, ServicesDep, SignedIn, contact_book
 from appliance.contacts import ContactBook, ContactExists, CsvError, FilterError, GroupNotFound, write_csv
 from appliance.numbers import InvalidNumber, one_number, read_numbers
 from appliance.queue.errors import InvalidRequest
-from appliance.web.auth import checked_form, signed_in
 from appliance.web.forms import field_errors
 from appliance.web.render import page, redirect
-from appliance.web.users import Session
 
 __all__ = ["PAGE_SIZE", "router"]
 
@@ -27,9 +23,6 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 100
 MAX_GROUP_NUMBERS = 5000
 
-SignedIn = Annotated[Session, Depends(signed_in)]
-Form = Annotated[FormData, Depends(checked_form)]
-Svc = Annotated[Services, Depends(get_services)]
 
 
 def _text(form: FormData, key: str) -> str:
@@ -64,18 +57,20 @@ def _contacts_page(
 
 
 @router.get("/contacts", response_class=HTMLResponse)
-def contacts(request: Request, _session: SignedIn, services: Svc, q: str = "", group: str = "",
+def contacts(request: Request, _session: SignedIn, services: ServicesDep, q: str = "", group: str = "",
              cursor: str | None = None) -> Response:
     return _contacts_page(request, contact_book(services), q=q.strip()[:100], group=group.strip(),
                           cursor=cursor or None)
 
 
 @router.post("/contacts", response_class=HTMLResponse)
-def add_contact(request: Request, services: Svc, form: Form) -> Response:
+def add_contact(request: Request, services: ServicesDep, form: CheckedForm) -> Response:
     book = contact_book(services)
     values = {k: _text(form, k) for k in ("number", "first_name", "last_name")}
     try:
         number = one_number(values["number"], book.default_region)
+        audit.note(audit.Actor.user(request.state.session.user.username), audit.Action.CONTACT_CREATE,
+                   audit.masked(number))
         contact = book.create(number, first_name=values["first_name"], last_name=values["last_name"])
     except (InvalidNumber, InvalidRequest, ContactExists) as exc:
         return _contacts_page(request, book, errors=field_errors(exc, "number"), values=values, status_code=422)
@@ -84,7 +79,7 @@ def add_contact(request: Request, services: Svc, form: Form) -> Response:
 
 
 @router.post("/contacts/import", response_class=HTMLResponse)
-async def import_contacts(request: Request, services: Svc, form: Form) -> Response:
+async def import_contacts(request: Request, services: ServicesDep, form: CheckedForm) -> Response:
     import anyio
 
     book = contact_book(services)
@@ -102,6 +97,8 @@ async def import_contacts(request: Request, services: Svc, form: Form) -> Respon
     if error is not None:
         return _contacts_page(request, book, errors={"file": error}, values=values, status_code=422)
     try:
+        audit.note(audit.Actor.user(request.state.session.user.username), audit.Action.CONTACT_IMPORT, group,
+                   {"bytes": len(data)})
         report = await anyio.to_thread.run_sync(lambda: book.import_csv(data, group=group))
     except CsvError as exc:
         return _contacts_page(request, book, errors=field_errors(exc, "file", rename={"csv": "file"}),
@@ -113,7 +110,7 @@ async def import_contacts(request: Request, services: Svc, form: Form) -> Respon
 
 
 @router.get("/contacts/export.csv")
-def export_contacts(_session: SignedIn, services: Svc, group: str = "") -> Response:
+def export_contacts(_session: SignedIn, services: ServicesDep, group: str = "") -> Response:
     try:
         text = contact_book(services).export_csv(group=group.strip() or None)
     except GroupNotFound as exc:
@@ -133,12 +130,12 @@ def _groups_page(request: Request, book: ContactBook, *, errors: dict[str, str] 
 
 
 @router.get("/groups", response_class=HTMLResponse)
-def groups(request: Request, _session: SignedIn, services: Svc) -> Response:
+def groups(request: Request, _session: SignedIn, services: ServicesDep) -> Response:
     return _groups_page(request, contact_book(services))
 
 
 @router.post("/groups", response_class=HTMLResponse)
-def create_group(request: Request, services: Svc, form: Form) -> Response:
+def create_group(request: Request, services: ServicesDep, form: CheckedForm) -> Response:
     book = contact_book(services)
     values = {k: _text(form, k) for k in ("name", "description", "filter", "numbers")}
     errors: dict[str, str] = {}

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from appliance.api.auth import get_services
+from appliance.api.deps import ServicesDep, SignedIn
 from appliance.api.services import Services
 from appliance.db import stats as stats_db
 from appliance.db.engine import read_tx
 from appliance.db.stats import TodayCounts
+from appliance.web.chart_data import dashboard_charts
 from appliance.queue.sim_health import sim_health_of
 from appliance.web.auth import signed_in
 from appliance.web.render import page
-from appliance.web.users import Session
 
 __all__ = ["ModemRow", "local_midnight", "modem_rows", "router", "today_counts"]
 
@@ -114,24 +114,27 @@ def today_counts(services: Services, since: float) -> TodayCounts:
         return stats_db.today_counts(tx, since=since)
 
 
-def _dashboard(request: Request, services: Services, template: str) -> HTMLResponse:
+def _dashboard(request: Request, services: Services, template: str, *, charts: bool = False) -> HTMLResponse:
     zone = ZoneInfo(services.settings.broadcasts.timezone)
     nodes = services.queue.nodes()
     several = [n for n in nodes if n.state != "stopped" or n.name == services.settings.node.name]
     shown = several if len(several) > 1 else []
-    return page(request, template, title="Dashboard", modems=modem_rows(services, shown),
+    modems = modem_rows(services, shown)
+    # The charts are drawn with the page, not with its five-second refresh.
+    drawn = dashboard_charts(services.queue.engine, [m.name for m in modems], zone) if charts else None
+    return page(request, template, title="Dashboard", modems=modems,
                 counts=today_counts(services, local_midnight(zone)), nodes=shown,
-                this_node=services.settings.node.name)
+                this_node=services.settings.node.name, charts=drawn)
 
 
 @router.get("/", response_class=HTMLResponse)
-def dashboard(request: Request, _session: Annotated[Session, Depends(signed_in)],
-              services: Annotated[Services, Depends(get_services)]) -> HTMLResponse:
-    return _dashboard(request, services, "dashboard.html")
+def dashboard(request: Request, _session: SignedIn,
+              services: ServicesDep) -> HTMLResponse:
+    return _dashboard(request, services, "dashboard.html", charts=True)
 
 
 @router.get("/dashboard/live", response_class=HTMLResponse)
-def dashboard_live(request: Request, _session: Annotated[Session, Depends(signed_in)],
-                   services: Annotated[Services, Depends(get_services)]) -> HTMLResponse:
+def dashboard_live(request: Request, _session: SignedIn,
+                   services: ServicesDep) -> HTMLResponse:
     """The counts and the modems table alone, for the page to refresh itself."""
     return _dashboard(request, services, "_dashboard_live.html")

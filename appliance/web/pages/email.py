@@ -3,16 +3,12 @@ certificate's fingerprint and the last 50 refused mails with their reasons."""
 
 from __future__ import annotations
 
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from appliance.api.auth import get_services
-from appliance.api.services import Services
-from appliance.web.auth import admin_only
+from appliance.api.deps import ServicesDep, StaffAdmin
 from appliance.web.render import page
-from appliance.web.users import Session
 
 __all__ = ["router"]
 
@@ -22,8 +18,8 @@ REFUSALS_SHOWN = 50
 
 
 @router.get("/email", response_class=HTMLResponse)
-def email_page(request: Request, _session: Annotated[Session, Depends(admin_only)],
-               services: Annotated[Services, Depends(get_services)]) -> HTMLResponse:
+def email_page(request: Request, _session: StaffAdmin,
+               services: ServicesDep) -> HTMLResponse:
     from appliance.db import email as email_db
     from appliance.db.engine import read_tx
     from appliance.email.info import describe

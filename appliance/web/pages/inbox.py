@@ -8,13 +8,11 @@ A thread shows the latest :data:`THREAD_MESSAGES` messages each way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from appliance.api.auth import get_services
-from appliance.api.routes.contacts import contact_book
+from appliance.api.deps import ServicesDep, SignedIn, contact_book
 from appliance.api.services import Services
 from appliance.db import consent
 from appliance.db import threads as threads_db
@@ -22,9 +20,7 @@ from appliance.db.engine import read_tx
 from appliance.db.errors import InvalidRequest
 from appliance.db.threads import ThreadEntry
 from appliance.numbers import InvalidNumber, to_e164
-from appliance.web.auth import signed_in
 from appliance.web.render import page
-from appliance.web.users import Session
 
 __all__ = ["THREADS_PER_PAGE", "THREAD_MESSAGES", "ThreadEntry", "ThreadRow", "conversation", "router", "thread_rows"]
 
@@ -73,8 +69,8 @@ def thread_rows(services: Services, *, q: str = "", cursor: str | None = None,
 
 
 @router.get("/inbox", response_class=HTMLResponse)
-def inbox(request: Request, _session: Annotated[Session, Depends(signed_in)],
-          services: Annotated[Services, Depends(get_services)], q: str = "",
+def inbox(request: Request, _session: SignedIn,
+          services: ServicesDep, q: str = "",
           cursor: str | None = None) -> Response:
     q = q.strip()[:100]
     try:
@@ -92,8 +88,8 @@ def conversation(services: Services, number: str, *, limit: int = THREAD_MESSAGE
 
 
 @router.get("/inbox/{number}", response_class=HTMLResponse)
-def thread(request: Request, number: str, _session: Annotated[Session, Depends(signed_in)],
-           services: Annotated[Services, Depends(get_services)]) -> Response:
+def thread(request: Request, number: str, _session: SignedIn,
+           services: ServicesDep) -> Response:
     try:
         e164 = to_e164(number, services.settings.appliance.default_region)
     except InvalidNumber as exc:

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.datastructures import FormData
 
-from appliance.api.auth import get_services
+from appliance import audit
+from appliance.api.deps import CheckedForm, ServicesDep, StaffAdmin
 from appliance.api.keys import SCOPES, ApiKeyError
 from appliance.api.services import Services
-from appliance.web.auth import admin_only, checked_form
 from appliance.web.render import page, redirect
-from appliance.web.users import Session
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("appliance.web")
 
-Admin = Annotated[Session, Depends(admin_only)]
-System = Annotated[Services, Depends(get_services)]
 
 SCOPE_HINTS = {
     "send": "send messages and broadcasts",
@@ -42,13 +38,13 @@ def _keys_page(request: Request, services: Services, *, status_code: int = 200, 
 
 
 @router.get("/keys", response_class=HTMLResponse)
-def keys(request: Request, _session: Admin, services: System) -> HTMLResponse:
+def keys(request: Request, _session: StaffAdmin, services: ServicesDep) -> HTMLResponse:
     return _keys_page(request, services)
 
 
 @router.post("/keys", response_class=HTMLResponse)
-def create_key(request: Request, session: Admin, services: System,
-               form: Annotated[FormData, Depends(checked_form)]) -> HTMLResponse:
+def create_key(request: Request, session: StaffAdmin, services: ServicesDep,
+               form: CheckedForm) -> HTMLResponse:
     """Create a key and show its secret on this one answer (never stored, never logged)."""
     name = str(form.get("name", "")).strip()
     chosen = [str(s) for s in form.getlist("scopes")]
@@ -63,6 +59,8 @@ def create_key(request: Request, session: Admin, services: System,
         errors["scopes"] = f"Unknown scope {unknown[0]!r}; choose send, read or admin."
     if not errors:
         try:
+            audit.note(audit.Actor.user(session.user.username), audit.Action.KEY_CREATE, name,
+                       {"scopes": sorted(set(chosen))})
             key, secret = services.keys.create(name, chosen)
         except ApiKeyError as exc:
             errors["name"] = str(exc)
@@ -74,9 +72,10 @@ def create_key(request: Request, session: Admin, services: System,
 
 
 @router.post("/keys/{key_id}/revoke", response_class=HTMLResponse)
-def revoke_key(request: Request, key_id: str, session: Admin, services: System,
-               _form: Annotated[FormData, Depends(checked_form)]) -> Response:
+def revoke_key(request: Request, key_id: str, session: StaffAdmin, services: ServicesDep,
+               _form: CheckedForm) -> Response:
     try:
+        audit.note(audit.Actor.user(session.user.username), audit.Action.KEY_REVOKE, key_id)
         key = services.keys.revoke(key_id)
     except ApiKeyError:
         return page(request, "error.html", status_code=404, title="No such key",

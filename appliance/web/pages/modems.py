@@ -6,19 +6,17 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.datastructures import FormData
 
-from appliance.api.auth import get_services
+from appliance.api.deps import CheckedForm, ServicesDep, StaffAdmin
 from appliance.api.services import Services
 from appliance.api.store import StoreStats
 from appliance.modem.errors import ModemError
 from appliance.queue.sim_health import UnknownModem, apply_now, sim_health_of
-from appliance.web.auth import admin_only, checked_form
 from appliance.web.pages.dashboard import ModemRow, local_midnight, modem_rows
 from appliance.web.render import page, redirect
 from appliance.web.users import Session
@@ -28,9 +26,6 @@ __all__ = ["ModemView", "modem_views", "router"]
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("appliance.web")
 
-Admin = Annotated[Session, Depends(admin_only)]
-System = Annotated[Services, Depends(get_services)]
-Form = Annotated[FormData, Depends(checked_form)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +65,12 @@ def modem_views(services: Services) -> list[ModemView]:
 
 
 @router.get("/modems", response_class=HTMLResponse)
-def modems(request: Request, _session: Admin, services: System) -> HTMLResponse:
+def modems(request: Request, _session: StaffAdmin, services: ServicesDep) -> HTMLResponse:
     return page(request, "modems.html", title="Modems", modems=modem_views(services))
 
 
 @router.get("/modems/{name}", response_class=HTMLResponse)
-def modem(request: Request, name: str, _session: Admin, services: System) -> HTMLResponse:
+def modem(request: Request, name: str, _session: StaffAdmin, services: ServicesDep) -> HTMLResponse:
     """One modem and its diag report, read live over the port. A sync route runs in the
     threadpool, so the AT dialogue (a few hundred ms, seconds on a hung modem) blocks no
     other request; the transport's command lock serialises it with the modem's worker."""
@@ -117,12 +112,12 @@ def _health_action(request: Request, name: str, session: Session, services: Serv
 
 
 @router.post("/modems/{name}/resume")
-def resume(request: Request, name: str, session: Admin, services: System, _form: Form) -> Response:
+def resume(request: Request, name: str, session: StaffAdmin, services: ServicesDep, _form: CheckedForm) -> Response:
     """Resume a SIM paused by its health check (or by an admin)."""
     return _health_action(request, name, session, services, "resume")
 
 
 @router.post("/modems/{name}/pause")
-def pause(request: Request, name: str, session: Admin, services: System, _form: Form) -> Response:
+def pause(request: Request, name: str, session: StaffAdmin, services: ServicesDep, _form: CheckedForm) -> Response:
     """Pause a SIM until an admin resumes it."""
     return _health_action(request, name, session, services, "pause")

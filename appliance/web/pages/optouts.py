@@ -7,20 +7,17 @@ the number in the same transaction; the consent log records ``web:<username>``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.datastructures import FormData
 
-from appliance.api.auth import get_services
+from appliance import audit
+from appliance.api.deps import CheckedForm, ServicesDep, SignedIn, StaffAdmin
 from appliance.api.services import Services
 from appliance.numbers import InvalidNumber, one_number
 from appliance.queue.errors import InvalidRequest
-from appliance.web.auth import admin_only, checked_form, signed_in
 from appliance.web.forms import field_errors
 from appliance.web.render import page, redirect
-from appliance.web.users import Session
 
 __all__ = ["PAGE_SIZE", "router"]
 
@@ -29,7 +26,6 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 100
 MAX_NOTE = 500
 
-Svc = Annotated[Services, Depends(get_services)]
 
 
 def _e164(raw: str, services: Services) -> str:
@@ -69,14 +65,14 @@ def _opt_outs_page(
 
 
 @router.get("/opt-outs", response_class=HTMLResponse)
-def opt_outs(request: Request, _session: Annotated[Session, Depends(signed_in)], services: Svc,
+def opt_outs(request: Request, _session: SignedIn, services: ServicesDep,
              cursor: str | None = None, number: str = "") -> Response:
     return _opt_outs_page(request, services, cursor=cursor or None, number=number.strip()[:64])
 
 
 @router.post("/opt-outs", response_class=HTMLResponse)
-def add_opt_out(request: Request, session: Annotated[Session, Depends(signed_in)], services: Svc,
-                form: Annotated[FormData, Depends(checked_form)]) -> Response:
+def add_opt_out(request: Request, session: SignedIn, services: ServicesDep,
+                form: CheckedForm) -> Response:
     raw, note = (str(form.get(k) or "").strip() for k in ("number", "note"))
     values = {"number": raw, "note": note}
     errors: dict[str, str] = {}
@@ -89,19 +85,23 @@ def add_opt_out(request: Request, session: Annotated[Session, Depends(signed_in)
         errors["note"] = f"Keep the note under {MAX_NOTE} characters."
     if errors:
         return _opt_outs_page(request, services, errors=errors, values=values, status_code=422)
-    added = services.queue.opt_out(number, source=f"web:{session.user.username}", note=note or None)
+    added = services.queue.opt_out(number, source=f"web:{session.user.username}", note=note or None,
+                                   within=audit.if_changed(audit.Actor.user(session.user.username),
+                                                           audit.Action.OPTOUT_ADD, audit.masked(number)))
     message = (f"{number} is opted out: nothing more will be sent to it." if added
                else f"{number} was already opted out.")
     return redirect(_link(number), flash=message)
 
 
 @router.post("/opt-outs/{number}/remove", response_class=HTMLResponse)
-def remove_opt_out(request: Request, number: str, session: Annotated[Session, Depends(admin_only)],
-                   services: Svc, _form: Annotated[FormData, Depends(checked_form)]) -> Response:
+def remove_opt_out(request: Request, number: str, session: StaffAdmin,
+                   services: ServicesDep, _form: CheckedForm) -> Response:
     try:
         e164 = _e164(number, services)
     except InvalidNumber as exc:
         return page(request, "error.html", status_code=404, title="Not on the list", message=str(exc))
-    if not services.queue.opt_in(e164, source=f"web:{session.user.username}", note="removed by an admin"):
+    if not services.queue.opt_in(e164, source=f"web:{session.user.username}", note="removed by an admin",
+                                 within=audit.if_changed(audit.Actor.user(session.user.username),
+                                                         audit.Action.OPTOUT_REMOVE, audit.masked(e164))):
         return redirect(_link(e164), flash=f"{e164} was not on the opt-out list.")
     return redirect("/opt-outs", flash=f"{e164} removed from the opt-out list: messages to it are sent again.")

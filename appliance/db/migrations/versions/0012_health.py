@@ -2,7 +2,7 @@
 its next probe is due.
 
 Revision ID: 0012_health
-Revises: 0011_field
+Revises: 0015_signal (re-chained after the merge of main; first written after 0011_field)
 Create Date: 2026-11-30
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from appliance.db.types import FLAG
 
 revision = "0012_health"
-down_revision = "0011_field"
+down_revision = "0015_signal"
 branch_labels = None
 depends_on = None
 

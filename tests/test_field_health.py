@@ -70,6 +70,13 @@ def _message(server: Any, mid: int) -> dict[str, Any]:
         return c.get(f"/v1/messages/{mid}").json()
 
 
+def _audit(server: Any, action: str) -> list[tuple[str, str, str | None]]:
+    from appliance.audit import AuditFilter, AuditLog
+
+    lines = AuditLog(server.app.queue.engine).list(AuditFilter(action=action), limit=100).items
+    return [(line.actor_kind, line.actor, line.target) for line in lines]
+
+
 def _events(hooks: HookReceiver, kind: str, modem: str) -> list[dict[str, Any]]:
     return [b["data"] for b in hooks.of_type(kind) if b["data"]["modem"] == modem]
 
@@ -119,6 +126,9 @@ def test_failures_in_a_row_pause_and_the_other_sim_takes_the_work(live_server_fa
         assert resumed["by"] == "admin:test-admin" and resumed["reason"] == "SIM swap"
         assert _health(server, a)["paused"] is True
         assert f'appliance_modem_paused{{modem="{b}"}} 0.0' in c.get("/metrics").text
+    # the admin's actions are in the audit trail (the health check's are events, not audit lines)
+    assert _audit(server, "modem.pause") == [("key", "test-admin", b)]
+    assert _audit(server, "modem.resume") == [("key", "test-admin", b)]
 
 
 def test_a_barring_error_pauses_at_once_and_the_probe_resumes(live_server_factory: Factory,
@@ -191,6 +201,7 @@ def test_a_message_with_a_part_sent_waits_for_its_paused_modem(live_server_facto
     assert [r.part for r in parts] == [1, 2] and len({r.ref for r in parts}) == 1
     resumed = wait_until(lambda: _events(hooks, "modem.resumed", a), what="the modem.resumed webhook")[0]
     assert resumed["by"] == "cli"
+    assert [kind for kind, _, target in _audit(server, "modem.resume") if target == a] == ["cli"]
     # not paused any more: idempotent; an unknown name: one line, exit 1
     again = CliRunner().invoke(cli, ["modems", "resume", a, "--config", str(config)])
     assert again.exit_code == 0 and f"{a} is not paused" in again.stdout
@@ -296,6 +307,7 @@ def test_api_scope_404_and_the_web_buttons(live_server_factory: Factory, hooks: 
     r = admin.post(f"/modems/{a}/resume")
     assert r.status_code == 303
     assert _health(server, a)["paused"] is False and _health(server, a)["resumed_by"] == f"web:{admin.username}"
+    assert _audit(server, "modem.") == [("user", admin.username, a), ("user", admin.username, a)]
     [mid] = _send(server, "after the button")
     assert wait_until(lambda: _message(server, mid)["status"] == "sent")
 

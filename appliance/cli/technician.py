@@ -243,6 +243,7 @@ def modems_scan(
 
 def _sim_health_action(verb: str, name: str, config: str | None, reason: str | None = None) -> None:
     """Pause or resume a SIM in the database: the running daemon (any node) sees it within seconds."""
+    from appliance import audit
     from appliance.config import load_settings
     from appliance.queue import make_engine, migrate
     from appliance.queue.sim_health import SimHealth
@@ -255,11 +256,15 @@ def _sim_health_action(verb: str, name: str, config: str | None, reason: str | N
         health.check_known(name, [m.name for m in settings.modems])
         if verb == "resume":
             row = health.resume(name, by="cli")
-            print(f"{name} resumed: it takes work again" if row is not None else f"{name} is not paused")
+            changed = row is not None
+            print(f"{name} resumed: it takes work again" if changed else f"{name} is not paused")
         else:
-            _, changed = health.pause(name, by="cli", reason=reason)
+            row, changed = health.pause(name, by="cli", reason=reason)
             print(f"{name} paused until 'appliance modems resume {name}'" if changed
                   else f"{name} is paused already")
+        if changed:
+            audit.record(engine, audit.Actor.cli(), audit.Action.MODEM_RESUME if verb == "resume"
+                         else audit.Action.MODEM_PAUSE, name, {"reason": row.reason if row is not None else None})
     except ApplianceError as exc:  # an unknown modem, a reason too long, the settings, the database
         raise fail(str(exc)) from None
 

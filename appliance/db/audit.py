@@ -66,6 +66,7 @@ class Action(StrEnum):
     USER_DISABLE = "user.disable"
     USER_ENABLE = "user.enable"
     SETTINGS_CHANGE = "settings.change"
+    MODEM_PAUSE = "modem.pause"
     MODEM_RESUME = "modem.resume"
     PRIVACY_EXPORT = "privacy.export"
     PRIVACY_ERASE = "privacy.erase"

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Path
 
+from appliance import audit
 from appliance.api.deps import AdminKey, ReadKey, ServicesDep
 from appliance.api.problems import ApiProblem, problem_responses
 from appliance.api.schemas import (
@@ -198,6 +199,8 @@ def resume_modem(
     row = health.resume(name, by=f"admin:{key.name}")
     if row is not None:
         apply_now(services)
+        audit.record(services.queue.engine, audit.Actor.key(key.name), audit.Action.MODEM_RESUME, name,
+                     {"reason": row.reason})
     return ModemHealthAction(modem=name, changed=row is not None,
                              health=ModemHealthOut.of(row or health.states([name]).get(name)))
 
@@ -221,4 +224,6 @@ def pause_modem(
     row, changed = health.pause(name, by=f"admin:{key.name}", reason=body.reason if body else None)
     if changed:
         apply_now(services)
+        audit.record(services.queue.engine, audit.Actor.key(key.name), audit.Action.MODEM_PAUSE, name,
+                     {"reason": row.reason})
     return ModemHealthAction(modem=name, changed=changed, health=ModemHealthOut.of(row))

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from appliance import audit
 from appliance.api.deps import CheckedForm, ServicesDep, StaffAdmin
 from appliance.api.services import Services
 from appliance.api.store import StoreStats
@@ -99,14 +100,18 @@ def _health_action(request: Request, name: str, session: Session, services: Serv
                     message=f"There is no modem named {name!r}. The modems page lists them all.")
     by = f"web:{session.user.username}"
     if verb == "resume":
-        changed = health.resume(name, by=by) is not None
+        row = health.resume(name, by=by)
+        changed = row is not None
         message = f"{name} resumed: it takes work again." if changed else f"{name} was not paused."
     else:
-        changed = health.pause(name, by=by)[1]
+        row, changed = health.pause(name, by=by)
         message = (f"{name} paused: the other SIMs take its work until you resume it." if changed
                    else f"{name} was paused already.")
     if changed:
         apply_now(services)
+        audit.record(services.queue.engine, audit.Actor.user(session.user.username),
+                     audit.Action.MODEM_RESUME if verb == "resume" else audit.Action.MODEM_PAUSE, name,
+                     {"reason": row.reason if row is not None else None})
         log.info("web: %s: modem %s %s", session.user.username, name, verb)
     return redirect("/modems", flash=message)
 

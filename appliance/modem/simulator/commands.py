@@ -304,6 +304,8 @@ class AtModem(PtyDevice):
         self._ussd: dict[str, str] = dict(self._persona.default_ussd)
         self._storage: dict[str, dict[int, StoredMessage]] = {mem: {} for mem, _ in self._persona.storage_sizes}
         self._capacity = dict(self._persona.storage_sizes)
+        self._index_limit = dict(self._capacity)  # slots addressable (>= capacity)
+        self._held: deque[tuple[str, str]] = deque()  # (PDU, kind) the network retries
         self._deferred: list[Callable[[], None]] = []
         self._power_up_state()
 
@@ -412,12 +414,19 @@ class AtModem(PtyDevice):
         direct: bool | None = None,
         timestamp: Any = None,
         flash: bool = False,
+        announce: bool = True,
     ) -> list[int]:
         """Receive an SMS from ``sender`` (several SMS-DELIVER parts when long).
 
         Parts are stored in the receive storage and announced per the CNMI setting, or
         routed as ``+CMT`` when CNMI says ``mt=2`` or ``direct`` is True (``direct=False``
-        forces store + ``+CMTI``). Returns the storage indexes (``[]`` when routed directly).
+        forces store + ``+CMTI``; ``announce=False`` stores without any indication, as when
+        a ``+CMTI`` is lost). Returns the storage indexes (``[]`` when routed directly).
+
+        When the receive storage is full a part is not lost: the modem announces the full
+        storage (the persona's :attr:`~appliance.modem.personas.Persona.storage_full_urc`)
+        and the network keeps the part (:attr:`held_by_network`) and delivers it, announced,
+        as soon as a slot is freed (``AT+CMGD``), as a real SMSC retries.
         """
         with self.lock:
             self._concat_ref = self._concat_ref % 255 + 1
@@ -431,11 +440,12 @@ class AtModem(PtyDevice):
                     self._routed_urc([f"+CMT: ,{_tpdu_length(pdu)}", pdu])
                     continue
                 mem = self._mem[2]
-                index = self._store(mem, pdu, "deliver")
+                index = self._store(mem, pdu, "deliver") if not self._held else None
                 if index is None:
+                    self._hold(pdu, "deliver")
                     continue
                 indexes.append(index)
-                if self._cnmi[1] in (1, 2, 3) or direct is False:
+                if announce and (self._cnmi[1] in (1, 2, 3) or direct is False):
                     self._indication([f'+CMTI: "{mem}",{index}'])
             self.flush_all()
             self.log.info("delivered %d part(s) from %s (%s)", len(pdus), mask(sender), "direct" if route_direct else f"stored {indexes}")
@@ -460,8 +470,10 @@ class AtModem(PtyDevice):
                 self._routed_urc([f"+CDS: {_tpdu_length(pdu)}", pdu])
             elif ds == 2:
                 mem = self._mem[2]
-                index = self._store(mem, pdu, "status-report")
-                if index is not None:
+                index = self._store(mem, pdu, "status-report") if not self._held else None
+                if index is None:
+                    self._hold(pdu, "status-report")
+                else:
                     self._indication([f'+CDSI: "{mem}",{index}'])
             else:
                 self.log.info("status report for MR %d dropped (CNMI ds=0)", reference)
@@ -737,15 +749,69 @@ class AtModem(PtyDevice):
 
     # ------------------------------------------------------------------ storage
 
+    @property
+    def held_by_network(self) -> int:
+        """Parts the network holds because the receive storage was full."""
+        with self.lock:
+            return len(self._held)
+
+    def set_storage_capacity(self, capacity: int, mem: str | None = None) -> None:
+        """Make storage ``mem`` (every memory with ``None``) hold ``capacity`` messages.
+
+        Shrinking below what is stored keeps the stored messages (they stay readable);
+        growing lets the network deliver what it held.
+        """
+        with self.lock:
+            if capacity < 1:
+                raise SimulatorError(f"a storage holds at least 1 message, not {capacity}")
+            for name in [mem.upper()] if mem else list(self._capacity):
+                if name not in self._capacity:
+                    raise SimulatorError(f"{self.name} has no {name!r} storage; it has {', '.join(self._capacity)}")
+                self._capacity[name] = capacity
+                self._index_limit[name] = max(self._index_limit[name], capacity)
+            self._release_held()
+            self.flush_all()
+
+    def storage_full(self, mem: str | None = None) -> bool:
+        """Whether ``mem`` (default: the receive storage) has no free slot."""
+        with self.lock:
+            name = mem.upper() if mem else self._mem[2]
+            return len(self._storage[name]) >= self._capacity[name]
+
     def _store(self, mem: str, pdu: str, kind: str) -> int | None:
         slots = self._storage[mem]
+        if len(slots) >= self._capacity[mem]:
+            return None
         first = self._persona.first_index
-        for index in range(first, first + self._capacity[mem]):
+        for index in range(first, first + self._index_limit[mem]):
             if index not in slots:
                 slots[index] = StoredMessage(mem, index, 0, pdu, kind)
+                if len(slots) >= self._capacity[mem]:
+                    self._announce_full(mem)
                 return index
-        self.log.warning("%s storage full (%d): message dropped", mem, self._capacity[mem])
         return None
+
+    def _announce_full(self, mem: str) -> None:
+        self.log.warning("%s storage full (%d messages)", mem, self._capacity[mem])
+        self._urc([self._persona.storage_full_urc.format(mem=mem)])
+
+    def _hold(self, pdu: str, kind: str) -> None:
+        mem = self._mem[2]
+        if not self._held:
+            self._announce_full(mem)
+        self._held.append((pdu, kind))
+        self.log.info("%s storage full: the network holds %d part(s) for later", mem, len(self._held))
+
+    def _release_held(self) -> None:
+        """The network retries what it held, oldest first, while there is room."""
+        mem = self._mem[2]
+        while self._held:
+            pdu, kind = self._held[0]
+            index = self._store(mem, pdu, kind)
+            if index is None:
+                return
+            self._held.popleft()
+            self._indication([f'+{"CMTI" if kind == "deliver" else "CDSI"}: "{mem}",{index}'])
 
     def _index_arg(self, text: str, mem: str) -> int:
         try:
@@ -753,7 +819,7 @@ class AtModem(PtyDevice):
         except ValueError:
             raise _AtError("cms", 321) from None
         first = self._persona.first_index
-        if not first <= index < first + self._capacity[mem]:
+        if not first <= index < first + self._index_limit[mem]:
             raise _AtError("cms", 321)
         return index
 
@@ -1068,10 +1134,12 @@ class AtModem(PtyDevice):
         flag = self._int_arg(cmd, 1, (0, 1, 2, 3, 4), default=0) if len(cmd.args) > 1 else 0
         if flag == 0:
             slots.pop(self._index_arg(cmd.args[0], mem), None)
-            return []
-        doomed = {1: {1}, 2: {1, 3}, 3: {1, 2, 3}, 4: {0, 1, 2, 3}}[flag]
-        for index in [i for i, m in slots.items() if m.stat in doomed]:
-            del slots[index]
+        else:
+            doomed = {1: {1}, 2: {1, 3}, 3: {1, 2, 3}, 4: {0, 1, 2, 3}}[flag]
+            for index in [i for i, m in slots.items() if m.stat in doomed]:
+                del slots[index]
+        if self._held:
+            self._deferred.append(self._release_held)  # after the OK, like any URC
         return []
 
     def _cmd_cmgs(self, port: Port, cmd: _Cmd) -> list[str] | _Prompt:

@@ -2,8 +2,8 @@
 
 :class:`FaultyModem` stacks on :class:`~appliance.modem.simulator.commands.AtModem` and only
 overrides its two hooks: queued CMS errors answer sends (:meth:`FaultyModem.fail_sends`), and
-recorded replies answer command lines (:meth:`FaultyModem.script_reply`). It adds hangs and
-garbage on the wire. Unplug/replug are the pty layer's; network, signal and PIN are modem
+recorded replies answer command lines (:meth:`FaultyModem.script_reply`). It adds hangs,
+garbage on the wire and a storage filled behind the client's back. Unplug/replug are the pty layer's; network, signal and PIN are modem
 state (:class:`~appliance.modem.simulator.commands.AtModem`).
 """
 
@@ -84,6 +84,17 @@ class FaultyModem(AtModem):
                 raise SimulatorError(f"simulated modem {self.name} is unplugged")
             self.write_port(port, data, force=True)
             self.flush_port(port)
+
+    def fill_storage(self, sender: str, prefix: str = "fill") -> list[str]:
+        """Fill the receive storage with SMS from ``sender`` whose indications were lost
+        (texts ``"<prefix> 1"``, ``"<prefix> 2"``, ...), so the modem announces it full.
+        Returns the texts stored."""
+        texts: list[str] = []
+        with self.lock:
+            while not self.storage_full():
+                texts.append(f"{prefix} {len(texts) + 1}")
+                self.deliver_sms(sender, texts[-1], direct=False, announce=False)
+        return texts
 
     def script_reply(
         self,

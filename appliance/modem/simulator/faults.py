@@ -34,6 +34,7 @@ class FaultyModem(AtModem):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._fail_codes: deque[int] = deque()
+        self._fail_always: int | None = None
         self._scripts: dict[str, _Script] = {}
 
     # ------------------------------------------------------------------ hooks
@@ -60,14 +61,25 @@ class FaultyModem(AtModem):
         return True
 
     def send_failure(self, to: str) -> int | None:
-        return self._fail_codes.popleft() if self._fail_codes else None
+        return self._fail_codes.popleft() if self._fail_codes else self._fail_always
 
     # ------------------------------------------------------------------ faults
 
-    def fail_sends(self, cms_code: int, count: int = 1) -> None:
-        """Answer the next ``count`` sends (after Ctrl-Z) with ``+CMS ERROR: cms_code``."""
+    def fail_sends(self, cms_code: int, count: int | None = 1) -> None:
+        """Answer the next ``count`` sends (after Ctrl-Z) with ``+CMS ERROR: cms_code``;
+        ``count=None``: every send from now on (a SIM out of credit), until
+        :meth:`stop_failing`."""
         with self.lock:
-            self._fail_codes.extend([cms_code] * count)
+            if count is None:
+                self._fail_always = cms_code
+            else:
+                self._fail_codes.extend([cms_code] * count)
+
+    def stop_failing(self) -> None:
+        """Forget every :meth:`fail_sends`: sends succeed again."""
+        with self.lock:
+            self._fail_codes.clear()
+            self._fail_always = None
 
     def hang(self, seconds: float) -> None:
         """Go silent: read and drop everything, answer nothing (URCs included) for ``seconds``."""

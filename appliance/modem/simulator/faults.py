@@ -3,8 +3,9 @@
 :class:`FaultyModem` stacks on :class:`~appliance.modem.simulator.commands.AtModem` and only
 overrides its two hooks: queued CMS errors answer sends (:meth:`FaultyModem.fail_sends`), and
 recorded replies answer command lines (:meth:`FaultyModem.script_reply`). It adds hangs,
-garbage on the wire and a storage filled behind the client's back. Unplug/replug are the pty layer's; network, signal and PIN are modem
-state (:class:`~appliance.modem.simulator.commands.AtModem`).
+garbage on the wire and a storage filled behind the client's back. Unplug/replug are the
+pty layer's; network, signal, PIN and storage capacity are modem state
+(:class:`~appliance.modem.simulator.commands.AtModem`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Issue 15 item 6: a full SIM/ME storage is swept at start and when the modem says it is full.
 
-The simulator's storage has a capacity; when it is full the modem announces it (SIMCom
+The simulator's storage has a capacity; when it is full the modem announces it (27.007
 ``+CIEV: "SMSFULL",1``, Huawei ``^SMMEMFULL``, Quectel ``+QIND: "smsfull"``) and the network
 holds further messages until a slot is freed. The driver sweeps (reads, hands over, deletes
 only after the handler returned) at start and on that indication; the inbound service stores

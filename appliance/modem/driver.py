@@ -70,7 +70,7 @@ _STORAGE_FULL_URCS = frozenset({"^SMMEMFULL", "+QIND", "+CIEV"})
 
 def storage_full_indication(name: str, args: str) -> bool:
     """Whether a URC says the SMS storage is full: Huawei's ``^SMMEMFULL: "SM"``, Quectel's
-    ``+QIND: "smsfull","SM"``, SIMCom's ``+CIEV: "SMSFULL",1`` (27.007 ``+CIEV`` by name)."""
+    ``+QIND: "smsfull","SM"``, the 27.007 indicator event by name ``+CIEV: "SMSFULL",1``."""
     name = name.upper()
     if name == "^SMMEMFULL":
         return True

@@ -98,8 +98,8 @@ class Persona:
     storage_sizes: tuple[tuple[str, int], ...] = (("SM", 30), ("ME", 100))
     storage_full_urc: str = '+CIEV: "SMSFULL",1'
     """The indication sent when the receive storage becomes full (``{mem}``: its name):
-    SIMCom's ``+CIEV: "SMSFULL",1``, Huawei's ``^SMMEMFULL: "SM"``, Quectel's
-    ``+QIND: "smsfull","SM"``."""
+    the 27.007 indicator event by name ``+CIEV: "SMSFULL",1`` (the sim800 persona's),
+    Huawei's ``^SMMEMFULL: "SM"``, Quectel's ``+QIND: "smsfull","SM"``."""
 
     @property
     def at_port(self) -> int:

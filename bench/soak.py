@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import statistics
 import sys
 import tempfile
@@ -42,11 +43,16 @@ def database(server: str | None, workdir: Path) -> Iterator[str]:
 
 
 def run(spec: CampaignSpec, server: str | None, label: str) -> CampaignResult:
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp, database(server, Path(tmp)) as url:
+    tmp = tempfile.mkdtemp(prefix="soak-")
+    with database(server, Path(tmp)) as url:
         started = time.monotonic()
         result = run_campaign(spec, Path(tmp), url,
                               log=lambda line: print(f"  [{label} {time.monotonic() - started:6.1f} s] {line}",
                                                      flush=True))
+    if result.problems:
+        print(f"{label}: kept {tmp} (daemon.log, the SQLite database) for a look")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"{label}:")
     for line in summary(result):
         print(f"  {line}")

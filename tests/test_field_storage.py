@@ -43,6 +43,20 @@ def test_capacity_is_checked(sim800: SimulatedModem) -> None:
         sim800.set_storage_capacity(3, "XX")
 
 
+def test_a_freed_slot_takes_what_the_network_held(sim800: SimulatedModem) -> None:
+    sim800.set_storage_capacity(1)
+    sim800.deliver_sms(SENDER, "first", direct=False)
+    sim800.deliver_sms(SENDER, "second", direct=False)
+    assert sim800.held_by_network == 1
+    got: list[str] = []
+    with Modem.open(sim800.path, on_sms=lambda e: got.append(e.message.text)) as modem:
+        modem.initialize(read_stored=False)
+        assert any('"SM",1,1' in line for line in modem.command("AT+CPMS?"))
+        modem.delete_stored(1)  # the network delivers "second" to the freed slot, with +CMTI
+        wait_until(lambda: got == ["second"] and not sim800.storage, what="the held message")
+        assert sim800.held_by_network == 0
+
+
 @pytest.mark.parametrize("persona", ["sim800", "huawei", "quectel"])
 def test_driver_sweeps_at_start_and_on_the_full_indication(
     sim_factory: Callable[..., SimulatedModem], persona: str

@@ -383,9 +383,10 @@ def _check(spec: CampaignSpec, sims: list[SimulatedModem], url: str, expected_in
         failed = [m for m in messages if m.status == "failed"]
         on_bad = [m.id for m in failed if bad and f"[{bad}]" in (m.error or "")]
         result.failed_on_bad_sim = len(on_bad)
-        others = [m.id for m in failed if m.id not in set(on_bad)]
+        others = [m for m in failed if m.id not in set(on_bad)]
         if others:
-            problems.append(f"{len(others)} message(s) failed: {others[:5]}")
+            problems.append(f"{len(others)} message(s) failed: "
+                            + "; ".join(f"{m.id} to {m.to} via {m.modem}: {m.error}" for m in others[:3]))
         if on_bad and spec.require_work_moved:
             problems.append(f"{len(on_bad)} message(s) failed on the SIM that fails every send "
                             f"instead of moving to another SIM: {on_bad[:5]}")

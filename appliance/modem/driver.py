@@ -41,7 +41,8 @@ from appliance.modem.types import (
 )
 from appliance.pdu import Deliver, PduError, StatusReport, SubmitPdu, decode, gsm7_pack
 
-__all__ = ["Diagnostics", "Modem", "StorageUse", "StoredPdu", "decode_ussd", "signal_from_rssi"]
+__all__ = ["Diagnostics", "Modem", "StorageUse", "StoredPdu", "decode_ussd", "signal_from_rssi",
+           "storage_full_indication"]
 
 _log = logging.getLogger(__name__)
 
@@ -64,6 +65,21 @@ _ACT = {0: "GSM", 1: "GSM", 2: "UMTS", 3: "EDGE", 4: "HSDPA", 5: "HSUPA", 6: "HS
         7: "LTE", 8: "EC-GSM-IoT", 9: "NB-IoT", 10: "LTE", 11: "NR", 12: "NR", 13: "EN-DC"}
 _BOOT_URCS = frozenset({"RDY", "^SYSSTART", "+CFUN", "+CPIN", "+QUSIM", "SMS READY",
                         "CALL READY", "^SIMST"})
+_STORAGE_FULL_URCS = frozenset({"^SMMEMFULL", "+QIND", "+CIEV"})
+
+
+def storage_full_indication(name: str, args: str) -> bool:
+    """Whether a URC says the SMS storage is full: Huawei's ``^SMMEMFULL: "SM"``, Quectel's
+    ``+QIND: "smsfull","SM"``, the 27.007 indicator event by name ``+CIEV: "SMSFULL",1``."""
+    name = name.upper()
+    if name == "^SMMEMFULL":
+        return True
+    fields = _fields(args)
+    if not fields or fields[0].lower() != "smsfull":
+        return False
+    return name == "+QIND" or (name == "+CIEV" and len(fields) > 1 and fields[1] == "1")
+
+
 _USSD_STATUS = {0: "the network answered without text", 1: "the network answered without text",
                 2: "the network ended the USSD session", 3: "another client answered",
                 4: "the network does not support this USSD code", 5: "the network timed out"}
@@ -785,6 +801,10 @@ class Modem:
                     self.last_signal = signal_from_rssi(rssi)
             elif name in _BOOT_URCS:
                 self._rebooted.set()
+            elif name in _STORAGE_FULL_URCS and storage_full_indication(name, urc.args):
+                self._log.warning("SMS storage full (%s): reading it out", urc.line)
+                handled = self.process_stored()
+                self._log.info("storage sweep handed over %d message(s)", handled)
         except ModemDisconnected:
             pass
         except ModemError as exc:

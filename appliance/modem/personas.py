@@ -96,6 +96,10 @@ class Persona:
     cpin_urc: bool = True
     """Whether ``+CPIN: <state>`` is announced at power-up (Huawei sticks say nothing)."""
     storage_sizes: tuple[tuple[str, int], ...] = (("SM", 30), ("ME", 100))
+    storage_full_urc: str = '+CIEV: "SMSFULL",1'
+    """The indication sent when the receive storage becomes full (``{mem}``: its name):
+    the 27.007 indicator event by name ``+CIEV: "SMSFULL",1`` (the sim800 persona's),
+    Huawei's ``^SMMEMFULL: "SM"``, Quectel's ``+QIND: "smsfull","SM"``."""
 
     @property
     def at_port(self) -> int:
@@ -153,6 +157,7 @@ PERSONAS: dict[str, Persona] = {
         rssi_urc=True,
         cpin_urc=False,
         storage_sizes=(("SM", 30), ("ME", 100)),
+        storage_full_urc='^SMMEMFULL: "{mem}"',
     ),
     "quectel": Persona(
         key="quectel",
@@ -179,6 +184,7 @@ PERSONAS: dict[str, Persona] = {
         has_cereg=True,
         can_power_down=True,
         storage_sizes=(("SM", 50), ("ME", 255)),
+        storage_full_urc='+QIND: "smsfull","{mem}"',
     ),
 }
 """The personas by key."""

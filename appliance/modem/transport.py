@@ -361,11 +361,13 @@ class ATTransport:
         deadline = time.monotonic() + (self.resync_timeout if timeout is None else timeout)
         with self.lock:
             self._drain(deadline)
+            # Each AT starts with ESC: a modem left at the "> " prompt of an AT+CMGS (its
+            # client killed mid-send) takes everything else for PDU hex until ESC cancels it.
             while time.monotonic() < deadline:
                 self._check_alive()
                 attempt = min(0.5, max(0.05, deadline - time.monotonic()))
                 try:
-                    response = self._exchange("AT", b"AT\r", timeout=attempt,
+                    response = self._exchange("AT", b"\x1bAT\r", timeout=attempt,
                                               stop_at_prompt=False, resync_on_timeout=False)
                 except ModemTimeout:
                     continue

@@ -13,19 +13,28 @@ __all__ = ["HookReceiver", "wait_until"]
 
 
 class HookReceiver:
-    """A webhook receiver on 127.0.0.1 that answers 200 and keeps every JSON body."""
+    """A webhook receiver on 127.0.0.1 that answers 200 and keeps every JSON body.
+
+    While :attr:`down` is True it answers 503 and keeps nothing (a receiver that is down);
+    :attr:`refused` counts those attempts."""
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.down = False
+        self.refused = 0
         lock = threading.Lock()
         bodies = self.bodies
+        receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with lock:
-                    bodies.append(json.loads(raw))
-                self.send_response(200)
+                    if receiver.down:
+                        receiver.refused += 1
+                    else:
+                        bodies.append(json.loads(raw))
+                self.send_response(503 if receiver.down else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -156,6 +156,9 @@ def run_campaign(spec: CampaignSpec, workdir: Path, database_url: str,
                         "max_parts_per_minute": spec.max_parts_per_minute,
                         "max_parts_per_hour": 10**6, "max_parts_per_day": 10**6} for s in sims],
             "webhooks": [{"url": hooks.url, "events": _webhook_events(), "timeout_s": 2.0}],
+            # SIM health pauses the failing SIMs; a short cool-down lets the probe bring them
+            # back within the drain (messages pinned to a paused SIM wait for it).
+            "health.sim": {"cooldown_s": 2.0, "cooldown_max_s": 8.0},
         }))
         queue = Queue(database_url)
         queue.enqueue_many(_bodies(spec))

@@ -11,7 +11,8 @@
   ``nodes`` (heartbeats, takeover), ``email`` (email to SMS: threads, refusals, its outbox),
   ``notify`` (cross-node wake-ups), ``stats`` (dashboard, metrics, health), ``threads`` (the
   inbox), ``copy`` (SQLite → PostgreSQL, ``db check``), ``twilio`` (the Twilio-compatible
-  API's credentials and message SIDs), ``balances`` (prepaid balances read by USSD);
+  API's credentials and message SIDs), ``balances`` (prepaid balances read by USSD),
+  ``sticky`` (the SIM a number knows: sticky sender);
 - ``rows`` (times, JSON columns, page cursors) and ``types`` (columns both engines read alike);
 - :class:`MessageStatus`, :class:`PartState` and the typed errors.
 """

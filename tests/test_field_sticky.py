@@ -142,6 +142,26 @@ def test_sticky_off_marks_nothing(db_url: str) -> None:
         q.close()
 
 
+def test_other_nodes_online_sims_are_read_from_their_modem_rows(db_url: str) -> None:
+    from appliance.db import nodes, write_tx
+
+    q = Queue(db_url)
+    try:
+        with write_tx(q.engine) as tx:
+            for name in ("n1", "n2"):
+                nodes.register(tx, name, host="h", pid=1, version="t", api_url=None, lease_s=30)
+        q.upsert_modem("n1-a", iccid="ICC-A", state="online", node="n1")
+        q.upsert_modem("n2-b", iccid="ICC-B", state="online", node="n2")
+        q.upsert_modem("n2-c", state="online", node="n2")  # no ICCID yet: its name
+        q.upsert_modem("n2-d", iccid="ICC-D", state="offline", node="n2")
+        assert q.online_sims(besides="n1") == {"ICC-B", "n2-c"}
+        with write_tx(q.engine) as tx:
+            nodes.stop(tx, "n2")
+        assert q.online_sims(besides="n1") == set()  # a stopped node holds no one
+    finally:
+        q.close()
+
+
 # ---------------------------------------------------------------------- end to end
 
 

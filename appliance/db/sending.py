@@ -174,29 +174,29 @@ def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool 
     # Another node's claim in progress holds its row: skip it rather than wait for it.
     skip = " FOR UPDATE SKIP LOCKED" if conn.postgres else ""
     columns = ("SELECT id, recipient, body, parts, concat_ref, expires_at, attempts, max_attempts, "
-               "ignore_opt_out, shift_tables, priority FROM messages ")
+               "ignore_opt_out, shift_tables, priority, sticky_sim FROM messages ")
     due = "status = 'queued' AND held = 0 AND due_at <= ? AND parts <= ? AND (modem IS NULL OR modem = ?)"
     args: tuple[object, ...] = (now, max_parts, modem, *allowed)
-    own = None
-    extra, extra_args = "", cast(tuple[object, ...], ())
-    if sticky is not None:
-        own = conn.exec_driver_sql(
-            f"{columns}INDEXED BY ix_messages_sticky WHERE sticky_sim = ? AND sticky_sim IS NOT NULL AND {due}"
-            f"{quiet} ORDER BY priority, due_at, id LIMIT 1{skip}",
-            (sticky.own, *args),
-        ).first()
-        if own is not None:  # only more urgent work goes before the SIM's own people
-            extra, extra_args = " AND priority < ?", (own["priority"],)
+    order = f"ORDER BY priority, due_at, id LIMIT 1{skip}"
+    if sticky is None:
+        row = conn.exec_driver_sql(f"{columns}INDEXED BY {index} WHERE {due}{quiet} {order}", args).first()
+    else:
+        # One round trip: the head of the SIM's own sticky work and the head of the rest.
+        leave, leave_args = "", cast(tuple[object, ...], ())
         if sticky.holding:
-            extra += (" AND (sticky_sim IS NULL OR due_at <= ? OR sticky_sim NOT IN "
-                      f"({', '.join('?' * len(sticky.holding))}))")
-            extra_args += (sticky.released_before, *sticky.holding)
-    row = conn.exec_driver_sql(
-        f"{columns}INDEXED BY {index} WHERE {due}{quiet}{extra} ORDER BY priority, due_at, id LIMIT 1{skip}",
-        (*args, *extra_args),
-    ).first()
-    if row is None:
-        row = own
+            leave = (" AND (sticky_sim IS NULL OR due_at <= ? OR sticky_sim NOT IN "
+                     f"({', '.join('?' * len(sticky.holding))}))")
+            leave_args = (sticky.released_before, *sticky.holding)
+        heads = conn.exec_driver_sql(
+            f"SELECT own.*, 1 AS mine FROM ({columns}INDEXED BY ix_messages_sticky WHERE sticky_sim = ? "
+            f"AND sticky_sim IS NOT NULL AND {due}{quiet} {order}) AS own UNION ALL "
+            f"SELECT rest.*, 0 AS mine FROM ({columns}INDEXED BY {index} WHERE {due}{quiet}{leave} {order}) AS rest",
+            (sticky.own, *args, *args, *leave_args),
+        ).all()
+        own = next((r for r in heads if r["mine"]), None)
+        rest = next((r for r in heads if not r["mine"]), None)
+        # Only more urgent work goes before the SIM's own people.
+        row = rest if own is None or (rest is not None and rest["priority"] < own["priority"]) else own
     if row is None:
         return None
     mid, total, ref = row["id"], row["parts"], row["concat_ref"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from appliance.db.engine import Tx
 
@@ -34,46 +35,39 @@ class Sticky:
     wait_s: float = 0.0
 
 
-def _newest(found: dict[str, tuple[float, str]], rows: Iterable[object]) -> None:
-    for r in rows:
-        number, sim, at = r["number"], r["sim"], r["at"]  # type: ignore[index]
-        if sim is None or at is None:
-            continue
-        old = found.get(number)
-        if old is None or at > old[0]:
-            found[number] = (float(at), sim)
+# Both sources in one statement, the newest per number chosen by the database: half the
+# rows to read back, and on PostgreSQL the numbers sent once.
+_SOURCES = (
+    "SELECT m.recipient AS number, COALESCE(s.sim, s.modem) AS sim, s.at AS at "
+    "FROM messages m{m_hint} JOIN send_log s{s_hint} ON s.message_id = m.id WHERE m.recipient IN ({numbers}) "
+    "UNION ALL "
+    "SELECT i.sender AS number, COALESCE(i.sim, (SELECT d.iccid FROM modems d WHERE d.name = i.modem), i.modem) "
+    "AS sim, i.received_at AS at FROM inbound i{i_hint} WHERE i.sender IN ({numbers})"
+)
 
 
 def last_sims(tx: Tx, numbers: Sequence[str]) -> dict[str, str]:
     """The SIM each of ``numbers`` knows (numbers with no history are left out)."""
     unique = list(dict.fromkeys(numbers))
-    found: dict[str, tuple[float, str]] = {}
     if not unique:
         return {}
     if tx.postgres:  # one array parameter instead of thousands of placeholders
-        _newest(found, tx.exec_driver_sql(
-            "SELECT DISTINCT ON (m.recipient) m.recipient AS number, COALESCE(s.sim, s.modem) AS sim, s.at AS at "
-            "FROM messages m JOIN send_log s ON s.message_id = m.id WHERE m.recipient = ANY(?) "
-            "ORDER BY m.recipient, s.at DESC", (unique,)))
-        _newest(found, tx.exec_driver_sql(
-            "SELECT DISTINCT ON (i.sender) i.sender AS number, COALESCE(i.sim, d.iccid, i.modem) AS sim, "
-            "i.received_at AS at FROM inbound i LEFT JOIN modems d ON d.name = i.modem "
-            "WHERE i.sender = ANY(?) ORDER BY i.sender, i.received_at DESC", (unique,)))
-    else:
-        for start in range(0, len(unique), _CHUNK):
-            chunk = tuple(unique[start:start + _CHUNK])
-            marks = ",".join("?" * len(chunk))
-            # SQLite takes the bare columns of a MAX() query from the row holding the maximum.
-            _newest(found, tx.exec_driver_sql(
-                "SELECT m.recipient AS number, COALESCE(s.sim, s.modem) AS sim, MAX(s.at) AS at "
-                "FROM messages m INDEXED BY ix_messages_recipient_id "
-                "JOIN send_log s INDEXED BY ix_send_log_message ON s.message_id = m.id "
-                f"WHERE m.recipient IN ({marks}) GROUP BY m.recipient", chunk))
-            _newest(found, tx.exec_driver_sql(
-                "SELECT i.sender AS number, COALESCE(i.sim, (SELECT d.iccid FROM modems d WHERE d.name = i.modem), "
-                "i.modem) AS sim, MAX(i.received_at) AS at FROM inbound i INDEXED BY ix_inbound_sender "
-                f"WHERE i.sender IN ({marks}) GROUP BY i.sender", chunk))
-    return {number: sim for number, (_, sim) in found.items()}
+        sources = _SOURCES.format(m_hint="", s_hint="", i_hint="", numbers="SELECT number FROM wanted")
+        rows: Iterable[Any] = tx.exec_driver_sql(
+            "WITH wanted(number) AS (SELECT unnest(CAST(? AS text[]))) "
+            f"SELECT DISTINCT ON (number) number, sim FROM ({sources}) AS known ORDER BY number, at DESC",
+            (unique,),
+        )
+        return {r["number"]: r["sim"] for r in rows}
+    found: dict[str, str] = {}
+    for start in range(0, len(unique), _CHUNK):
+        chunk = tuple(unique[start:start + _CHUNK])
+        sources = _SOURCES.format(m_hint=" INDEXED BY ix_messages_recipient_id", s_hint=" INDEXED BY ix_send_log_message",
+                                  i_hint=" INDEXED BY ix_inbound_sender", numbers=",".join("?" * len(chunk)))
+        # SQLite takes the bare columns of a MAX() query from the row holding the maximum.
+        found.update((r["number"], r["sim"]) for r in tx.exec_driver_sql(
+            f"SELECT number, sim, MAX(at) AS at FROM ({sources}) GROUP BY number", chunk + chunk))
+    return found
 
 
 def note_inbound_sim(tx: Tx, inbound_id: int, modem: str) -> None:

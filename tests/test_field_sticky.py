@@ -129,6 +129,34 @@ def test_a_sim_serves_its_own_people_first_but_urgent_work_still_first(db_url: s
         q.close()
 
 
+def test_a_message_pinned_to_a_modem_is_its_own_whatever_the_person_knows(db_url: str) -> None:
+    clock = [4_000_000.0]
+    q = Queue(db_url, clock=lambda: clock[0])
+    try:
+        _send(q, X, "b", "SIM-B", clock[0])
+        clock[0] += 1
+        now = clock[0]
+        for_a = Sticky(own="SIM-A", holding=("SIM-B",), released_before=now - 600, wait_s=600)
+        asked = q.enqueue([X], "from a, as asked", modem="a")[0].id  # e.g. Twilio's From
+        got = q.claim("a", max_parts=10, now=now, sim="SIM-A", sticky=for_a)
+        assert got is not None and got.message_id == asked
+        # X's multipart message, released to A (B was at a cap), pinned to A once a part left
+        later = q.enqueue([X], "part " * 100)[0].id
+        got = q.claim("a", max_parts=10, now=now, sim="SIM-A",
+                      sticky=Sticky(own="SIM-A", released_before=now - 600, wait_s=600))
+        assert got is not None and got.message_id == later
+        assert q.begin_part(got, got.parts[0], now) == "go"
+        q.part_sent(got, got.parts[0], 7, now)
+        q.release(got, "test")
+        # B holds again, but the rest of the message can only go through A: A takes it
+        got = q.claim("a", max_parts=10, now=now, sim="SIM-A", sticky=for_a)
+        assert got is not None and got.message_id == later and got.parts[0].seq == 2
+        assert q.claim("b", max_parts=10, now=now, sim="SIM-B",
+                       sticky=Sticky(own="SIM-B", holding=("SIM-A",), released_before=now - 600, wait_s=600)) is None
+    finally:
+        q.close()
+
+
 def test_sticky_off_marks_nothing(db_url: str) -> None:
     q = Queue(db_url, sticky_sender=False, clock=lambda: 3_000_000.0)
     try:

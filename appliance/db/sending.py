@@ -184,7 +184,8 @@ def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool 
         # One round trip: the head of the SIM's own sticky work and the head of the rest.
         leave, leave_args = "", cast(tuple[object, ...], ())
         if sticky.holding:
-            leave = (" AND (sticky_sim IS NULL OR due_at <= ? OR sticky_sim NOT IN "
+            # A message pinned to this modem (a part left, or asked for) is its own whatever its mark.
+            leave = (" AND (sticky_sim IS NULL OR modem IS NOT NULL OR due_at <= ? OR sticky_sim NOT IN "
                      f"({', '.join('?' * len(sticky.holding))}))")
             leave_args = (sticky.released_before, *sticky.holding)
         heads = conn.exec_driver_sql(
@@ -488,7 +489,8 @@ def next_times(tx: Tx, modem: str, *, transactional_only: bool,
     holding = sticky.holding if sticky is not None else ()
     leave = ""
     if holding:  # the claim leaves it to its SIM for now; its release is counted below
-        leave = f" AND (sticky_sim IS NULL OR sticky_sim NOT IN ({', '.join('?' * len(holding))}))"
+        leave = (" AND (sticky_sim IS NULL OR modem IS NOT NULL OR sticky_sim NOT IN "
+                 f"({', '.join('?' * len(holding))}))")
     if transactional_only:  # few rows at night, whatever waits for morning
         due = tx.exec_driver_sql(
             "SELECT MIN(due_at) FROM messages INDEXED BY ix_messages_claim_tx "
@@ -512,8 +514,8 @@ def next_times(tx: Tx, modem: str, *, transactional_only: bool,
         left = tx.exec_driver_sql(
             "SELECT MIN(due_at) FROM messages INDEXED BY ix_messages_sticky "
             f"WHERE sticky_sim IN ({', '.join('?' * len(holding))}) AND sticky_sim IS NOT NULL "
-            f"AND status = 'queued' AND held = 0 AND (modem IS NULL OR modem = ?){kind}",
-            (*holding, modem),
+            f"AND status = 'queued' AND held = 0 AND modem IS NULL{kind}",
+            holding,
         ).scalar()
         if left is not None:
             release = left + sticky.wait_s  # anyone's once it waited that long

@@ -210,7 +210,8 @@ class Queue:
                     return messages.batch_messages(tx, prior[0])
             batch_id = messages.insert_batch(tx, idempotency_key, fingerprint, now, len(recipients))
             opted = set() if ignore_opt_out else consent.opted_out_among(tx, recipients)
-            known = self._known_sims(tx, [to for to in recipients if to not in opted])
+            # A modem asked for (a reply to where the question came in) wins over the mark.
+            known = self._known_sims(tx, [to for to in recipients if to not in opted]) if modem is None else {}
             first = messages.reserve_message_ids(tx, len(recipients))
             tables, encoding, total = p.tables.key or None, p.encoding, p.total
             rows = [

@@ -235,9 +235,16 @@ class SmsSection(_Section):
     ``spanish``, ``portuguese``, ``bengali``, ``gujarati``, ``hindi``, ``kannada``,
     ``malayalam``, ``oriya``, ``punjabi``, ``tamil``, ``telugu``, ``urdu``) whose national
     shift tables may carry a text in GSM-7 when that takes fewer parts than the default
-    alphabet or UCS-2. None by default: some old handsets cannot read them."""
+    alphabet or UCS-2. None by default: some old handsets cannot read them.
+
+    ``sticky_sender``: a recipient gets their messages from the SIM that last texted them
+    or that they last wrote to, while that SIM is online and within its caps, waiting for
+    it at most ``sticky_wait_s`` seconds; otherwise round-robin (docs/architecture.md,
+    "Sticky sender")."""
 
     national_languages: list[str] = []
+    sticky_sender: bool = True
+    sticky_wait_s: float = Field(default=600.0, ge=0, le=7 * 86400)
 
     @field_validator("national_languages")
     @classmethod

@@ -98,7 +98,8 @@ class Appliance:
         self.simulators: list[Any] = []
         self.modems: list[Any] = []
         self.queue = Queue(settings.appliance.database_url, max_parts=settings.appliance.max_parts,
-                           national_languages=settings.sms.national_languages)
+                           national_languages=settings.sms.national_languages,
+                           sticky_sender=settings.sms.sticky_sender, sticky_wait_s=settings.sms.sticky_wait_s)
         from appliance.queue.quiet import QuietHours  # marketing broadcasts wait out quiet hours
 
         b = settings.broadcasts

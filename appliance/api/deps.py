@@ -70,15 +70,26 @@ def contact_book(services: Services) -> ContactBook:
                        clock=services.queue.clock)
 
 
+def _estimated(services: Services) -> list[Any]:
+    """The workers of the modems online now; of every modem when none is."""
+    workers: list[Any] = list(getattr(services.dispatcher, "workers", []))
+    return [w for w in workers if getattr(w.modem, "online", False)] or workers
+
+
 def _limits(services: Services) -> list[RateLimits]:
     """Caps of the modems online now; of every configured modem when none is."""
-    workers: list[Any] = list(getattr(services.dispatcher, "workers", []))
-    online = [w.limits for w in workers if getattr(w.modem, "online", False)]
-    if online:
-        return online
+    workers = _estimated(services)
     if workers:
         return [w.limits for w in workers]
     return [RateLimits.from_config(m) for m in services.settings.modems]
+
+
+def _sims(services: Services) -> list[str]:
+    """The SIMs (send-log keys) of :func:`_limits`' modems, in its order (sticky sender)."""
+    workers = _estimated(services)
+    if workers:
+        return [str(w.sim) for w in workers]
+    return [m.iccid or m.name for m in services.settings.modems]
 
 
 def broadcast_service(services: Services) -> BroadcastService:
@@ -86,6 +97,7 @@ def broadcast_service(services: Services) -> BroadcastService:
     return BroadcastService(
         services.queue, contact_book(services),
         footer=services.settings.broadcasts.opt_out_footer, limits=lambda: _limits(services),
+        sims=lambda: _sims(services),
     )
 
 

@@ -260,6 +260,8 @@ class PreviewOut(BaseModel):
     footer: str | None
     samples: list[SampleOut]
     modems: int
+    sticky: int = Field(default=0, description="Sendable recipients who wait for the SIM they know "
+                                               "(sticky sender), counted in the estimate.")
     estimate_s: float | None = Field(description="Seconds from first to last send (null: no modem).")
     estimate: str = Field(description="E.g. `≈ 3 h 20 min with 2 modems`.")
     starts_at: datetime | None
@@ -276,7 +278,7 @@ class PreviewOut(BaseModel):
             unknown_fields=p.unknown_fields, footer=p.footer,
             samples=[SampleOut(to=s.to, body=s.body, parts=s.parts, encoding=s.encoding, missing=list(s.missing))
                      for s in p.samples],
-            modems=p.modems, estimate_s=None if p.estimate_s == float("inf") else round(p.estimate_s, 1),
+            modems=p.modems, sticky=p.sticky, estimate_s=None if p.estimate_s == float("inf") else round(p.estimate_s, 1),
             estimate=p.estimate, starts_at=p.starts_at, finishes_at=p.finishes_at, quiet_hours=p.quiet_hours,
         )
 

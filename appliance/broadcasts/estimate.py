@@ -7,6 +7,11 @@ parts are shared evenly between the modems (round-robin), so the broadcast lasts
 as the busiest modem's share. Sending time itself (seconds per part at the modem) is not
 counted. Quiet hours stretch the time of a marketing broadcast: sending stops inside the
 window and resumes at its end.
+
+With the sticky sender (:func:`sticky_duration`), parts whose recipient knows one of the
+modems' SIMs wait for that SIM for at most ``wait_s``: each SIM sends those it can within
+``wait_s`` itself, the rest is shared by all from then on (docs/architecture.md,
+"Sticky sender").
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Sequence
 from appliance.queue.quiet import QuietHours
 from appliance.queue.ratelimit import RateLimits
 
-__all__ = ["finish_time", "humanize", "modem_time", "send_duration"]
+__all__ = ["finish_time", "humanize", "modem_time", "parts_within", "send_duration", "sticky_duration"]
 
 
 def modem_time(parts: int, limits: RateLimits) -> float:
@@ -43,6 +48,38 @@ def send_duration(parts: int, modems: Sequence[RateLimits]) -> float:
     total_rate = sum(rates)
     shares = [math.ceil(parts * r / total_rate - 1e-9) for r in rates]
     return max(modem_time(s, l) for s, l in zip(shares, modems, strict=True))
+
+
+def parts_within(seconds: float, limits: RateLimits, *, most: int) -> int:
+    """How many parts (at most ``most``) one modem sends within ``seconds`` of its first."""
+    if most <= 0 or seconds < 0:
+        return 0
+    lo, hi = 1, most  # modem_time grows with the parts: the largest count that fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if modem_time(mid, limits) <= seconds:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def sticky_duration(parts: int, modems: Sequence[RateLimits], sticky: Sequence[int], wait_s: float) -> float:
+    """Seconds ``parts`` take over ``modems`` when ``sticky[i]`` of them wait for modem
+    ``i``'s SIM (for at most ``wait_s``): the longest of the even share
+    (:func:`send_duration`), each SIM's own parts, and — for the parts a SIM could not
+    send within ``wait_s`` — ``wait_s`` plus their even share."""
+    base = send_duration(parts, modems)
+    if not modems or parts <= 0:
+        return base
+    longest, left = base, 0
+    for n, limits in zip(sticky, modems, strict=True):
+        own = parts_within(wait_s, limits, most=n)
+        longest = max(longest, modem_time(own, limits))
+        left += n - own
+    if left > 0:
+        longest = max(longest, wait_s + send_duration(left, modems))
+    return longest
 
 
 def finish_time(start: float, duration: float, quiet: QuietHours | None) -> float:

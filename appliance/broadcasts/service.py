@@ -42,7 +42,7 @@ from typing import Any
 
 from appliance.audit import Action, Actor
 from appliance.audit import write as audit_write
-from appliance.broadcasts.estimate import finish_time, humanize, send_duration
+from appliance.broadcasts.estimate import finish_time, humanize, sticky_duration
 from appliance.broadcasts.templates import Template
 from appliance.contacts import ContactBook, Recipient, read_csv
 from appliance.numbers import InvalidNumber, to_e164
@@ -145,7 +145,9 @@ class Preview:
     """What a broadcast would send. ``recipients`` counts distinct valid numbers;
     ``sendable`` = ``recipients − opted_out``; ``parts`` and ``encodings`` are over sendable
     recipients; ``estimate_s`` is from the first send to the last under the modems' caps
-    (quiet hours included for marketing), ``estimate`` says it in words."""
+    (quiet hours included for marketing), ``estimate`` says it in words; ``sticky`` counts
+    the sendable recipients who know one of the modems' SIMs (sticky sender: they wait
+    for it, which the estimate counts)."""
 
     recipients: int = 0
     opted_out: int = 0
@@ -165,6 +167,7 @@ class Preview:
     samples: list[Sample] = field(default_factory=list)
     footer: str | None = None
     modems: int = 0
+    sticky: int = 0
     estimate_s: float = 0.0
     estimate: str = ""
     starts_at: datetime | None = None
@@ -207,8 +210,10 @@ class BroadcastService:
     """Broadcasts on the queue's database.
 
     ``limits()`` returns the :class:`RateLimits` of the modems to estimate with (the daemon
-    passes those online, or all configured if none is); ``footer`` is the opt-out footer of
-    marketing texts (empty: none); quiet hours are the queue's (``queue.quiet_hours``).
+    passes those online, or all configured if none is) and ``sims()`` their SIMs in the same
+    order (the send log's keys, for the sticky sender; empty: not counted); ``footer`` is
+    the opt-out footer of marketing texts (empty: none); quiet hours are the queue's
+    (``queue.quiet_hours``).
     """
 
     def __init__(
@@ -219,11 +224,13 @@ class BroadcastService:
         footer: str = "Reply STOP to opt out",
         limits: Callable[[], Sequence[RateLimits]] = lambda: (),
         samples: int = 5,
+        sims: Callable[[], Sequence[str]] = lambda: (),
     ) -> None:
         self.queue = queue
         self.book = book
         self.footer = footer
         self.limits = limits
+        self.sims = sims
         self.samples = samples
 
     @property
@@ -287,8 +294,9 @@ class BroadcastService:
         with read_tx(self.queue.engine) as tx:
             return consent.opted_out_among(tx, numbers)
 
-    def preview(self, spec: BroadcastSpec, *, samples: int | None = None) -> Preview:
-        """Render every recipient's text and count what would be sent (nothing is stored)."""
+    def preview(self, spec: BroadcastSpec, *, samples: int | None = None, estimate: bool = True) -> Preview:
+        """Render every recipient's text and count what would be sent (nothing is stored);
+        ``estimate=False`` leaves the time estimate out (start needs only the counts)."""
         template = self._check(spec)
         p = Preview(parts_limit=self.queue.max_parts)
         recipients = self._recipients(spec.audience, p)
@@ -342,20 +350,43 @@ class BroadcastService:
         p.encodings = dict(encodings)
         p.missing = dict(missing)
         p.unknown_fields = [f for f in template.fields if f not in present] if recipients else list(template.fields)
+        if estimate:
+            self._estimate(spec, p, opted)
+        return p
+
+    def _sticky_parts(self, p: Preview, opted: set[str], sims: Sequence[str]) -> list[int]:
+        """Parts waiting for each of ``sims`` (sticky sender): sendable recipients who know it."""
+        if not self.queue.sticky_sender or not sims:
+            return [0] * len(sims)
+        known = self.queue.known_sims([to for to, _, _, _ in p.items if to not in opted])
+        where = {sim: i for i, sim in enumerate(sims)}
+        counts = [0] * len(sims)
+        for to, _, _, parts in p.items:
+            i = where.get(known.get(to, ""), -1) if to not in opted else -1
+            if i >= 0:
+                counts[i] += parts
+                p.sticky += 1
+        return counts
+
+    def _estimate(self, spec: BroadcastSpec, p: Preview, opted: set[str]) -> None:
         limits = list(self.limits())
+        sims = list(self.sims())
         p.modems = len(limits)
         start = spec.send_at if spec.send_at is not None and spec.send_at > self.clock() else self.clock()
         quiet: QuietHours | None = self.queue.quiet_hours if spec.kind == "marketing" else None
         p.quiet_hours = quiet.describe() if quiet is not None else None
-        duration = send_duration(p.parts, limits)
+        sticky = self._sticky_parts(p, opted, sims) if len(sims) == len(limits) else [0] * len(limits)
+        duration = sticky_duration(p.parts, limits, sticky, self.queue.sticky_wait_s)
         end = finish_time(start, duration, quiet)
         p.starts_at = as_datetime(quiet.ends_at(start) if quiet is not None else start)
         p.finishes_at = None if end == float("inf") else as_datetime(end)
         p.estimate_s = end - start
         modems = f"{p.modems} modem{'s' if p.modems != 1 else ''}"
         waits = " (including quiet hours)" if quiet is not None and p.estimate_s > duration + 1 else ""
-        p.estimate = f"≈ {humanize(p.estimate_s)} with {modems}{waits}" if p.modems else "never: no modem is configured"
-        return p
+        known = (f", {p.sticky:,} recipient{'s' if p.sticky != 1 else ''} waiting for the SIM they know"
+                 if p.sticky else "")
+        p.estimate = (f"≈ {humanize(p.estimate_s)} with {modems}{waits}{known}" if p.modems
+                      else "never: no modem is configured")
 
     # ------------------------------------------------------------------ life cycle
 
@@ -465,7 +496,7 @@ class BroadcastService:
     def _ready(self, broadcast_id: int, allow_missing: bool | None) -> tuple[Preview, BroadcastSpec, bool]:
         """The preview a start queues, refused (422) when it may not be sent."""
         spec = self.spec_of(broadcast_id)
-        p = self.preview(spec, samples=0)
+        p = self.preview(spec, samples=0, estimate=False)
         allow = spec.allow_missing if allow_missing is None else allow_missing
         if p.missing and not allow:
             detail = ", ".join(f"{{{f}}} for {n}" for f, n in p.missing.items())

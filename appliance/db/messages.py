@@ -152,6 +152,7 @@ class NewMessage(NamedTuple):
     shift_tables: str | None = None
     attempts: int = 0
     resends: int = 0
+    sticky_sim: str | None = None  # sticky sender: the SIM the recipient knows
 
 
 _NEW_MESSAGE_COLUMNS = NewMessage._fields

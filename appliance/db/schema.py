@@ -95,6 +95,12 @@ class Message(SQLModel, table=True):
             "ix_messages_broadcast", "broadcast_id", "status", "parts", "sent_at",
             **where("broadcast_id IS NOT NULL"),
         ),
+        # A SIM's own sticky work first (docs/architecture.md, "Sticky sender"): only
+        # queued messages that prefer a SIM are in it.
+        Index(
+            "ix_messages_sticky", "sticky_sim", "priority", "due_at", "id",
+            **where("status = 'queued' AND held = 0 AND sticky_sim IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -133,6 +139,10 @@ class Message(SQLModel, table=True):
     shift_tables: str | None = None
     # When the body was erased (retention or a privacy request); the row itself stays.
     redacted_at: float | None = None
+    # Sticky sender: the SIM (ICCID, or modem name) that last texted the recipient or that
+    # the recipient last wrote to, found at enqueue; the message waits for it while it can
+    # send (docs/architecture.md, "Sticky sender"). None: any modem, round-robin.
+    sticky_sim: str | None = None
 
 
 class Part(SQLModel, table=True):
@@ -177,7 +187,11 @@ class SendLogEntry(SQLModel, table=True):
     """One part handed to a modem: the durable record the rate windows are counted from."""
 
     __tablename__ = "send_log"
-    __table_args__ = (Index("ix_send_log_modem_at", "modem", "at"), Index("ix_send_log_sim_at", "sim", "at"))
+    __table_args__ = (
+        Index("ix_send_log_modem_at", "modem", "at"),
+        Index("ix_send_log_sim_at", "sim", "at"),
+        Index("ix_send_log_message", "message_id"),  # a number's last SIM (sticky sender)
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     modem: str
@@ -201,6 +215,7 @@ class InboundMessage(SQLModel, table=True):
         Index("ix_inbound_received", "received_at"),
         Index("ix_inbound_digest", "digest", unique=True),
         Index("ix_inbound_unhandled", "id", **where("handled_at IS NULL")),
+        Index("ix_inbound_sender", "sender", "received_at"),  # a number's last SIM (sticky sender)
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -216,6 +231,7 @@ class InboundMessage(SQLModel, table=True):
     keyword: str | None = None
     handled_at: float | None = None
     redacted_at: float | None = None  # when the body was erased (retention or a privacy request)
+    sim: str | None = None  # the SIM (ICCID, or modem name) it reached, noted when stored
 
 
 class InboundFragment(SQLModel, table=True):

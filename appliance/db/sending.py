@@ -24,9 +24,11 @@ import json
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from appliance.db.engine import Tx
 from appliance.db.messages import add_event, ensure_modem
+from appliance.db.sticky import Sticky
 
 __all__ = [
     "Backoff",
@@ -147,14 +149,17 @@ def _expire(conn: Tx, ids: Sequence[int], now: float) -> None:
 
 def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool = True,
                marketing: bool = True, sim: str | None = None,
-               recipients: Collection[str] | None = None) -> Claim | None:
+               recipients: Collection[str] | None = None, sticky: Sticky | None = None) -> Claim | None:
     """Claim the next due message ``modem`` may send (at most ``max_parts`` parts).
 
     Messages pinned to another modem (a part already left through it) are skipped, and so
     are held ones (a paused broadcast's) and, with ``marketing=False`` (quiet hours),
     marketing ones. With ``sweep``, queued messages past their validity are expired first.
     With ``recipients`` only messages to those numbers are taken (a SIM at its monthly cap
-    of distinct recipients).
+    of distinct recipients). With ``sticky`` (sticky sender on), work sticky to
+    ``sticky.own`` goes before other work of the same or a lower priority, and work sticky
+    to a SIM in ``sticky.holding`` is left to it until it was due at
+    ``sticky.released_before`` (docs/architecture.md, "Sticky sender").
     """
     if sweep:
         expire_due(conn, now)
@@ -168,14 +173,31 @@ def claim_next(conn: Tx, modem: str, *, max_parts: int, now: float, sweep: bool 
     index = "ix_messages_claim" if marketing else "ix_messages_claim_tx"
     # Another node's claim in progress holds its row: skip it rather than wait for it.
     skip = " FOR UPDATE SKIP LOCKED" if conn.postgres else ""
-    row = conn.exec_driver_sql(
-        "SELECT id, recipient, body, parts, concat_ref, expires_at, attempts, max_attempts, "
-        f"ignore_opt_out, shift_tables FROM messages INDEXED BY {index} "
-        "WHERE status = 'queued' AND held = 0 AND due_at <= ? AND parts <= ? "
-        f"AND (modem IS NULL OR modem = ?){quiet} "
-        f"ORDER BY priority, due_at, id LIMIT 1{skip}",
-        (now, max_parts, modem, *allowed),
-    ).first()
+    columns = ("SELECT id, recipient, body, parts, concat_ref, expires_at, attempts, max_attempts, "
+               "ignore_opt_out, shift_tables, priority, sticky_sim FROM messages ")
+    due = "status = 'queued' AND held = 0 AND due_at <= ? AND parts <= ? AND (modem IS NULL OR modem = ?)"
+    args: tuple[object, ...] = (now, max_parts, modem, *allowed)
+    order = f"ORDER BY priority, due_at, id LIMIT 1{skip}"
+    if sticky is None:
+        row = conn.exec_driver_sql(f"{columns}INDEXED BY {index} WHERE {due}{quiet} {order}", args).first()
+    else:
+        # One round trip: the head of the SIM's own sticky work and the head of the rest.
+        leave, leave_args = "", cast(tuple[object, ...], ())
+        if sticky.holding:
+            # A message pinned to this modem (a part left, or asked for) is its own whatever its mark.
+            leave = (" AND (sticky_sim IS NULL OR modem IS NOT NULL OR due_at <= ? OR sticky_sim NOT IN "
+                     f"({', '.join('?' * len(sticky.holding))}))")
+            leave_args = (sticky.released_before, *sticky.holding)
+        heads = conn.exec_driver_sql(
+            f"SELECT own.*, 1 AS mine FROM ({columns}INDEXED BY ix_messages_sticky WHERE sticky_sim = ? "
+            f"AND sticky_sim IS NOT NULL AND {due}{quiet} {order}) AS own UNION ALL "
+            f"SELECT rest.*, 0 AS mine FROM ({columns}INDEXED BY {index} WHERE {due}{quiet}{leave} {order}) AS rest",
+            (sticky.own, *args, *args, *leave_args),
+        ).all()
+        own = next((r for r in heads if r["mine"]), None)
+        rest = next((r for r in heads if not r["mine"]), None)
+        # Only more urgent work goes before the SIM's own people.
+        row = rest if own is None or (rest is not None and rest["priority"] < own["priority"]) else own
     if row is None:
         return None
     mid, total, ref = row["id"], row["parts"], row["concat_ref"]
@@ -458,15 +480,22 @@ def recover(conn: Tx, now: float, *, modems: Sequence[str] | None = None, by: st
     return Recovery(unknown=tuple(unknown), requeued=tuple(claimed))
 
 
-def next_times(tx: Tx, modem: str, *, transactional_only: bool) -> tuple[float | None, bool, float | None]:
+def next_times(tx: Tx, modem: str, *, transactional_only: bool,
+               sticky: Sticky | None = None) -> tuple[float | None, bool, float | None]:
     """``(due, marketing_waits, expiry)`` of the queued work ``modem`` could take: the
     earliest due time (of transactional work only, inside quiet hours), whether marketing
-    work waits (asked only then) and the earliest expiry. Held messages are not work."""
+    work waits (asked only then) and the earliest expiry. Held messages are not work.
+    With ``sticky``, work left to a holding SIM counts from when it is released."""
+    holding = sticky.holding if sticky is not None else ()
+    leave = ""
+    if holding:  # the claim leaves it to its SIM for now; its release is counted below
+        leave = (" AND (sticky_sim IS NULL OR modem IS NOT NULL OR sticky_sim NOT IN "
+                 f"({', '.join('?' * len(holding))}))")
     if transactional_only:  # few rows at night, whatever waits for morning
         due = tx.exec_driver_sql(
             "SELECT MIN(due_at) FROM messages INDEXED BY ix_messages_claim_tx "
-            "WHERE status = 'queued' AND held = 0 AND kind != 'marketing' AND (modem IS NULL OR modem = ?)",
-            (modem,),
+            f"WHERE status = 'queued' AND held = 0 AND kind != 'marketing' AND (modem IS NULL OR modem = ?){leave}",
+            (modem, *holding),
         ).scalar()
         marketing_waits = tx.exec_driver_sql(
             "SELECT 1 FROM messages INDEXED BY ix_messages_queued_due "
@@ -476,10 +505,21 @@ def next_times(tx: Tx, modem: str, *, transactional_only: bool) -> tuple[float |
     else:
         due = tx.exec_driver_sql(
             "SELECT due_at FROM messages INDEXED BY ix_messages_queued_due "
-            "WHERE status = 'queued' AND held = 0 AND (modem IS NULL OR modem = ?) "
-            "ORDER BY due_at LIMIT 1", (modem,)
+            f"WHERE status = 'queued' AND held = 0 AND (modem IS NULL OR modem = ?){leave} "
+            "ORDER BY due_at LIMIT 1", (modem, *holding)
         ).scalar()
         marketing_waits = False
+    if holding and sticky is not None:
+        kind = " AND kind != 'marketing'" if transactional_only else ""
+        left = tx.exec_driver_sql(
+            "SELECT MIN(due_at) FROM messages INDEXED BY ix_messages_sticky "
+            f"WHERE sticky_sim IN ({', '.join('?' * len(holding))}) AND sticky_sim IS NOT NULL "
+            f"AND status = 'queued' AND held = 0 AND modem IS NULL{kind}",
+            holding,
+        ).scalar()
+        if left is not None:
+            release = left + sticky.wait_s  # anyone's once it waited that long
+            due = release if due is None else min(due, release)
     exp = tx.exec_driver_sql(
         "SELECT expires_at FROM messages INDEXED BY ix_messages_queued_expiry "
         "WHERE status = 'queued' AND expires_at IS NOT NULL ORDER BY expires_at LIMIT 1"

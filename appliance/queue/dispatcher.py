@@ -19,6 +19,12 @@ messages with a part already sent through it stay pinned to it, docs/architectur
 paused worker probes its modem once the cool-down is over. The pause map is read from the
 database every couple of seconds (the first worker wakes for it while idle), so a resume or
 pause by the command line or another node takes effect within about 2 s.
+
+Sticky sender (``Queue.sticky_sender``): a message marked with the SIM its recipient knows
+goes first on that SIM, and other modems leave it alone while that SIM *holds* (online,
+not paused, not at its distinct-recipients cap, its next slot at most ``sticky_wait_s``
+away), and for at most ``sticky_wait_s`` after it was due (docs/architecture.md,
+"Sticky sender").
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from appliance.modem.errors import ModemDisconnected, ModemError, SendOutcomeUnk
 from appliance.pdu import PduError, ShiftTables, SubmitPdu, encode_submit
 from appliance.queue.ratelimit import DEFAULT_WINDOWS, RateLimits, SendBudget, month_start, next_month_start
 from appliance.db.sending import Claim, Recovery
+from appliance.db.sticky import Sticky
 from appliance.queue.sim_health import HealthRow, SendWindow, SimHealth, Trip
 from appliance.queue.store import Queue
 
@@ -49,6 +56,7 @@ _MONTH_EPSILON = 1e-6  # send_times counts sends after ``since``: one at the mon
 _MAX_VALIDITY_S = 63 * 7 * 86400
 _DEFAULT_SEND_TIMEOUT_S = 60.0
 _DEFAULT_STUCK_MARGIN_S = 60.0
+_REMOTE_SIMS_EVERY_S = 5.0  # how often the other nodes' online SIMs are read (sticky sender)
 _HEALTH_REFRESH_S = 2.0  # how stale the pause map may be (a resume by the CLI or another node)
 _PROBE_ALLOWED_S = 30.0
 
@@ -106,6 +114,7 @@ class _Worker:
         self.was_online: bool | None = None
         self.thread = threading.Thread(target=self.run, name=f"dispatch-{self.name}", daemon=True)
         self.pause_until = 0.0  # monotonic; set after a disconnect so a dead port is not hammered
+        self.holding = False  # sticky sender: others leave its sticky work alone (last seen)
         self.orphans: list[tuple[Claim, Any]] = []  # claims to give back once the database answers
         # Heartbeat (read by Dispatcher.health from other threads; plain attribute writes).
         self.last_beat = time.monotonic()
@@ -139,6 +148,7 @@ class _Worker:
                 paused = d.paused_row(self.name)
                 if paused is not None:
                     d.unready(self)
+                    self._note_holding()
                     self._while_paused(paused)
                     continue
                 pause = self.pause_until - time.monotonic()
@@ -155,6 +165,7 @@ class _Worker:
                     while chained is not None:  # work claimed together with the last "sent"
                         chained = self.send(chained, begun=True)
                     continue
+                self._note_holding()
                 idle = self._idle_timeout()
                 if d.sim_health is not None and self is d.workers[0]:
                     # One idle worker keeps the pause map fresh for all (the CLI, another node).
@@ -176,6 +187,7 @@ class _Worker:
         d = self.dispatcher
         d.unready(self)
         self._note_health(False)
+        self._note_holding()
         started = time.monotonic()
         if not self.modem.wait_online(1.0) and time.monotonic() - started < 0.5:
             d.stopping.wait(1.0)  # e.g. state "error": wait_online returns at once
@@ -233,11 +245,22 @@ class _Worker:
         else:
             _log.info("[%s] offline: not taking work", self.name)
 
+    def _note_holding(self) -> None:
+        """Sticky sender: when this SIM stops holding (offline, paused, at a long cap), wake
+        the others, who may now take the work sticky to it."""
+        d = self.dispatcher
+        if not d.queue.sticky_sender:
+            return
+        holds = d.holds(self, d.clock())
+        if self.holding and not holds:
+            d.kick(besides=self)
+        self.holding = holds
+
     def _idle_timeout(self) -> float:
         d = self.dispatcher
         now = d.clock()
         wake_at = now + _MAX_IDLE_S
-        due = d.queue.next_wakeup(self.name)
+        due = d.queue.next_wakeup(self.name, sticky=d.sticky_for(self, now))
         if due is not None:
             if due > now:
                 wake_at = min(wake_at, due)
@@ -348,7 +371,8 @@ class _Worker:
             if room and d.may_send():
                 try:
                     chained = queue.part_sent_and_next(claim, part, mr, done, max_parts=room,
-                                                       recipients=self.allowed_recipients(done))
+                                                       recipients=self.allowed_recipients(done),
+                                                       sticky=d.sticky_for(self, done))
                 except DatabaseUnavailable:
                     self._durably(queue.part_sent, claim, part, mr, done)
                     continue
@@ -533,6 +557,8 @@ class Dispatcher:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._cursor = 0
+        self._remote_sims: set[str] = set()
+        self._remote_read_at = float("-inf")
         self._unsubscribe: Callable[[], None] | None = None
         self.workers: list[_Worker] = []
         for modem in modems:
@@ -584,10 +610,11 @@ class Dispatcher:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def kick(self) -> None:
-        """New work may be there: wake every idle worker."""
+    def kick(self, *, besides: _Worker | None = None) -> None:
+        """New work may be there: wake every idle worker (but ``besides``)."""
         for w in self.workers:
-            w.wake.set()
+            if w is not besides:
+                w.wake.set()
 
     def health(self) -> list[WorkerHealth]:
         """Each worker's heartbeat: alive, what it is doing, whether it overran (stuck)."""
@@ -656,6 +683,46 @@ class Dispatcher:
         with self._lock:
             return {w.name: w.budget.view(w.name, now) for w in self.workers}
 
+    # ------------------------------------------------------------------ sticky sender
+
+    def holds(self, worker: _Worker, now: float) -> bool:
+        """Whether work sticky to ``worker``'s SIM waits for it: the worker runs, its modem
+        is online and not paused, it may text new numbers, and its next slot is at most
+        ``sticky_wait_s`` away (pacing and short windows: yes; a full day or month: no)."""
+        if not worker.thread.is_alive() or not worker.modem.online or worker.pause_until > time.monotonic():
+            return False
+        if worker.name in self._paused:  # SIM health: its sticky work goes to the others now
+            return False
+        cap = worker.limits.recipients_per_month
+        if cap is not None and worker.recipients is not None and len(worker.recipients) >= cap:
+            return False
+        return worker.budget.next_slot(now) <= now + self.queue.sticky_wait_s
+
+    def sticky_for(self, worker: _Worker, now: float) -> Sticky | None:
+        """How ``worker``'s claims treat sticky work (None: sticky sender is off)."""
+        queue = self.queue
+        if not queue.sticky_sender:
+            return None
+        holding = {w.sim for w in self.workers if w is not worker and self.holds(w, now)}
+        holding |= self._other_nodes_sims()
+        holding.discard(worker.sim)
+        wait = queue.sticky_wait_s
+        return Sticky(own=worker.sim, holding=tuple(sorted(holding)), released_before=now - wait, wait_s=wait)
+
+    def _other_nodes_sims(self) -> set[str]:
+        """Online SIMs of the other nodes sharing the database (read every few seconds).
+        Their caps are not known here: their sticky work waits at most ``sticky_wait_s``."""
+        if self.node is None:
+            return set()
+        mono = time.monotonic()
+        if mono - self._remote_read_at >= _REMOTE_SIMS_EVERY_S:
+            self._remote_read_at = mono
+            try:
+                self._remote_sims = self.queue.online_sims(besides=self.node)
+            except DatabaseUnavailable:
+                pass  # keep the last answer; the claim that follows will fail anyway
+        return set(self._remote_sims)
+
     # ------------------------------------------------------------------ round-robin claims
 
     def unready(self, worker: _Worker) -> None:
@@ -692,7 +759,7 @@ class Dispatcher:
                 continue
             max_parts = room if room < w.limits.smallest_cap else _ANY_SIZE
             claim = self.queue.claim(w.name, max_parts=max_parts, now=now, sim=w.sim,
-                                     recipients=w.allowed_recipients(now))
+                                     recipients=w.allowed_recipients(now), sticky=self.sticky_for(w, now))
             if claim is None:
                 continue
             w.job = claim

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from appliance.db import consent, inbound, messages, notify, sending
+from appliance.db import consent, inbound, messages, notify, sending, sticky
 from appliance.db import nodes as nodes_db
 from appliance.db.consent import ConsentEntry, OptOutView
 from appliance.db.engine import Tx, make_engine, read_tx, write_tx
@@ -33,6 +33,7 @@ from appliance.db.migrate import migrate
 from appliance.db.nodes import NodeView
 from appliance.db.rows import Page, as_timestamp, dump_json
 from appliance.db.sending import Backoff, Claim, ClaimedPart, Recovery
+from appliance.db.sticky import Sticky
 from appliance.db.states import PRIORITIES, MessageStatus
 from appliance.pdu import PduError, plan
 from appliance.queue.quiet import QuietHours
@@ -71,6 +72,9 @@ class Queue:
     bodies at enqueue; ``report_window_s`` is how old a part may be for a status report to
     match it. ``quiet_hours`` (a :class:`QuietHours`, or None) keeps ``marketing``
     messages waiting inside its window; it may be replaced at any time.
+    ``sticky_sender`` marks each new message with the SIM its recipient knows, which the
+    dispatcher lets wait for that SIM for at most ``sticky_wait_s`` (docs/architecture.md,
+    "Sticky sender").
     """
 
     def __init__(
@@ -85,6 +89,8 @@ class Queue:
         migrate_schema: bool = True,
         quiet_hours: QuietHours | None = None,
         national_languages: Sequence[str] = (),
+        sticky_sender: bool = True,
+        sticky_wait_s: float = 600.0,
     ) -> None:
         self.engine = db if isinstance(db, Engine) else make_engine(db)
         self.clock = clock
@@ -94,6 +100,8 @@ class Queue:
         self.report_window_s = report_window_s
         self.quiet_hours = quiet_hours
         self.national_languages = tuple(national_languages)
+        self.sticky_sender = sticky_sender
+        self.sticky_wait_s = sticky_wait_s
         self._listeners: list[Callable[[], None]] = []
         self._listeners_lock = threading.Lock()
         self._last_sweep = float("-inf")
@@ -202,6 +210,8 @@ class Queue:
                     return messages.batch_messages(tx, prior[0])
             batch_id = messages.insert_batch(tx, idempotency_key, fingerprint, now, len(recipients))
             opted = set() if ignore_opt_out else consent.opted_out_among(tx, recipients)
+            # A modem asked for (a reply to where the question came in) wins over the mark.
+            known = self._known_sims(tx, [to for to in recipients if to not in opted]) if modem is None else {}
             first = messages.reserve_message_ids(tx, len(recipients))
             tables, encoding, total = p.tables.key or None, p.encoding, p.total
             rows = [
@@ -211,7 +221,7 @@ class Queue:
                     created_at=now, updated_at=now, send_at=send_ts, due_at=start, expires_at=expires,
                     max_attempts=self.max_attempts, error="recipient opted out" if to in opted else None,
                     metadata_json=meta_json, modem=modem, ignore_opt_out=int(ignore_opt_out),
-                    shift_tables=tables,
+                    shift_tables=tables, sticky_sim=known.get(to),
                 )
                 for i, to in enumerate(recipients)
             ]
@@ -283,6 +293,7 @@ class Queue:
             if guard is not None:
                 guard(tx, batch_id)
             opted = consent.opted_out_among(tx, [p[0] for p in planned])
+            known = self._known_sims(tx, [p[0] for p in planned if p[0] not in opted])
             first = messages.reserve_message_ids(tx, len(planned))
             rows = [
                 NewMessage(
@@ -291,6 +302,7 @@ class Queue:
                     created_at=now, updated_at=now, send_at=send_ts, due_at=start, expires_at=expires,
                     max_attempts=self.max_attempts, error="recipient opted out" if to in opted else None,
                     broadcast_id=broadcast_id, kind=kind, held=int(held), shift_tables=tables,
+                    sticky_sim=known.get(to),
                 )
                 for i, (to, body, enc, total, tables) in enumerate(planned)
             ]
@@ -300,6 +312,20 @@ class Queue:
                                     {"at": "enqueue"})
         self._notify()
         return batch_id, first, first + len(planned) - 1
+
+    def _known_sims(self, tx: Tx, numbers: Sequence[str]) -> dict[str, str]:
+        return sticky.last_sims(tx, numbers) if self.sticky_sender and numbers else {}
+
+    def known_sims(self, numbers: Sequence[str]) -> dict[str, str]:
+        """The SIM each of ``numbers`` knows: the one that last texted it or that it last
+        wrote to (numbers with neither are left out). docs/architecture.md, "Sticky sender"."""
+        with read_tx(self.engine) as tx:
+            return sticky.last_sims(tx, numbers)
+
+    def online_sims(self, *, besides: str) -> set[str]:
+        """SIMs online in the modems of live nodes other than node ``besides``."""
+        with read_tx(self.engine) as tx:
+            return sticky.online_sims(tx, besides=besides)
 
     # ------------------------------------------------------------------ read
 
@@ -386,6 +412,7 @@ class Queue:
         with write_tx(self.engine) as tx:
             new_id = inbound.record_inbound(tx, modem, sender, body, at, parts=parts, pdu_hex=pdu_hex,  # type: ignore[arg-type]
                                             metadata_json=json.dumps(metadata) if metadata else None)
+            sticky.note_inbound_sim(tx, new_id, modem)
         return self.get_inbound(new_id)
 
     def get_inbound(self, inbound_id: int) -> InboundView:
@@ -480,10 +507,11 @@ class Queue:
         return result
 
     def claim(self, modem: str, *, max_parts: int, now: float | None = None, sim: str | None = None,
-              recipients: Collection[str] | None = None) -> Claim | None:
+              recipients: Collection[str] | None = None, sticky: Sticky | None = None) -> Claim | None:
         """Claim the next message ``modem`` may send now (at most ``max_parts`` parts);
         ``sim`` is the key its parts are logged under (the SIM's ICCID); with
-        ``recipients``, only a message to one of those numbers."""
+        ``recipients``, only a message to one of those numbers; ``sticky`` as in
+        :func:`appliance.db.sending.claim_next`."""
         now = self.clock() if now is None else now
         quiet = self.quiet_hours
         marketing = quiet is None or not quiet.contains(now)
@@ -494,12 +522,12 @@ class Queue:
         # the part's "submitting" commit that follows is durable and syncs this one too.
         with write_tx(self.engine, durable=False, pipeline=True) as tx:
             claim = sending.claim_next(tx, modem, max_parts=max_parts, now=now, sweep=sweep,
-                                       marketing=marketing, sim=sim, recipients=recipients)
+                                       marketing=marketing, sim=sim, recipients=recipients, sticky=sticky)
         if sweep:
             self._last_sweep = now
         return claim
 
-    def next_wakeup(self, modem: str, *, now: float | None = None) -> float | None:
+    def next_wakeup(self, modem: str, *, now: float | None = None, sticky: Sticky | None = None) -> float | None:
         """The earliest due or expiry time of queued work ``modem`` could take (None: none).
 
         Held messages are not work. Inside quiet hours marketing messages are not work
@@ -509,7 +537,7 @@ class Queue:
         quiet = self.quiet_hours
         in_quiet = quiet is not None and quiet.contains(now)
         with read_tx(self.engine) as tx:
-            due, marketing_waits, exp = sending.next_times(tx, modem, transactional_only=in_quiet)
+            due, marketing_waits, exp = sending.next_times(tx, modem, transactional_only=in_quiet, sticky=sticky)
         if in_quiet and quiet is not None and marketing_waits:
             end = quiet.ends_at(now)
             due = end if due is None else min(due, end)
@@ -526,7 +554,7 @@ class Queue:
 
     def part_sent_and_next(
         self, claim: Claim, part: ClaimedPart, mr: int, now: float, *, max_parts: int,
-        recipients: Collection[str] | None = None,
+        recipients: Collection[str] | None = None, sticky: Sticky | None = None,
     ) -> Claim | None:
         """:meth:`part_sent`, then in the same durable transaction claim the next message the
         modem may send now (at most ``max_parts`` parts) and commit its first part
@@ -541,7 +569,7 @@ class Queue:
         with write_tx(self.engine, pipeline=True) as tx:
             sending.part_sent(tx, claim, part, mr, now)
             nxt = sending.claim_next(tx, claim.modem, max_parts=max_parts, now=now, sweep=False,
-                                     marketing=marketing, sim=claim.sim, recipients=recipients)
+                                     marketing=marketing, sim=claim.sim, recipients=recipients, sticky=sticky)
             if nxt is not None and sending.begin_part(tx, nxt, nxt.parts[0], now) != "go":
                 nxt = None
         return nxt
@@ -585,10 +613,13 @@ class Queue:
         """
         at = self.clock() if received_at is None else received_at
         with write_tx(self.engine) as tx:
-            return inbound.store_inbound(
+            stored = inbound.store_inbound(
                 tx, modem, sender, body, digest=digest, at=at, parts=parts, complete=complete, keyword=keyword,
                 handled=handled, pdu_hex=pdu_hex, metadata_json=dump_json(metadata), fragments=fragments,
             )
+            if stored.created:  # the SIM it reached: sticky sender
+                sticky.note_inbound_sim(tx, stored.id, modem)
+            return stored
 
     def store_inbound_fragment(
         self, modem: str, sender: str, *, ref: int, total: int, seq: int, body: str, pdu_hex: str,

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_audit"
-down_revision = "0011_field"
+down_revision = "0013_sticky"
 branch_labels = None
 depends_on = None
 

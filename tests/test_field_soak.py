@@ -45,5 +45,6 @@ def test_fault_campaign(tmp_path: Path) -> None:
     print("\n".join(summary(result)))
     assert not result.problems, "\n".join(summary(result))
     assert result.counts.get("sent", 0) > CI_SPEC.messages // 2
+    assert result.paused_events >= 1  # the SIM failing every send was paused (SIM health)
     assert {f.kind for f in result.faults} >= {"unplug+replug", "hang", "cms bursts", "no network", "garbage",
                                                 "storage full", "fails every send", "SIGKILL"}

@@ -157,6 +157,31 @@ def test_a_message_pinned_to_a_modem_is_its_own_whatever_the_person_knows(db_url
         q.close()
 
 
+def test_a_refusal_by_the_known_sim_frees_the_retry_for_any_sim(db_url: str) -> None:
+    """The SIM a person knows refused their message (a temporary error): the retry may go
+    through another SIM instead of spending every attempt on that one."""
+    clock = [5_000_000.0]
+    q = Queue(db_url, clock=lambda: clock[0])
+    try:
+        _send(q, X, "b", "SIM-B", clock[0])
+        clock[0] += 1
+        mid = q.enqueue([X], "for b")[0].id
+        now = clock[0]
+        for_a = Sticky(own="SIM-A", holding=("SIM-B",), released_before=now - 600, wait_s=600)
+        for_b = Sticky(own="SIM-B", holding=("SIM-A",), released_before=now - 600, wait_s=600)
+        assert q.claim("a", max_parts=10, now=now, sim="SIM-A", sticky=for_a) is None
+        got = q.claim("b", max_parts=10, now=now, sim="SIM-B", sticky=for_b)
+        assert got is not None and got.message_id == mid
+        assert q.begin_part(got, got.parts[0], now) == "go"
+        assert q.part_retry(got, got.parts[0], "+CMS ERROR 42", forget_send=True) == "queued"
+        later = now + 120  # past the retry's backoff, well within sticky_wait_s; B still holds
+        got = q.claim("a", max_parts=10, now=later, sim="SIM-A",
+                      sticky=Sticky(own="SIM-A", holding=("SIM-B",), released_before=later - 600, wait_s=600))
+        assert got is not None and got.message_id == mid
+    finally:
+        q.close()
+
+
 def test_sticky_off_marks_nothing(db_url: str) -> None:
     q = Queue(db_url, sticky_sender=False, clock=lambda: 3_000_000.0)
     try:

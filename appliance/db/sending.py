@@ -406,6 +406,10 @@ def part_retry(conn: Tx, claim: Claim, part: ClaimedPart, now: float, error: str
         (error, part.id),
     )
     _put_back(conn, claim, now, due_at=now + delay, attempts=attempts)
+    # The SIM the recipient knows just refused it: the retry may go through any SIM rather
+    # than spend every attempt on that one (sticky sender is a preference).
+    conn.exec_driver_sql("UPDATE messages SET sticky_sim = NULL WHERE id = ? AND sticky_sim IS NOT NULL",
+                         (claim.message_id,))
     add_event(conn, now, "retry", claim.message_id, part_id=part.id, modem=claim.modem,
               detail={"error": error, "attempt": attempts, "delay_s": round(delay, 3)})
     return "queued"

@@ -63,10 +63,9 @@ class CampaignSpec:
     bad_sim_heals: bool = False
     """The failing SIM works again once the schedule is over (keeps a short run short: its
     refusals otherwise leave messages in a retry backoff of up to 40 s)."""
-    require_work_moved: bool = False
-    """Count a message the failing SIM failed as a problem. Today a SIM that refuses every
-    send with a temporary error is not paused: it keeps claiming work and can use up a
-    message's attempts (5) alone. Set True once SIM pause (``modem.paused``) is merged."""
+    require_work_moved: bool = True
+    """Count a message the failing SIM failed as a problem: SIM health pauses that SIM after
+    a few refusals (``modem.paused``) and its work goes out through the others."""
 
     @classmethod
     def full(cls, **overrides: Any) -> CampaignSpec:

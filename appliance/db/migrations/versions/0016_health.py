@@ -1,7 +1,7 @@
 """SIM health: whether each modem is paused by its health check, why, since when and when
 its next probe is due.
 
-Revision ID: 0012_health
+Revision ID: 0016_health
 Revises: 0015_signal (re-chained after the merge of main; first written after 0011_field)
 Create Date: 2026-11-30
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 from appliance.db.types import FLAG
 
-revision = "0012_health"
+revision = "0016_health"
 down_revision = "0015_signal"
 branch_labels = None
 depends_on = None

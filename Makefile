@@ -24,9 +24,15 @@ browser:
 
 # pytest exits 5 when it collects no test: report it, don't fail on it.
 # Screenshots of every page are saved under screenshots/ by tests/test_web_browser.py.
+# The suite runs on every core (pytest-xdist, TEST_JOBS=auto; TEST_JOBS=0 runs it in one
+# process); tests marked `serial` (they restart the shared PostgreSQL server) run after it, alone.
+TEST_JOBS ?= auto
 test: $(STAMP) browser
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+	@$(BIN)/python -m pytest -n $(TEST_JOBS) -m "not serial" $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; \
+	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS); rc2=$$?; \
+	if [ $$rc2 -eq 5 ]; then rc2=0; fi; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi; exit $$rc2
 
 # `make run`: the demo — the daemon on two simulated modems, database under ./var/.
 PORT ?= 8080

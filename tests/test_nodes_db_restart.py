@@ -46,6 +46,7 @@ def pg_ctl(cluster: tuple[str, str], action: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_postgresql_restart_mid_drain_degrades_then_resumes(
     sim_factory: Callable[..., SimulatedModem], tmp_path: Path, postgres_database: str, reaped: list[Node]
 ) -> None:

@@ -67,7 +67,16 @@ def test_every_api_key_action_is_recorded_once_with_the_key(admin_pages: tuple[P
     assert client.post("/v1/contacts", headers=api, json={"number": "+14155550183"}).status_code == 201
     assert client.post("/v1/contacts", headers=api, json={"number": "+14155550183"}).status_code == 409
     contact = client.get("/v1/contacts", headers=api).json()["items"][0]["id"]
+    assert client.patch(f"/v1/contacts/{contact}", headers=api, json={"first_name": "Ann"}).status_code == 200
     assert client.delete(f"/v1/contacts/{contact}", headers=api).status_code == 204
+    assert client.post("/v1/groups", headers=api, json={"name": "5B"}).status_code == 201
+    assert client.post("/v1/groups", headers=api, json={"name": "5B"}).status_code == 409  # rolled back: no line
+    assert client.patch("/v1/groups/5B", headers=api, json={"description": "class 5B"}).status_code == 200
+    assert client.post("/v1/contacts", headers=api, json={"number": "+14155550184"}).status_code == 201
+    assert client.post("/v1/groups/5B/members", headers=api, json={"numbers": ["+14155550184"]}).status_code == 200
+    assert client.post("/v1/groups/5B/members/remove", headers=api,
+                       json={"numbers": ["+14155550184"]}).status_code == 200
+    assert client.delete("/v1/groups/5B", headers=api).status_code == 204
     b = client.post("/v1/broadcasts", headers=api, json={
         "template": "Hello {first_name|there}", "audience": {"numbers": ["+14155550111", "+14155550112"]},
         "start": True})
@@ -82,7 +91,8 @@ def test_every_api_key_action_is_recorded_once_with_the_key(admin_pages: tuple[P
     counts = Counter(e.action for e in lines)
     assert counts == {
         "message.send": 2, "message.cancel": 1, "optout.add": 1, "optout.remove": 1, "contact.import": 1,
-        "contact.create": 1, "contact.erase": 1, "broadcast.start": 1, "broadcast.pause": 1, "broadcast.resume": 1,
+        "contact.create": 2, "contact.update": 1, "contact.erase": 1, "group.create": 1, "group.update": 1,
+        "group.members_add": 1, "group.members_remove": 1, "group.delete": 1, "broadcast.start": 1, "broadcast.pause": 1, "broadcast.resume": 1,
         "broadcast.cancel": 1, "privacy.export": 1, "privacy.erase": 1,
     }
     assert {(e.actor_kind, e.address) for e in lines} == {("key", "testclient")}
@@ -120,11 +130,12 @@ def test_web_user_actions_are_recorded_with_the_user(admin_pages: tuple[PageServ
     imported = client.post("/contacts/import", data={"csrf_token": token},
                            files={"file": ("c.csv", CSV.encode(), "text/csv")})
     assert imported.status_code == 200, imported.text
+    assert post("/groups", name="Choir", numbers="").status_code == 303
 
     lines = _lines(services, actor="admin")
     assert Counter(e.action for e in lines) == {
         "optout.add": 1, "optout.remove": 1, "key.create": 1, "key.revoke": 1, "broadcast.start": 1,
-        "broadcast.pause": 1, "broadcast.cancel": 1, "contact.import": 1, "contact.create": 1,
+        "broadcast.pause": 1, "broadcast.cancel": 1, "contact.import": 1, "contact.create": 1, "group.create": 1,
     }
     assert {e.actor_kind for e in lines} == {"user"}
     assert {e.address for e in lines} == {"testclient"}

@@ -130,8 +130,10 @@ def get_contact(contact_id: ContactId, _key: ReadKey, book: Book) -> ContactOut:
 
 @router.patch("/{contact_id:int}", response_model=ContactOut, summary="Change a contact",
               responses=problem_responses(401, 403, 404, 409, 422))
-def update_contact(contact_id: ContactId, body: ContactPatch, _key: SendKey,
+def update_contact(contact_id: ContactId, body: ContactPatch, key: SendKey,
                    book: Book) -> ContactOut:
+    audit.note(audit.Actor.key(key.name), audit.Action.CONTACT_UPDATE, contact_id,
+               {"changed": sorted(body.model_dump(exclude_unset=True))})
     return ContactOut.of(book.update(contact_id, number=body.number, first_name=body.first_name,
                                      last_name=body.last_name, name=body.name, fields=body.fields,
                                      groups=body.groups))

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from appliance import audit
 from appliance.api.deps import Book, ReadKey, SendKey
 from appliance.api.problems import problem_responses
 from appliance.api.schemas_broadcasts import (
@@ -34,9 +35,10 @@ def list_groups(_key: ReadKey, book: Book) -> GroupList:
 
 @router.post("", status_code=201, response_model=GroupOut, summary="Make a group",
              responses=problem_responses(401, 403, 409, 422))
-def create_group(body: GroupIn, _key: SendKey, book: Book) -> GroupOut:
+def create_group(body: GroupIn, key: SendKey, book: Book) -> GroupOut:
     """With a `filter` like `class = "5B"`, every matching contact is a member (now and
     later), besides the static members added with `POST /v1/groups/{group}/members`."""
+    audit.note(audit.Actor.key(key.name), audit.Action.GROUP_CREATE, body.name)
     return GroupOut.of(book.create_group(body.name, description=body.description, filter=body.filter))
 
 
@@ -48,14 +50,17 @@ def get_group(group: GroupRef, _key: ReadKey, book: Book) -> GroupOut:
 
 @router.patch("/{group}", response_model=GroupOut, summary="Rename a group or change its filter",
               responses=problem_responses(401, 403, 404, 409, 422))
-def update_group(group: GroupRef, body: GroupPatch, _key: SendKey,
+def update_group(group: GroupRef, body: GroupPatch, key: SendKey,
                  book: Book) -> GroupOut:
+    audit.note(audit.Actor.key(key.name), audit.Action.GROUP_UPDATE, group,
+               {"changed": sorted(body.model_dump(exclude_unset=True))})
     return GroupOut.of(book.update_group(group, name=body.name, description=body.description, filter=body.filter))
 
 
 @router.delete("/{group}", status_code=204, response_class=Response, summary="Delete a group (not its contacts)",
                responses=problem_responses(401, 403, 404))
-def delete_group(group: GroupRef, _key: SendKey, book: Book) -> Response:
+def delete_group(group: GroupRef, key: SendKey, book: Book) -> Response:
+    audit.note(audit.Actor.key(key.name), audit.Action.GROUP_DELETE, group)
     book.delete_group(group)
     return Response(status_code=204)
 
@@ -75,14 +80,16 @@ def list_members(
 
 @router.post("/{group}/members", response_model=MembersResult, summary="Add static members",
              responses=problem_responses(401, 403, 404, 422))
-def add_members(group: GroupRef, body: MembersRequest, _key: SendKey,
+def add_members(group: GroupRef, body: MembersRequest, key: SendKey,
                 book: Book) -> MembersResult:
+    audit.note(audit.Actor.key(key.name), audit.Action.GROUP_MEMBERS_ADD, group, {"numbers": len(body.numbers)})
     added, missing = book.add_members(group, body.numbers)
     return MembersResult(changed=added, not_contacts=missing)
 
 
 @router.post("/{group}/members/remove", response_model=MembersResult, summary="Remove static members",
              responses=problem_responses(401, 403, 404, 422))
-def remove_members(group: GroupRef, body: MembersRequest, _key: SendKey,
+def remove_members(group: GroupRef, body: MembersRequest, key: SendKey,
                    book: Book) -> MembersResult:
+    audit.note(audit.Actor.key(key.name), audit.Action.GROUP_MEMBERS_REMOVE, group, {"numbers": len(body.numbers)})
     return MembersResult(changed=book.remove_members(group, body.numbers))

@@ -151,6 +151,7 @@ def create_group(request: Request, services: ServicesDep, form: CheckedForm) -> 
     if errors:
         return _groups_page(request, book, errors=errors, values=values, status_code=422)
     try:
+        audit.note(audit.Actor.user(request.state.session.user.username), audit.Action.GROUP_CREATE, values["name"])
         made = book.create_group(values["name"], description=values["description"], filter=values["filter"] or None)
     except FilterError as exc:
         return _groups_page(request, book, errors=field_errors(exc, "filter"), values=values, status_code=422)

@@ -21,16 +21,8 @@
 from __future__ import annotations
 
 from appliance.db.engine import POSTGRESQL, SQLITE, Result, Tx, dialect, make_engine, read_tx, redact_url, write_tx
-from appliance.db.errors import (
-    ConstraintViolation,
-    DatabaseUnavailable,
-    DuplicateIdempotencyKey,
-    InvalidRequest,
-    InvalidState,
-    MigrationError,
-    NotFound,
-    QueueError,
-)
+from appliance.db import errors
+from appliance.db.errors import *  # noqa: F403 (named in __all__ below)
 from appliance.db.migrate import current_revision, head_revision, migrate, shipped_head, shipped_revisions
 from appliance.db.states import FINAL_STATES, MESSAGE_STATES, PRIORITIES, PRIORITY_NAMES, MessageStatus, PartState
 
@@ -41,16 +33,8 @@ __all__ = [
     "PRIORITIES",
     "PRIORITY_NAMES",
     "SQLITE",
-    "ConstraintViolation",
-    "DatabaseUnavailable",
-    "DuplicateIdempotencyKey",
-    "InvalidRequest",
-    "InvalidState",
     "MessageStatus",
-    "MigrationError",
-    "NotFound",
     "PartState",
-    "QueueError",
     "Result",
     "Tx",
     "current_revision",
@@ -63,4 +47,5 @@ __all__ = [
     "shipped_head",
     "shipped_revisions",
     "write_tx",
+    *errors.__all__,
 ]

@@ -13,14 +13,8 @@ from __future__ import annotations
 from appliance.db import current_revision, head_revision, make_engine, migrate
 from appliance.queue.dispatcher import Dispatcher
 from appliance.queue.nodes import ModemsTaken, NodeMembership
-from appliance.queue.errors import (
-    DuplicateIdempotencyKey,
-    InvalidRequest,
-    InvalidState,
-    MigrationError,
-    NotFound,
-    QueueError,
-)
+from appliance.queue import errors
+from appliance.queue.errors import *  # noqa: F403 (named in __all__ below)
 from appliance.queue.ratelimit import DEFAULT_WINDOWS, BudgetView, RateLimits, SendBudget
 from appliance.db.sending import Backoff, Claim, Recovery
 from appliance.db.states import FINAL_STATES, MESSAGE_STATES, PRIORITIES
@@ -45,22 +39,16 @@ __all__ = [
     "BudgetView",
     "Claim",
     "Dispatcher",
-    "DuplicateIdempotencyKey",
     "EventView",
     "InboundView",
-    "InvalidRequest",
-    "InvalidState",
     "MessageView",
     "ModemsTaken",
     "NodeMembership",
-    "MigrationError",
     "ModemView",
-    "NotFound",
     "OptOutView",
     "Page",
     "PartView",
     "Queue",
-    "QueueError",
     "RateLimits",
     "Recovery",
     "ReportMatch",
@@ -69,4 +57,5 @@ __all__ = [
     "head_revision",
     "make_engine",
     "migrate",
+    *errors.__all__,
 ]

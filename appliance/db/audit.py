@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from appliance.db.engine import Tx
-from appliance.db.rows import Page, decode_cursor, dump_json, encode_cursor, load_json, placeholders
+from appliance.db.rows import Page, decode_cursor, delete_in, dump_json, encode_cursor, load_json
 
 __all__ = [
     "ACTOR_KINDS",
@@ -165,7 +165,4 @@ def prune_events(tx: Tx, before: float, *, limit: int) -> int:
     """Delete up to ``limit`` lines older than ``before`` (oldest first); how many."""
     ids = [r["id"] for r in tx.exec_driver_sql(
         "SELECT id FROM audit_events WHERE at < ? ORDER BY at LIMIT ?", (before, limit))]
-    if not ids:
-        return 0
-    return tx.exec_driver_sql(
-        f"DELETE FROM audit_events WHERE id IN ({placeholders(len(ids))})", tuple(ids)).rowcount
+    return delete_in(tx, "audit_events", "id", ids)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Page", "as_datetime", "as_timestamp", "decode_cursor", "dump_json", "encode_cursor", "delete_in", "load_json",
-    "placeholders",
+    "matching", "placeholders",
 ]
 
 _MAX_CURSOR_CHARS = 512
@@ -25,6 +25,13 @@ _MAX_CURSOR_CHARS = 512
 def placeholders(n: int) -> str:
     """``n`` bound-parameter marks for an ``IN (...)`` list: ``"?,?,?"``."""
     return ",".join("?" * n)
+
+
+def matching(*filters: tuple[str, Any]) -> tuple[list[str], list[Any]]:
+    """The conditions of a WHERE clause and their parameters, from ``(condition, value)``
+    pairs with one ``?`` each; a pair whose value is None (a filter not asked for) is left out."""
+    asked = [(condition, value) for condition, value in filters if value is not None]
+    return [condition for condition, _ in asked], [value for _, value in asked]
 
 
 def delete_in(tx: Tx, table: str, column: str, keys: Sequence[Any]) -> int:

@@ -1,4 +1,5 @@
-"""Small conversions every record module shares: times, JSON columns, page cursors."""
+"""Small pieces every record module shares: times, JSON columns, page cursors, optional
+WHERE filters and deletes by a list of keys."""
 
 from __future__ import annotations
 

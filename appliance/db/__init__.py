@@ -14,7 +14,8 @@
   API's credentials and message SIDs), ``balances`` (prepaid balances read by USSD),
   ``audit`` (the audit trail), ``signals`` (signal samples), ``charts`` (per-day counts),
   ``manifest`` (a backup's notes), ``sticky`` (the SIM a number knows: sticky sender);
-- ``rows`` (times, JSON columns, page cursors, filters, deletes by key) and ``types`` (columns both engines read alike);
+- ``rows`` (times, JSON columns, page cursors, filters, deletes by key) and ``types``
+  (columns both engines read alike);
 - :class:`MessageStatus`, :class:`PartState` and the typed errors.
 """
 

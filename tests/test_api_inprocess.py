@@ -109,6 +109,16 @@ def test_a_key_without_the_scope_is_403_naming_the_scope(api: Api) -> None:
     assert api.get("/v1/messages", "all").status_code == 200
 
 
+
+def test_privacy_asks_for_the_key_before_it_reads_the_number(api: Api) -> None:
+    for path in ("/v1/privacy/not-a-number", "/v1/privacy/" + "9" * 65):
+        assert_problem(api.client.get(path), 401)
+        assert_problem(api.client.post(path + "/erase"), 401)
+        assert_problem(api.get(path, "send"), 403)
+        assert "number" in fields(assert_problem(api.get(path), 422))
+        assert "number" in fields(assert_problem(api.post(path + "/erase"), 422))
+    assert api.get("/v1/privacy/%2B14155550100").status_code == 200
+
 # ---------------------------------------------------------------------- send
 
 def test_send_one_normalises_the_number_and_reports_parts_and_encoding(api: Api) -> None:

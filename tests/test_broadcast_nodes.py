@@ -46,6 +46,44 @@ def events_of(service: BroadcastService) -> Counter[str]:
         ))
 
 
+def concurrently(nodes: list[BroadcastService], fn: Callable[[BroadcastService], None]) -> list[BaseException]:
+    """``fn`` on every node, each in its own thread, started together (a barrier lines them
+    up); what they raised."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(nodes))
+
+    def run(service: BroadcastService) -> None:
+        try:
+            start.wait()
+            fn(service)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return errors
+
+
+def at_once(nodes: list[BroadcastService], act: Callable[[BroadcastService], object], done: str) -> list[str]:
+    """``act`` on every node at once: ``done`` for each that succeeded, ``refused`` for each
+    told :class:`InvalidState`."""
+    outcomes: list[str] = []
+
+    def go(service: BroadcastService) -> None:
+        try:
+            act(service)
+            outcomes.append(done)
+        except InvalidState:
+            outcomes.append("refused")
+
+    errors = concurrently(nodes, go)
+    assert not errors, errors
+    return outcomes
+
+
 def test_life_cycle_and_stats(nodes: list[BroadcastService]) -> None:
     service = nodes[0]
     queue = service.queue
@@ -94,28 +132,18 @@ def test_two_nodes_pause_and_resume_one_broadcast_at_once(nodes: list[BroadcastS
     bid = view.id
     done: Counter[str] = Counter()
     lock = threading.Lock()
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
 
     def flip(service: BroadcastService) -> None:
-        try:
-            start.wait()
-            for i in range(40):
-                action: Callable[[int], BroadcastView] = service.pause if i % 2 == 0 else service.resume
-                try:
-                    action(bid)
-                except InvalidState:
-                    continue
-                with lock:
-                    done["pause" if i % 2 == 0 else "resume"] += 1
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
+        for i in range(40):
+            action: Callable[[int], BroadcastView] = service.pause if i % 2 == 0 else service.resume
+            try:
+                action(bid)
+            except InvalidState:
+                continue
+            with lock:
+                done["pause" if i % 2 == 0 else "resume"] += 1
 
-    threads = [threading.Thread(target=flip, args=(s,)) for s in nodes]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    errors = concurrently(nodes, flip)
     assert not errors, errors
     final = nodes[1].get(bid)
     # Pauses and resumes alternate: at most one more pause than resumes, as the status says.
@@ -124,42 +152,12 @@ def test_two_nodes_pause_and_resume_one_broadcast_at_once(nodes: list[BroadcastS
     assert held_by_status(nodes[0], bid) == ({1: len(NUMBERS)} if final.status == "paused" else {0: len(NUMBERS)})
 
     # Both cancel at once: one wins, the other is told it is cancelled already.
-    outcomes: list[str] = []
-
-    def cancel(service: BroadcastService) -> None:
-        try:
-            service.cancel(bid)
-            outcomes.append("cancelled")
-        except InvalidState:
-            outcomes.append("refused")
-
-    threads = [threading.Thread(target=cancel, args=(s,)) for s in nodes]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert sorted(outcomes) == ["cancelled", "refused"]
+    assert sorted(at_once(nodes, lambda service: service.cancel(bid), "cancelled")) == ["cancelled", "refused"]
     stats = nodes[0].stats(bid)
     assert stats.by_status["cancelled"] == len(NUMBERS) and held_by_status(nodes[0], bid) == {}
 
 
 def test_two_nodes_start_one_draft_at_once(nodes: list[BroadcastService]) -> None:
     draft = nodes[0].create(BroadcastSpec("Hi", Audience(numbers=NUMBERS[:50])))
-    outcomes: list[str] = []
-    start = threading.Barrier(2)
-
-    def go(service: BroadcastService) -> None:
-        start.wait()
-        try:
-            service.start(draft.id)
-            outcomes.append("started")
-        except InvalidState:
-            outcomes.append("refused")
-
-    threads = [threading.Thread(target=go, args=(s,)) for s in nodes]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert sorted(outcomes) == ["refused", "started"]
+    assert sorted(at_once(nodes, lambda service: service.start(draft.id), "started")) == ["refused", "started"]
     assert nodes[1].stats(draft.id).total == 50

@@ -81,18 +81,13 @@ def test_the_claim_still_uses_its_partial_indexes(sqlite_url: str, clock: FakeCl
     queue = Queue(sqlite_url, clock=clock)
     with queue.engine.connect() as conn:
         # SQLite refuses INDEXED BY when the index cannot serve the query.
-        normal = conn.exec_driver_sql(
-            "EXPLAIN QUERY PLAN SELECT id FROM messages INDEXED BY ix_messages_claim "
-            "WHERE status = 'queued' AND held = 0 AND due_at <= 1 AND parts <= 1 AND (modem IS NULL OR modem = 'x') "
-            "ORDER BY priority, due_at, id LIMIT 1"
-        ).all()
-        assert "ix_messages_claim" in " ".join(str(r) for r in normal)
-        plan = conn.exec_driver_sql(
-            "EXPLAIN QUERY PLAN SELECT id FROM messages INDEXED BY ix_messages_claim_tx "
-            "WHERE status = 'queued' AND held = 0 AND due_at <= 1 AND parts <= 1 AND (modem IS NULL OR modem = 'x') "
-            "AND kind != 'marketing' ORDER BY priority, due_at, id LIMIT 1"
-        ).all()
-    assert "ix_messages_claim_tx" in " ".join(str(r) for r in plan)
+        for index, quiet in (("ix_messages_claim", ""), ("ix_messages_claim_tx", "AND kind != 'marketing' ")):
+            plan = conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN SELECT id FROM messages INDEXED BY {index} "
+                "WHERE status = 'queued' AND held = 0 AND due_at <= 1 AND parts <= 1 AND (modem IS NULL OR modem = 'x') "
+                f"{quiet}ORDER BY priority, due_at, id LIMIT 1"
+            ).all()
+            assert index in " ".join(str(r) for r in plan)
 
 
 def test_enqueue_many_suppresses_opted_out_and_refuses_too_long(queue: Queue) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from appliance.email import html_to_text, read_mail, strip_quotes
+from tests.utils.daemon import run_after_start
 from tests.utils.email import email_settings, mail, send_key, smtp
 
 
@@ -60,43 +61,23 @@ def test_email_info_prints_the_fingerprint_and_no_password(tmp_path: Path) -> No
 
 
 def test_the_daemon_with_email_off_imports_no_smtp_server(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-    env["APPLIANCE_APPLIANCE__DATABASE_URL"] = f"sqlite:///{tmp_path / 'a.db'}"
-    code = (
-        "import sys\n"
-        "from appliance.config import load_settings\n"
-        "from appliance.startup import prepare_database\n"
-        "from appliance.daemon import Appliance\n"
+    out = run_after_start(f"sqlite:///{tmp_path / 'a.db'}", (
         "from appliance.api import create_app\n"
         "from appliance.web import mount_web\n"
-        "settings = load_settings()\n"
-        "prepare_database(settings)\n"
-        "app = Appliance(settings)\n"
         "mount_web(create_app(app))\n"
         "print(sorted(m for m in ('aiosmtpd', 'cryptography', 'appliance.email') if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "[]"
+    ))
+    assert out.strip() == "[]"
 
 
 def test_the_daemon_with_email_on_makes_its_certificate_without_importing_cryptography(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-    env["APPLIANCE_APPLIANCE__DATABASE_URL"] = f"sqlite:///{tmp_path / 'a.db'}"
-    env.update({"APPLIANCE_EMAIL__ENABLED": "true", "APPLIANCE_EMAIL__HOST": "127.0.0.1", "APPLIANCE_EMAIL__PORT": "0"})
-    code = (
-        "import sys\n"
-        "from appliance.config import load_settings\n"
-        "from appliance.startup import prepare_database\n"
-        "from appliance.daemon import Appliance\n"
-        "settings = load_settings()\n"
-        "prepare_database(settings)\n"
-        "app = Appliance(settings)\n"
+    email = {"APPLIANCE_EMAIL__ENABLED": "true", "APPLIANCE_EMAIL__HOST": "127.0.0.1", "APPLIANCE_EMAIL__PORT": "0"}
+    out = run_after_start(f"sqlite:///{tmp_path / 'a.db'}", (
         "app.start()\n"
         "print(app.email.port > 0, app.email.cert.self_signed, 'cryptography' in sys.modules)\n"
         "app.stop()\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=90, check=True)
-    assert out.stdout.strip() == "True True False"
+    ), env=email, timeout=90)
+    assert out.strip() == "True True False"
     assert (tmp_path / "email-cert.pem").exists()
 
 

@@ -14,7 +14,7 @@ from appliance.broadcasts.estimate import parts_within, send_duration, sticky_du
 from appliance.config import ConfigError, load_settings
 from appliance.db.sticky import Sticky
 from appliance.modem.simulator import SimulatedModem
-from appliance.queue import Queue, RateLimits
+from appliance.queue import Claim, Queue, RateLimits
 from tests.utils.wait import wait_until
 
 X, Z = "+14155550170", "+14155550171"
@@ -65,6 +65,13 @@ def _send(q: Queue, to: str, modem: str, sim: str, now: float) -> None:
     q.part_sent(claim, claim.parts[0], 1, now)
 
 
+def _claimed(q: Queue, modem: str, **kwargs: Any) -> Claim:
+    """``q.claim`` (ten parts at most) that must claim a message."""
+    got = q.claim(modem, max_parts=10, **kwargs)
+    assert got is not None
+    return got
+
+
 def test_claim_leaves_sticky_work_to_its_sim_while_it_holds(db_url: str) -> None:
     clock = [1_000_000.0]
     q = Queue(db_url, clock=lambda: clock[0])
@@ -79,25 +86,25 @@ def test_claim_leaves_sticky_work_to_its_sim_while_it_holds(db_url: str) -> None
         now = clock[0]
         for_a = Sticky(own="SIM-A", holding=("SIM-B", "c"), released_before=now - 600, wait_s=600)
         # A takes the free message, leaves X's to B and wakes when it is released
-        got = q.claim("a", max_parts=10, now=now, sim="SIM-A", sticky=for_a)
-        assert got is not None and got.message_id == free
+        got = _claimed(q, "a", now=now, sim="SIM-A", sticky=for_a)
+        assert got.message_id == free
         q.release(got, "test")
         q.claim("a", max_parts=10, now=now, sim="SIM-A", sticky=for_a)  # takes the free one again
         assert q.claim("a", max_parts=10, now=now, sim="SIM-A", sticky=for_a) is None
         assert q.next_wakeup("a", now=now, sticky=for_a) == pytest.approx(now + 600)
         # B does not hold (offline, at a cap): anyone takes it
         loose = Sticky(own="SIM-A", holding=("c",), released_before=now - 600, wait_s=600)
-        got = q.claim("a", max_parts=10, now=now, sim="SIM-A", sticky=loose)
-        assert got is not None and got.message_id == sticky
+        got = _claimed(q, "a", now=now, sim="SIM-A", sticky=loose)
+        assert got.message_id == sticky
         q.release(got, "test")
         # it waited long enough: anyone takes it
         late = Sticky(own="SIM-A", holding=("SIM-B",), released_before=now, wait_s=0)
-        got = q.claim("a", max_parts=10, now=now, sim="SIM-A", sticky=late)
-        assert got is not None and got.message_id == sticky
+        got = _claimed(q, "a", now=now, sim="SIM-A", sticky=late)
+        assert got.message_id == sticky
         q.release(got, "test")
         # sticky sender off: the plain claim takes it
-        got = q.claim("a", max_parts=10, now=now, sim="SIM-A")
-        assert got is not None and got.message_id == sticky
+        got = _claimed(q, "a", now=now, sim="SIM-A")
+        assert got.message_id == sticky
     finally:
         q.close()
 
@@ -114,17 +121,16 @@ def test_a_sim_serves_its_own_people_first_but_urgent_work_still_first(db_url: s
         for_b = Sticky(own="SIM-B", holding=(), released_before=clock[0] - 600, wait_s=600)
         order = []
         for _ in range(3):
-            got = q.claim("b", max_parts=10, now=clock[0], sim="SIM-B", sticky=for_b)
-            assert got is not None
+            got = _claimed(q, "b", now=clock[0], sim="SIM-B", sticky=for_b)
             order.append(got.message_id)
         assert order == [urgent, older, mine]  # low priority: its own comes after normal work
         clock[0] += 1
         normal = q.enqueue([X], "for b, normal")[0].id
         other = q.enqueue(["+14155550183"], "free, normal")[0].id
-        got = q.claim("b", max_parts=10, now=clock[0], sim="SIM-B", sticky=for_b)
-        assert got is not None and got.message_id == normal  # same priority: its own first
-        got = q.claim("b", max_parts=10, now=clock[0], sim="SIM-B", sticky=for_b)
-        assert got is not None and got.message_id == other
+        got = _claimed(q, "b", now=clock[0], sim="SIM-B", sticky=for_b)
+        assert got.message_id == normal  # same priority: its own first
+        got = _claimed(q, "b", now=clock[0], sim="SIM-B", sticky=for_b)
+        assert got.message_id == other
     finally:
         q.close()
 
@@ -138,19 +144,19 @@ def test_a_message_pinned_to_a_modem_is_its_own_whatever_the_person_knows(db_url
         now = clock[0]
         for_a = Sticky(own="SIM-A", holding=("SIM-B",), released_before=now - 600, wait_s=600)
         asked = q.enqueue([X], "from a, as asked", modem="a")[0].id  # e.g. Twilio's From
-        got = q.claim("a", max_parts=10, now=now, sim="SIM-A", sticky=for_a)
-        assert got is not None and got.message_id == asked
+        got = _claimed(q, "a", now=now, sim="SIM-A", sticky=for_a)
+        assert got.message_id == asked
         # X's multipart message, released to A (B was at a cap), pinned to A once a part left
         later = q.enqueue([X], "part " * 100)[0].id
-        got = q.claim("a", max_parts=10, now=now, sim="SIM-A",
-                      sticky=Sticky(own="SIM-A", released_before=now - 600, wait_s=600))
-        assert got is not None and got.message_id == later
+        got = _claimed(q, "a", now=now, sim="SIM-A",
+                       sticky=Sticky(own="SIM-A", released_before=now - 600, wait_s=600))
+        assert got.message_id == later
         assert q.begin_part(got, got.parts[0], now) == "go"
         q.part_sent(got, got.parts[0], 7, now)
         q.release(got, "test")
         # B holds again, but the rest of the message can only go through A: A takes it
-        got = q.claim("a", max_parts=10, now=now, sim="SIM-A", sticky=for_a)
-        assert got is not None and got.message_id == later and got.parts[0].seq == 2
+        got = _claimed(q, "a", now=now, sim="SIM-A", sticky=for_a)
+        assert got.message_id == later and got.parts[0].seq == 2
         assert q.claim("b", max_parts=10, now=now, sim="SIM-B",
                        sticky=Sticky(own="SIM-B", holding=("SIM-A",), released_before=now - 600, wait_s=600)) is None
     finally:
@@ -189,8 +195,8 @@ def test_sticky_off_marks_nothing(db_url: str) -> None:
         assert q.known_sims([X]) == {X: "SIM-B"}  # known, but not marked
         mid = q.enqueue([X], "again")[0].id
         for_a = Sticky(own="SIM-A", holding=("SIM-B",), released_before=0.0, wait_s=600)
-        got = q.claim("a", max_parts=10, sim="SIM-A", sticky=for_a)  # not marked: anyone's
-        assert got is not None and got.message_id == mid
+        got = _claimed(q, "a", sim="SIM-A", sticky=for_a)  # not marked: anyone's
+        assert got.message_id == mid
     finally:
         q.close()
 

@@ -10,11 +10,6 @@ in-flight work was taken over by a survivor and its queued work sent by the othe
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,83 +20,31 @@ import pytest
 
 from appliance.modem.simulator import SimulatedModem
 from appliance.queue import Queue
+from tests.utils.daemon import Daemon, create_api_key, free_port, toml_config
 from tests.utils.db import empty_tables
 
-APPLIANCE = [sys.executable, "-m", "appliance.cli"]
 N_MESSAGES = 3000
 LONG_EVERY = 10  # every 10th message has 3 parts
 MIN_INTERVAL_S = 0.02
 NODES = ("a", "b", "c")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def node_config(tmp_path: Path, name: str, url: str, port: int, sims: list[SimulatedModem]) -> Path:
-    lines = [
-        f'[appliance]\ndatabase_url = "{url}"\nlog_level = "INFO"\n',
-        f"[api]\nhost = \"127.0.0.1\"\nport = {port}\n",
-        f'[node]\nname = "{name}"\nnode_lease_s = 5\nheartbeat_s = 0.5\n',
-    ]
-    for sim in sims:
-        lines.append(
-            f'[[modems]]\nname = "{sim.name}"\nport = "{sim.path}"\nmin_interval_s = {MIN_INTERVAL_S}\n'
-            "max_parts_per_minute = 100000\nmax_parts_per_hour = 100000\nmax_parts_per_day = 100000\n"
-        )
+    caps = {"max_parts_per_minute": 100000, "max_parts_per_hour": 100000, "max_parts_per_day": 100000}
     path = tmp_path / f"{name}.toml"
-    path.write_text("\n".join(lines))
+    path.write_text(toml_config({
+        "appliance": {"database_url": url, "log_level": "INFO"},
+        "api": {"host": "127.0.0.1", "port": port},
+        "node": {"name": name, "node_lease_s": 5, "heartbeat_s": 0.5},
+        "modems": [{"name": sim.name, "port": sim.path, "min_interval_s": MIN_INTERVAL_S, **caps} for sim in sims],
+    }))
     return path
 
 
-class Node:
-    def __init__(self, name: str, config: Path, port: int, log: Path) -> None:
-        self.name, self.config, self.url, self.log = name, config, f"http://127.0.0.1:{port}", log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([*APPLIANCE, "serve", "--config", str(self.config)], env=env,
-                                         stdout=out, stderr=subprocess.STDOUT,
-                                         cwd=Path(__file__).resolve().parents[1])
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code in (200, 503):
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"node {self.name} did not answer: {self.log.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
-
-    def reap(self) -> None:
-        """Kill it if it still runs (a test that failed half way)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture
-def reaped() -> Iterator[list[Node]]:
+def reaped() -> Iterator[list[Daemon]]:
     """Nodes a test starts: killed at teardown whatever happened."""
-    started: list[Node] = []
+    started: list[Daemon] = []
     yield started
     for node in started:
         node.reap()
@@ -109,21 +52,16 @@ def reaped() -> Iterator[list[Node]]:
 
 @pytest.mark.slow
 def test_three_nodes_one_killed_and_back_one_dead_lose_and_duplicate_nothing(
-    sim_factory: Callable[..., SimulatedModem], tmp_path: Path, postgres_database: str, reaped: list[Node]
+    sim_factory: Callable[..., SimulatedModem], tmp_path: Path, postgres_database: str, reaped: list[Daemon]
 ) -> None:
     url = postgres_database
     empty_tables(url)
     sims = {n: [sim_factory("sim800", name=f"{n}{i}", latency_s=0.01) for i in (1, 2)] for n in NODES}
-    keyproc = subprocess.run([*APPLIANCE, "keys", "create", "crash", "--scope", "admin"],
-                             env={**{k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")},
-                                  "APPLIANCE_APPLIANCE__DATABASE_URL": url},
-                             capture_output=True, text=True, timeout=60)
-    assert keyproc.returncode == 0, keyproc.stderr
-    key = keyproc.stdout.strip().splitlines()[-1]
-    nodes = {}
+    key = create_api_key(url, "crash")
+    nodes: dict[str, Daemon] = {}
     for n in NODES:
         port = free_port()
-        nodes[n] = Node(n, node_config(tmp_path, n, url, port, sims[n]), port, tmp_path / f"{n}.log")
+        nodes[n] = Daemon(node_config(tmp_path, n, url, port, sims[n]), port, tmp_path / f"{n}.log")
         reaped.append(nodes[n])
         nodes[n].start()
     for node in nodes.values():
@@ -162,9 +100,9 @@ def test_three_nodes_one_killed_and_back_one_dead_lose_and_duplicate_nothing(
     nodes["b"].wait_ready()
     wait_done(N_MESSAGES, 120)
     stats = queue.stats()
-    assert stats["queued"] + stats["sending"] == 0, (stats, nodes["a"].log.read_text()[-3000:])
+    assert stats["queued"] + stats["sending"] == 0, (stats, nodes["a"].tail())
     for n in ("a", "b"):
-        assert nodes[n].stop() == 0, nodes[n].log.read_text()[-3000:]
+        assert nodes[n].stop() == 0, nodes[n].tail()
 
     # Every message in one final state, none lost.
     assert sum(stats.values()) == N_MESSAGES

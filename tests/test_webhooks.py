@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -20,13 +19,14 @@ from appliance.modem.types import InboundSms
 from appliance.pdu import decode, encode_deliver
 from appliance.queue import Queue
 from appliance.webhooks import Outbox, WebhookService, sign, verify
+from tests.utils.receiver import PostReceiver
 from tests.utils.wait import wait_until
 
 SECRET = "s3cret-for-tests"
 ALICE = "+15551230001"
 
 
-class Receiver:
+class Receiver(PostReceiver):
     """A webhook receiver on 127.0.0.1: answers the queued status codes (then 200) and keeps
     every request it got."""
 
@@ -35,35 +35,19 @@ class Receiver:
         self.delay_s = 0.0
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.lock = threading.Lock()
-        receiver = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver.lock:
-                    receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                    code = receiver.answers.pop(0) if receiver.answers else 200
-                    delay = receiver.delay_s
-                if delay:
-                    time.sleep(delay)
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def answer(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str | None, bytes]:
+        with self.lock:
+            self.requests.append(({k.lower(): v for k, v in headers.items()}, body))
+            code = self.answers.pop(0) if self.answers else 200
+            delay = self.delay_s
+        if delay:
+            time.sleep(delay)
+        return code, None, b""
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.base_url}{path}"
 
 
 @pytest.fixture

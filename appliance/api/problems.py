@@ -22,16 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from appliance.errors import ApplianceError
-from appliance.queue.errors import (
-    ConstraintViolation,
-    DatabaseUnavailable,
-    DuplicateIdempotencyKey,
-    InvalidRequest,
-    InvalidState,
-    MigrationError,
-    NotFound,
-    QueueError,
-)
+from appliance.queue import errors as queue_errors
 
 __all__ = [
     "MAX_FIELD_ERRORS",
@@ -203,28 +194,28 @@ def validation_errors(exc: RequestValidationError | ValidationError) -> list[Fie
 
 # ---------------------------------------------------------------------- queue errors
 
-def _invalid_request(exc: InvalidRequest) -> ApiProblem:
+def _invalid_request(exc: queue_errors.InvalidRequest) -> ApiProblem:
     field = exc.field or "request_body"
     return ApiProblem.invalid([FieldError(field=field, detail=exc.detail)])
 
 
-def from_queue_error(exc: QueueError) -> ApiProblem:
-    if isinstance(exc, NotFound):
+def from_queue_error(exc: queue_errors.QueueError) -> ApiProblem:
+    if isinstance(exc, queue_errors.NotFound):
         return ApiProblem(404, "not-found", str(exc))
-    if isinstance(exc, InvalidState):
+    if isinstance(exc, queue_errors.InvalidState):
         return ApiProblem(409, "invalid-state", str(exc))
-    if isinstance(exc, DuplicateIdempotencyKey):
+    if isinstance(exc, queue_errors.DuplicateIdempotencyKey):
         return ApiProblem(409, "idempotency-key-reused", str(exc))
-    if isinstance(exc, InvalidRequest):
+    if isinstance(exc, queue_errors.InvalidRequest):
         return _invalid_request(exc)
-    if isinstance(exc, MigrationError):
+    if isinstance(exc, queue_errors.MigrationError):
         return ApiProblem(503, "database-unavailable", f"the database is not usable: {exc}")
-    if isinstance(exc, DatabaseUnavailable):
+    if isinstance(exc, queue_errors.DatabaseUnavailable):
         # Nothing of this request was committed: the client may simply try again.
         return ApiProblem(503, "database-unavailable",
                           f"the {exc.engine} database is not answering ({exc.reason}); nothing was changed, "
                           "try again shortly", headers={"Retry-After": "5"})
-    if isinstance(exc, ConstraintViolation):
+    if isinstance(exc, queue_errors.ConstraintViolation):
         return ApiProblem(409, "conflict", f"the request conflicts with a record changed at the same time: {exc}")
     _log.error("queue error without an HTTP mapping: %s", exc)
     return ApiProblem(500, "internal-error", f"the queue refused the request: {exc}")
@@ -265,7 +256,7 @@ def install_handlers(app: FastAPI) -> None:
         return ApiProblem.invalid(validation_errors(exc)).response()
 
     async def on_queue_error(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, QueueError)
+        assert isinstance(exc, queue_errors.QueueError)
         return from_queue_error(exc).response()
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
@@ -290,6 +281,6 @@ def install_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(ApiProblem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(QueueError, on_queue_error)
+    app.add_exception_handler(queue_errors.QueueError, on_queue_error)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)

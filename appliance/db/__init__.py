@@ -14,23 +14,16 @@
   API's credentials and message SIDs), ``balances`` (prepaid balances read by USSD),
   ``audit`` (the audit trail), ``signals`` (signal samples), ``charts`` (per-day counts),
   ``manifest`` (a backup's notes), ``sticky`` (the SIM a number knows: sticky sender);
-- ``rows`` (times, JSON columns, page cursors) and ``types`` (columns both engines read alike);
+- ``rows`` (times, JSON columns, page cursors, filters, deletes by key) and ``types``
+  (columns both engines read alike);
 - :class:`MessageStatus`, :class:`PartState` and the typed errors.
 """
 
 from __future__ import annotations
 
 from appliance.db.engine import POSTGRESQL, SQLITE, Result, Tx, dialect, make_engine, read_tx, redact_url, write_tx
-from appliance.db.errors import (
-    ConstraintViolation,
-    DatabaseUnavailable,
-    DuplicateIdempotencyKey,
-    InvalidRequest,
-    InvalidState,
-    MigrationError,
-    NotFound,
-    QueueError,
-)
+from appliance.db import errors
+from appliance.db.errors import *  # noqa: F403 (named in __all__ below)
 from appliance.db.migrate import current_revision, head_revision, migrate, shipped_head, shipped_revisions
 from appliance.db.states import FINAL_STATES, MESSAGE_STATES, PRIORITIES, PRIORITY_NAMES, MessageStatus, PartState
 
@@ -41,16 +34,8 @@ __all__ = [
     "PRIORITIES",
     "PRIORITY_NAMES",
     "SQLITE",
-    "ConstraintViolation",
-    "DatabaseUnavailable",
-    "DuplicateIdempotencyKey",
-    "InvalidRequest",
-    "InvalidState",
     "MessageStatus",
-    "MigrationError",
-    "NotFound",
     "PartState",
-    "QueueError",
     "Result",
     "Tx",
     "current_revision",
@@ -63,4 +48,5 @@ __all__ = [
     "shipped_head",
     "shipped_revisions",
     "write_tx",
+    *errors.__all__,
 ]

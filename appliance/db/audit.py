@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from appliance.db.engine import Tx
-from appliance.db.rows import Page, decode_cursor, dump_json, encode_cursor, load_json, placeholders
+from appliance.db.rows import Page, decode_cursor, delete_in, dump_json, encode_cursor, load_json, matching
 
 __all__ = [
     "ACTOR_KINDS",
@@ -131,30 +131,17 @@ def list_events(tx: Tx, where: AuditFilter, *, limit: int, cursor: str | None = 
     """Lines matching ``where``, newest first, ``limit`` per page (``cursor`` from the
     previous page; a foreign or garbled one is :class:`InvalidRequest` naming ``cursor``)."""
     after = decode_cursor("audit", cursor)
-    clauses: list[str] = []
-    params: list[Any] = []
-    if after is not None:
-        clauses.append("id < ?")
-        params.append(after)
-    if where.actor:
-        clauses.append("actor = ?")
-        params.append(where.actor)
-    if where.action:
-        if where.action.endswith("."):
-            clauses.append("action >= ? AND action < ?")
-            params += [where.action, where.action[:-1] + "/"]  # '/' sorts right after '.'
-        else:
-            clauses.append("action = ?")
-            params.append(where.action)
-    if where.since is not None:
-        clauses.append("at >= ?")
-        params.append(where.since)
-    if where.until is not None:
-        clauses.append("at < ?")
-        params.append(where.until)
-    if where.target:
-        clauses.append("target = ?")
-        params.append(where.target)
+    prefix = where.action if where.action and where.action.endswith(".") else None
+    clauses, params = matching(
+        ("id < ?", after),
+        ("actor = ?", where.actor or None),
+        ("action = ?", None if prefix else where.action or None),
+        ("action >= ?", prefix),
+        ("action < ?", prefix and prefix[:-1] + "/"),  # '/' sorts right after '.'
+        ("at >= ?", where.since),
+        ("at < ?", where.until),
+        ("target = ?", where.target or None),
+    )
     sql = f"SELECT {_COLS} FROM audit_events"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
@@ -172,7 +159,4 @@ def prune_events(tx: Tx, before: float, *, limit: int) -> int:
     """Delete up to ``limit`` lines older than ``before`` (oldest first); how many."""
     ids = [r["id"] for r in tx.exec_driver_sql(
         "SELECT id FROM audit_events WHERE at < ? ORDER BY at LIMIT ?", (before, limit))]
-    if not ids:
-        return 0
-    return tx.exec_driver_sql(
-        f"DELETE FROM audit_events WHERE id IN ({placeholders(len(ids))})", tuple(ids)).rowcount
+    return delete_in(tx, "audit_events", "id", ids)

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from appliance.errors import ApplianceError, InvalidInput
 
+__all__ = [
+    "ConstraintViolation",
+    "DatabaseUnavailable",
+    "DuplicateIdempotencyKey",
+    "InvalidRequest",
+    "InvalidState",
+    "MigrationError",
+    "NotFound",
+    "QueueError",
+]
+
 
 class QueueError(ApplianceError):
     """Something the store was asked cannot be done."""

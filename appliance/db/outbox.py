@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from appliance.db.engine import Tx
+from appliance.db.rows import matching
 
 __all__ = [
     "InboundSource",
@@ -338,14 +339,7 @@ def mark_failed(tx: Tx, entry_id: int, *, attempts: int, next_attempt_at: float,
 def list_entries(tx: Tx, *, url: str | None = None, event_id: str | None = None, pending: bool | None = None,
                  limit: int = 1000) -> list[OutboxEntry]:
     """Outbox rows (oldest first), filtered by receiver, event id and delivered or not."""
-    where: list[str] = []
-    args: list[Any] = []
-    if url is not None:
-        where.append("url = ?")
-        args.append(url)
-    if event_id is not None:
-        where.append("event_id = ?")
-        args.append(event_id)
+    where, args = matching(("url = ?", url), ("event_id = ?", event_id))
     if pending is not None:
         where.append("delivered_at IS NULL" if pending else "delivered_at IS NOT NULL")
     sql = f"SELECT {_COLS} FROM webhook_outbox"

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from appliance.db.engine import Tx
-from appliance.db.rows import load_json, placeholders
+from appliance.db.rows import delete_in, load_json, placeholders
 
 __all__ = [
     "FINISHED_STATES",
@@ -113,10 +113,7 @@ def erase_inbound_bodies_in(tx: Tx, before: float, now: float, *, after: int, up
 
 def _prune_oldest(tx: Tx, table: str, where: str, params: Sequence[Any], limit: int, after: int) -> Pruned:
     ids = _ids(tx, f"SELECT id FROM {table} WHERE id > ? AND {where} ORDER BY id LIMIT ?", (after, *params, limit))
-    if not ids:
-        return Pruned(0, after)
-    done = tx.exec_driver_sql(f"DELETE FROM {table} WHERE id IN ({placeholders(len(ids))})", tuple(ids)).rowcount
-    return Pruned(done, ids[-1])
+    return Pruned(delete_in(tx, table, "id", ids), ids[-1] if ids else after)
 
 
 def prune_inbound_webhooks(tx: Tx, before: float, *, limit: int, after: int = 0) -> Pruned:
@@ -142,10 +139,7 @@ def prune_email_threads(tx: Tx, before: float, *, limit: int) -> int:
     used before ``before``."""
     numbers = [r["number"] for r in tx.exec_driver_sql(
         "SELECT number FROM email_threads WHERE updated_at < ? ORDER BY number LIMIT ?", (before, limit))]
-    if not numbers:
-        return 0
-    return tx.exec_driver_sql(
-        f"DELETE FROM email_threads WHERE number IN ({placeholders(len(numbers))})", tuple(numbers)).rowcount
+    return delete_in(tx, "email_threads", "number", numbers)
 
 
 def count_personal_to_prune(tx: Tx, before: float) -> dict[str, int]:
@@ -311,8 +305,7 @@ def delete_email_of(tx: Tx, number: str, inbound_ids: Sequence[int]) -> int:
     for start in range(0, len(inbound_ids), 500):
         chunk = inbound_ids[start:start + 500]
         keys = [f"reply:{i}" for i in chunk] + [f"inbound:{i}" for i in chunk]
-        done += tx.exec_driver_sql(
-            f"DELETE FROM email_outbox WHERE key IN ({placeholders(len(keys))})", tuple(keys)).rowcount
+        done += delete_in(tx, "email_outbox", "key", keys)
     return done
 
 

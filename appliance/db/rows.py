@@ -1,4 +1,5 @@
-"""Small conversions every record module shares: times, JSON columns, page cursors."""
+"""Small pieces every record module shares: times, JSON columns, page cursors, optional
+WHERE filters and deletes by a list of keys."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from appliance.db.errors import InvalidRequest
 
+if TYPE_CHECKING:
+    from appliance.db.engine import Tx
+
 __all__ = [
-    "Page", "as_datetime", "as_timestamp", "decode_cursor", "dump_json", "encode_cursor", "load_json", "placeholders",
+    "Page", "as_datetime", "as_timestamp", "decode_cursor", "dump_json", "encode_cursor", "delete_in", "load_json",
+    "matching", "placeholders",
 ]
 
 _MAX_CURSOR_CHARS = 512
@@ -20,6 +26,20 @@ _MAX_CURSOR_CHARS = 512
 def placeholders(n: int) -> str:
     """``n`` bound-parameter marks for an ``IN (...)`` list: ``"?,?,?"``."""
     return ",".join("?" * n)
+
+
+def matching(*filters: tuple[str, Any]) -> tuple[list[str], list[Any]]:
+    """The conditions of a WHERE clause and their parameters, from ``(condition, value)``
+    pairs with one ``?`` each; a pair whose value is None (a filter not asked for) is left out."""
+    asked = [(condition, value) for condition, value in filters if value is not None]
+    return [condition for condition, _ in asked], [value for _, value in asked]
+
+
+def delete_in(tx: Tx, table: str, column: str, keys: Sequence[Any]) -> int:
+    """Delete the rows of ``table`` whose ``column`` is one of ``keys``; how many (0 for none)."""
+    if not keys:
+        return 0
+    return tx.exec_driver_sql(f"DELETE FROM {table} WHERE {column} IN ({placeholders(len(keys))})", tuple(keys)).rowcount
 
 
 def as_datetime(ts: float | None) -> datetime | None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.db.engine import Tx
+from appliance.db.rows import matching, placeholders
 
 __all__ = [
     "Credential",
@@ -143,30 +144,22 @@ def list_messages(
     """The account's messages newest first, filtered; ``before_id`` pages forward,
     ``after_id`` backward (the rows just newer than it, still newest first). The date
     filters read the time it was sent (its creation while unsent)."""
-    where = ["t.account_sid = ?", "t.deleted = 0"]
-    args: list[Any] = [account_sid]
-    if to is not None:
-        where.append("m.recipient = ?")
-        args.append(to)
+    if modems is not None and not modems:
+        return []
+    backward = before_id is None and after_id is not None
+    where, args = matching(
+        ("t.account_sid = ?", account_sid),
+        ("m.recipient = ?", to),
+        ("COALESCE(m.sent_at, m.created_at) >= ?", sent_from),
+        ("COALESCE(m.sent_at, m.created_at) < ?", sent_before),
+        ("m.id < ?", before_id),
+        ("m.id > ?", after_id if backward else None),
+    )
+    where.append("t.deleted = 0")
     if modems is not None:
-        if not modems:
-            return []
-        where.append(f"m.modem IN ({', '.join('?' for _ in modems)})")
+        where.append(f"m.modem IN ({placeholders(len(modems))})")
         args.extend(modems)
-    if sent_from is not None:
-        where.append("COALESCE(m.sent_at, m.created_at) >= ?")
-        args.append(sent_from)
-    if sent_before is not None:
-        where.append("COALESCE(m.sent_at, m.created_at) < ?")
-        args.append(sent_before)
-    order = "DESC"
-    if before_id is not None:
-        where.append("m.id < ?")
-        args.append(before_id)
-    elif after_id is not None:
-        where.append("m.id > ?")
-        args.append(after_id)
-        order = "ASC"
+    order = "ASC" if backward else "DESC"
     args.append(limit)
     rows = [_msg(r) for r in tx.exec_driver_sql(
         f"SELECT {_MSG_COLS} FROM twilio_messages t JOIN messages m ON m.id = t.message_id "

@@ -14,14 +14,8 @@ from __future__ import annotations
 from appliance.db import current_revision, head_revision, make_engine, migrate
 from appliance.queue.dispatcher import Dispatcher
 from appliance.queue.nodes import ModemsTaken, NodeMembership
-from appliance.queue.errors import (
-    DuplicateIdempotencyKey,
-    InvalidRequest,
-    InvalidState,
-    MigrationError,
-    NotFound,
-    QueueError,
-)
+from appliance.queue import errors
+from appliance.queue.errors import *  # noqa: F403 (named in __all__ below)
 from appliance.queue.ratelimit import DEFAULT_WINDOWS, BudgetView, RateLimits, SendBudget
 from appliance.queue.sim_health import SendWindow, SimHealth, UnknownModem
 from appliance.db.sending import Backoff, Claim, Recovery
@@ -47,22 +41,16 @@ __all__ = [
     "BudgetView",
     "Claim",
     "Dispatcher",
-    "DuplicateIdempotencyKey",
     "EventView",
     "InboundView",
-    "InvalidRequest",
-    "InvalidState",
     "MessageView",
     "ModemsTaken",
     "NodeMembership",
-    "MigrationError",
     "ModemView",
-    "NotFound",
     "OptOutView",
     "Page",
     "PartView",
     "Queue",
-    "QueueError",
     "RateLimits",
     "Recovery",
     "ReportMatch",
@@ -74,4 +62,5 @@ __all__ = [
     "head_revision",
     "make_engine",
     "migrate",
+    *errors.__all__,
 ]

@@ -2,24 +2,5 @@
 
 from __future__ import annotations
 
-from appliance.db.errors import (
-    ConstraintViolation,
-    DatabaseUnavailable,
-    DuplicateIdempotencyKey,
-    InvalidRequest,
-    InvalidState,
-    MigrationError,
-    NotFound,
-    QueueError,
-)
-
-__all__ = [
-    "ConstraintViolation",
-    "DatabaseUnavailable",
-    "DuplicateIdempotencyKey",
-    "InvalidRequest",
-    "InvalidState",
-    "MigrationError",
-    "NotFound",
-    "QueueError",
-]
+from appliance.db.errors import *  # noqa: F403 (the queue's errors are the data layer's, all of them)
+from appliance.db.errors import __all__ as __all__

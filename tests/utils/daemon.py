@@ -21,7 +21,7 @@ import httpx
 from appliance.db.inbound import InboundView
 from appliance.queue import Queue
 
-__all__ = ["APPLIANCE", "Daemon", "all_inbound", "create_api_key", "free_port", "toml_config"]
+__all__ = ["APPLIANCE", "Daemon", "all_inbound", "create_api_key", "free_port", "run_after_start", "toml_config"]
 
 ROOT = Path(__file__).resolve().parents[2]
 APPLIANCE = [sys.executable, "-m", "appliance.cli"]
@@ -72,6 +72,28 @@ def create_api_key(database_url: str, name: str = "tests") -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"keys create failed: {proc.stderr.strip()}")
     return proc.stdout.strip().splitlines()[-1]
+
+
+_START = (
+    "import sys\n"
+    "from appliance.config import load_settings\n"
+    "from appliance.startup import prepare_database\n"
+    "from appliance.daemon import Appliance\n"
+    "settings = load_settings()\n"
+    "prepare_database(settings)\n"
+    "app = Appliance(settings)\n"
+)
+
+
+def run_after_start(database_url: str, code: str, *, env: Mapping[str, str] | None = None,
+                    timeout: float = 60) -> str:
+    """What a new Python process prints that builds the daemon as ``appliance serve`` does
+    (settings from a clean environment plus ``env``, the database prepared, ``app`` the
+    :class:`~appliance.daemon.Appliance`, ``sys`` imported), then runs ``code``."""
+    proc = subprocess.run([sys.executable, "-c", _START + code],
+                          env=_clean_env(APPLIANCE_APPLIANCE__DATABASE_URL=database_url, **(env or {})),
+                          capture_output=True, text=True, timeout=timeout, check=True, cwd=ROOT)
+    return proc.stdout
 
 
 def all_inbound(database_url: str) -> list[InboundView]:

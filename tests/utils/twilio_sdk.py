@@ -8,11 +8,11 @@ including the ``next_page_uri`` of lists). :class:`Receiver` is a tiny ``http.se
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
+
+from tests.utils.receiver import PostReceiver
 
 __all__ = ["Received", "Receiver", "sdk_client"]
 
@@ -33,7 +33,7 @@ class Received:
     params: dict[str, str]
 
 
-class Receiver:
+class Receiver(PostReceiver):
     """Records form POSTs; answers ``status`` with ``reply`` (``content_type`` text/xml)."""
 
     def __init__(self) -> None:
@@ -41,36 +41,15 @@ class Receiver:
         self.status = 200
         self.reply = ""
         self.fail_next = 0
-        owner = self
+        super().__init__()
+        self.url = self.base_url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length).decode("utf-8")
-                status, reply = owner.status, owner.reply
-                if owner.fail_next > 0:
-                    owner.fail_next -= 1
-                    status, reply = 500, ""
-                else:
-                    owner.requests.append(Received(
-                        self.path, f"{owner.url}{self.path}", {k: v for k, v in self.headers.items()},
-                        dict(parse_qsl(body, keep_blank_values=True)),
-                    ))
-                data = reply.encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "text/xml")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str | None, bytes]:
+        status, reply = self.status, self.reply
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            status, reply = 500, ""
+        else:
+            self.requests.append(Received(path, f"{self.url}{path}", headers,
+                                          dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))))
+        return status, "text/xml", reply.encode("utf-8")

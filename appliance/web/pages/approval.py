@@ -4,7 +4,6 @@ who asked). docs/architecture.md, "Audit trail and approval"."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,14 +14,14 @@ from appliance.api.deps import CheckedForm, ServicesDep, StaffAdmin, broadcast_s
 from appliance.api.services import Services
 from appliance.audit import Actor
 from appliance.broadcasts import ApprovalRefused, approval_limit
-from appliance.queue import InvalidRequest, InvalidState, NotFound
-from appliance.web.render import page, redirect
+from appliance.queue import InvalidRequest, InvalidState
+from appliance.web.pages.broadcasts import broadcast_action
+from appliance.web.render import page
 from appliance.web.users import Session
 
 __all__ = ["router", "start_options"]
 
 router = APIRouter(include_in_schema=False)
-log = logging.getLogger("appliance.web")
 
 BroadcastId = record_id("broadcast")
 
@@ -37,25 +36,21 @@ def start_options(services: Services, session: Session) -> dict[str, Any]:
 def _decide(request: Request, broadcast_id: int, services: Services, session: Session, verb: str) -> Response:
     service = broadcast_service(services)
     actor = Actor.user(session.user.username)
-    try:
+
+    def decide() -> str:
         if verb == "approve":
             checked_preview(services, service, service.spec_of(broadcast_id))
             view = service.approve(broadcast_id, actor)
-            message = f"Approved: sending {view.recipients:,} message(s)."
-        else:
-            service.reject(broadcast_id, actor)
-            message = "Rejected: nothing of it will be sent."
-    except NotFound:
-        return page(request, "error.html", status_code=404, title="No such broadcast",
-                    message=f"There is no broadcast number {broadcast_id}.")
+            return f"Approved: sending {view.recipients:,} message(s)."
+        service.reject(broadcast_id, actor)
+        return "Rejected: nothing of it will be sent."
+
+    try:
+        return broadcast_action(request, broadcast_id, session, verb, decide, refused=(InvalidState, InvalidRequest))
     except ApprovalRefused:
         return page(request, "error.html", status_code=403, title="Another admin must decide",
                     message="You asked for this broadcast, so you cannot approve or reject it yourself: another "
                             "admin must. You can still cancel it.")
-    except (InvalidState, InvalidRequest) as exc:
-        return redirect(f"/broadcasts/{broadcast_id}", flash=f"Not done: {exc}.")
-    log.info("web: %s: broadcast %d %s", session.user.username, broadcast_id, verb)
-    return redirect(f"/broadcasts/{broadcast_id}", flash=message)
 
 
 @router.post("/broadcasts/{broadcast_id:int}/approve")

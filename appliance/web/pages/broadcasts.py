@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ from appliance.web.chart_data import broadcast_charts
 from appliance.web.render import page, redirect
 from appliance.web.users import Session
 
-__all__ = ["progress_of", "router"]
+__all__ = ["broadcast_action", "progress_of", "router"]
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("appliance.web")
@@ -100,26 +101,37 @@ def progress(broadcast_id: BroadcastId, _session: SignedIn, services: Services_)
     return JSONResponse(progress_of(view), headers={"Cache-Control": "no-store"})
 
 
-def _act(request: Request, broadcast_id: int, services: Services, session: Session, verb: str) -> Response:
-    service = broadcast_service(services)
-    actor = Actor.user(session.user.username)
+def broadcast_action(request: Request, broadcast_id: int, session: Session, verb: str, act: Callable[[], str],
+                     *, refused: tuple[type[Exception], ...] = (InvalidState,)) -> Response:
+    """A broadcast page's button: run ``act`` (it returns what to tell the user) and go back to
+    the broadcast; one that does not exist shows the 404 page, a ``refused`` error comes back
+    as the reason it was not done. Any other error propagates."""
     try:
-        if verb == "pause":
-            service.pause(broadcast_id, actor=actor)
-            message = "Paused: nothing more leaves until you resume."
-        elif verb == "resume":
-            service.resume(broadcast_id, actor=actor)
-            message = "Resumed."
-        else:
-            service.cancel(broadcast_id, by=f"web:{session.user.username}", actor=actor)
-            message = "Cancelled: messages not yet sent will not be sent."
+        message = act()
     except NotFound:
         return page(request, "error.html", status_code=404, title="No such broadcast",
                     message=f"There is no broadcast number {broadcast_id}.")
-    except InvalidState as exc:
+    except refused as exc:
         return redirect(f"/broadcasts/{broadcast_id}", flash=f"Not done: {exc}.")
     log.info("web: %s: broadcast %d %s", session.user.username, broadcast_id, verb)
     return redirect(f"/broadcasts/{broadcast_id}", flash=message)
+
+
+def _act(request: Request, broadcast_id: int, services: Services, session: Session, verb: str) -> Response:
+    service = broadcast_service(services)
+    actor = Actor.user(session.user.username)
+
+    def act() -> str:
+        if verb == "pause":
+            service.pause(broadcast_id, actor=actor)
+            return "Paused: nothing more leaves until you resume."
+        if verb == "resume":
+            service.resume(broadcast_id, actor=actor)
+            return "Resumed."
+        service.cancel(broadcast_id, by=f"web:{session.user.username}", actor=actor)
+        return "Cancelled: messages not yet sent will not be sent."
+
+    return broadcast_action(request, broadcast_id, session, verb, act)
 
 
 @router.post("/broadcasts/{broadcast_id:int}/pause")

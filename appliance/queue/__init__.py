@@ -1,6 +1,7 @@
 """The durable SMS queue: tables, claims, scheduler, rate limits, dispatcher, crash recovery.
 
-- :class:`Queue` — the API the REST layer and the dispatcher use (``store.py``);
+- :class:`Queue` — the API the REST layer and the dispatcher use (``store.py``, composed of
+  ``base.py``, ``intake.py``, ``claims.py``, ``inbox.py``: one job each);
 - :class:`Dispatcher` — one worker thread per modem sending what the queue holds;
 - :class:`RateLimits`, :class:`SendBudget` — per-SIM caps counted from the send log;
 - :class:`NodeMembership` — this appliance as a node of several sharing PostgreSQL;

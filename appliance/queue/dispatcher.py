@@ -133,7 +133,6 @@ class _Worker:
 
     def run(self) -> None:
         d = self.dispatcher
-        queue = d.queue
         self.beat("starting")
         self._load_budget()
         while not d.stopping.is_set():

@@ -17,7 +17,6 @@ from appliance.db.engine import read_tx
 from appliance.db.stats import TodayCounts
 from appliance.web.chart_data import dashboard_charts
 from appliance.queue.sim_health import sim_health_of
-from appliance.web.auth import signed_in
 from appliance.web.render import page
 
 __all__ = ["ModemRow", "local_midnight", "modem_rows", "router", "today_counts"]

@@ -370,3 +370,19 @@ def test_pauses_and_resumes_are_mailed_to_alerts_to(live_server_factory: Factory
         assert "admin:test-admin" in resumed[0].get_content()
     finally:
         sink.stop()
+
+
+def test_the_refusal_that_pauses_a_sim_costs_the_message_no_attempt(live_server_factory: Factory,
+                                                                      hooks: HookReceiver, sqlite_url: str) -> None:
+    """Five temporary refusals in a row: the fifth pauses the SIM. Before, it was also the
+    message's fifth and last attempt (failed); now the SIM takes the blame and the message
+    goes back untouched, and is sent once the probe resumes the SIM."""
+    server = _start(live_server_factory, hooks, sqlite_url, simulate=1, cooldown_s=0.3, cooldown_max_s=0.6)
+    [name] = _names(server)
+    [sim] = server.simulators
+    sim.fail_sends(42, 5)  # congestion, five times
+    [mid] = _send(server, "through a bad patch")
+    paused = wait_until(lambda: _events(hooks, "modem.paused", name), what="paused")[0]
+    assert paused["failures_in_row"] == 5
+    assert wait_until(lambda: _message(server, mid)["status"] == "sent", what="sent after the probe")
+    assert _message(server, mid)["attempts"] == 4

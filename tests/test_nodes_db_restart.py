@@ -20,7 +20,8 @@ import pytest
 
 from appliance.modem.simulator import SimulatedModem
 from appliance.queue import Queue
-from tests.test_nodes_crash import APPLIANCE, Node, free_port, node_config, reaped  # noqa: F401 (fixture)
+from tests.test_nodes_crash import node_config, reaped  # noqa: F401 (fixture)
+from tests.utils.daemon import APPLIANCE, Daemon, free_port
 from tests.utils.db import empty_tables, postgres_admin_url
 
 N_MESSAGES = 400
@@ -48,7 +49,7 @@ def pg_ctl(cluster: tuple[str, str], action: str) -> None:
 @pytest.mark.slow
 @pytest.mark.serial
 def test_postgresql_restart_mid_drain_degrades_then_resumes(
-    sim_factory: Callable[..., SimulatedModem], tmp_path: Path, postgres_database: str, reaped: list[Node]
+    sim_factory: Callable[..., SimulatedModem], tmp_path: Path, postgres_database: str, reaped: list[Daemon]
 ) -> None:
     cluster = local_cluster()
     if cluster is None:
@@ -63,7 +64,7 @@ def test_postgresql_restart_mid_drain_degrades_then_resumes(
     assert made.returncode == 0, made.stderr
     headers = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
     port = free_port()
-    node = Node("solo", node_config(tmp_path, "solo", url, port, sims), port, tmp_path / "solo.log")
+    node = Daemon(node_config(tmp_path, "solo", url, port, sims), port, tmp_path / "solo.log")
     reaped.append(node)
     node.start()
     node.wait_ready()

@@ -332,14 +332,21 @@ class _Worker:
                 return None
             except SendRejected as exc:
                 self.budget.forget(started)
-                if exc.temporary:
+                trip = self._weigh(exc)
+                if trip is not None and exc.temporary:
+                    # This temporary refusal pauses the SIM: the fault is the SIM's, not the
+                    # message's. It goes back without using an attempt (to another SIM unless
+                    # a part left here). A definite refusal still fails the message.
+                    self._give_back(claim, f"SIM {self.name} paused: {trip.reason}", part=part)
+                elif exc.temporary:
                     state = self._durably(queue.part_retry, claim, part, f"temporary refusal: {exc}",
                                           forget_send=True)
                     _log.info("[%s] message %d part %d refused (%s): %s", self.name,
                               claim.message_id, part.seq, exc, state)
                 else:
                     self._durably(queue.part_failed, claim, part, f"refused: {exc}")
-                self._judge(exc)
+                if trip is not None:
+                    self._trip(trip)
                 return None
             except ModemError as exc:
                 if exc.pdu_sent:
@@ -353,9 +360,13 @@ class _Worker:
                     self._give_back(claim, f"modem {self.name} disconnected: {exc}", part=part)
                     self.pause_until = time.monotonic() + 0.5
                 else:
-                    self._durably(queue.part_retry, claim, part, f"modem error before sending: {exc}",
-                                  forget_send=True)
-                    self._judge(exc)
+                    trip = self._weigh(exc)
+                    if trip is not None:
+                        self._give_back(claim, f"SIM {self.name} paused: {trip.reason}", part=part)
+                        self._trip(trip)
+                    else:
+                        self._durably(queue.part_retry, claim, part, f"modem error before sending: {exc}",
+                                      forget_send=True)
                 return None
             except Exception as exc:  # a defect: the PDU may have left, so never resend silently
                 _log.exception("[%s] unexpected error sending message %d", self.name, claim.message_id)
@@ -385,17 +396,22 @@ class _Worker:
 
     def _judge(self, failure: ModemError | None) -> None:
         """Feed one send's outcome (None: it went through) to the SIM's window; pause on a trip."""
+        trip = self._weigh(failure)
+        if trip is not None:
+            self._trip(trip)
+
+    def _weigh(self, failure: ModemError | None) -> Trip | None:
+        """Feed one send's outcome to the SIM's window; the :class:`Trip` if it pauses the
+        SIM (the caller then gives the message back before calling :meth:`_trip`)."""
         window = self.window
         if window is None:
-            return
+            return None
         health = self.dispatcher.sim_health
         assert health is not None
         if failure is None and window.probation:
             window.probation = False
             self._durably(health.passed, self.name)
-        trip = window.record(failure)
-        if trip is not None:
-            self._trip(trip)
+        return window.record(failure)
 
     def _trip(self, trip: Trip) -> None:
         d = self.dispatcher

@@ -65,3 +65,18 @@ def test_the_cli_lists_every_verb_and_group_in_the_same_order() -> None:
              "modems", "keys", "users", "contacts", "broadcast", "email", "db", "retention", "privacy"]
     listed = [m[1] for m in re.finditer(r"^│ (\w+) ", out, flags=re.M)]
     assert listed == names, out
+
+
+def test_help_texts_keep_the_settings_sections_they_name() -> None:
+    """Rich reads ``[api]`` as markup and drops it: help naming a settings section escapes it."""
+    from appliance.cli import app
+
+    def help_of(*verb: str) -> str:
+        out = CliRunner().invoke(app, [*verb, "--help"], terminal_width=200).output
+        return " ".join(out.replace("│", " ").split())
+
+    assert "overrides [api] host" in help_of("serve")
+    assert "[retention] body_days" in help_of("retention", "run")
+    assert "Show the [email] settings" in help_of("email", "info")
+    assert "[discovery] patterns" in help_of("modems", "scan")
+    assert "[sms] national_languages" in help_of("segments")

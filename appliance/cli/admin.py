@@ -37,8 +37,8 @@ def serve(
     simulate: int = typer.Option(
         0, "--simulate", min=0, max=64, help="Add N simulated modems (the demo)."
     ),
-    host: str | None = typer.Option(None, "--host", help="Listen address (overrides [api] host)."),
-    port: int | None = typer.Option(None, "--port", help="Listen port (overrides [api] port)."),
+    host: str | None = typer.Option(None, "--host", help="Listen address (overrides \\[api] host)."),
+    port: int | None = typer.Option(None, "--port", help="Listen port (overrides \\[api] port)."),
 ) -> None:
     """The daemon: REST API, dispatcher and one worker per modem, until SIGTERM/Ctrl-C."""
     from appliance.config import load_settings
@@ -77,7 +77,7 @@ def backup(
                                                     "which retention policy it was taken."),
 ) -> None:
     """Copy the database to DEST, consistently even while the daemon runs; checks the copy.
-    The copy notes the [retention] policy in force (shown by --info and by restore)."""
+    The copy notes the retention policy in force (shown by --info and by restore)."""
     from pathlib import Path
 
     from appliance.maintenance import backup_manifest, check_restorable, retention_note
@@ -347,7 +347,7 @@ def email_info(
     config: str | None = CONFIG_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """Show the [email] settings (never the relay's password) and the TLS certificate's
+    """Show the \\[email] settings (never the relay's password) and the TLS certificate's
     SHA-256 fingerprint; the self-signed certificate is made now if there is none yet."""
     import json
 
@@ -542,7 +542,7 @@ def retention_run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be erased or pruned."),
     config: str | None = CONFIG_OPTION,
 ) -> None:
-    """Erase bodies older than [retention] body_days, prune events and send-log rows older
+    """Erase bodies older than \\[retention] body_days, prune events and send-log rows older
     than log_days (never those the rate caps count), once, now."""
     from appliance.retention import Retention
 

@@ -17,7 +17,7 @@ contacts_app = typer.Typer(help="Contacts: import and export CSV (through the lo
 broadcast_app = typer.Typer(help="Broadcasts: preview, send and follow mass texts (through the local REST API).",
                             no_args_is_help=True)
 
-_URL_OPTION = typer.Option(None, "--url", help="The API's base URL (default: from the settings' [api]).")
+_URL_OPTION = typer.Option(None, "--url", help="The API's base URL (default: from the settings' \\[api]).")
 _KEY_OPTION = typer.Option(None, "--key", envvar="APPLIANCE_API_KEY", help="API key (or $APPLIANCE_API_KEY).")
 _UPLOAD_LIMIT = 2 * 1024 * 1024
 

@@ -67,7 +67,7 @@ def segments(
     national: str | None = typer.Option(
         None, "--national", metavar="LANGUAGES",
         help="National languages whose 23.038 shift tables may be used when they save parts: "
-             "comma-separated (e.g. hindi,tamil), 'all' or 'none'. Default: [sms] "
+             "comma-separated (e.g. hindi,tamil), 'all' or 'none'. Default: \\[sms] "
              "national_languages of the settings.",
     ),
     ref_bits: int = typer.Option(8, "--ref-bits", help="Concatenation reference size: 8 or 16."),
@@ -194,13 +194,13 @@ def _require_network(modem, port: str) -> None:  # type: ignore[no-untyped-def]
 @modems_app.command("scan")
 def modems_scan(
     pattern: list[str] | None = typer.Option(
-        None, "--pattern", help="Glob of ports to probe (repeatable). Default: [discovery] "
+        None, "--pattern", help="Glob of ports to probe (repeatable). Default: \\[discovery] "
         "patterns of the settings (/dev/serial/by-id/*, /dev/ttyUSB*, /dev/ttyACM*)."),
     timeout: float = typer.Option(1.0, "--timeout", min=0.1, help="Seconds per port."),
     show_all: bool = typer.Option(False, "--all", help="Also list ports that stay silent."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     config: str | None = typer.Option(None, "--config", "-c", envvar="APPLIANCE_CONFIG",
-                                      help="Settings file (TOML): its [discovery] patterns."),
+                                      help="Settings file (TOML): its \\[discovery] patterns."),
 ) -> None:
     """Probe serial ports and list the modems answering AT: port, model, IMEI, ICCID, SMS."""
     import dataclasses

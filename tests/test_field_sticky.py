@@ -267,8 +267,14 @@ def test_replies_come_from_the_line_the_person_knows_until_it_is_at_its_cap(
         server = _serve(live_server_factory, db_url, sims, tmp_path, caps={"b": {"max_parts_per_day": 3}})
         with server.client() as c:
             _texted_by_b(server, c)
+            d = server.app.dispatcher
+            b = next(w for w in d.workers if w.name == "b")
             for i in range(2):  # a fresh number between them moves the round-robin on
-                assert _sent_by(c, _post(c, X, f"again {i}")) == "b"
+                # b holds (online, between sends): on a loaded machine a slow answer can
+                # take it offline for a moment, and then X's message rightly goes elsewhere.
+                wait_until(lambda: d.holds(b, d.clock()), what="b holds its people's work")
+                mid = _post(c, X, f"again {i}")
+                assert _sent_by(c, mid) == "b", server.app.queue.events(mid)
                 _sent_by(c, _post(c, f"+1415555019{i}"))
             # b sent 3 parts today: at its day cap, so X's next message goes round-robin
             assert wait_until(lambda: server.app.dispatcher.budgets()["b"].day_left == 0)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path
 
 from appliance import audit
 from appliance.api.deps import AdminKey, ReadKey, ServicesDep
+from appliance.api.keys import ApiKey
 from appliance.api.problems import ApiProblem, problem_responses
 from appliance.api.schemas import (
     BalanceOut,
@@ -28,7 +29,7 @@ from appliance.api.schemas import (
 from appliance.api.schemas_health import ModemHealthAction, ModemHealthOut, PauseRequest
 from appliance.api.services import Services
 from appliance.api.store import SentCounts, StoreStats
-from appliance.queue.sim_health import SimHealth, UnknownModem, apply_now, sim_health_of
+from appliance.queue.sim_health import HealthRow, SimHealth, UnknownModem, apply_now, sim_health_of
 
 __all__ = ["router"]
 
@@ -197,12 +198,8 @@ def resume_modem(
 ) -> ModemHealthAction:
     health = _known(services, name)
     row = health.resume(name, by=f"admin:{key.name}")
-    if row is not None:
-        apply_now(services)
-        audit.record(services.queue.engine, audit.Actor.key(key.name), audit.Action.MODEM_RESUME, name,
-                     {"reason": row.reason})
-    return ModemHealthAction(modem=name, changed=row is not None,
-                             health=ModemHealthOut.of(row or health.states([name]).get(name)))
+    return _acted(services, key, name, audit.Action.MODEM_RESUME, row or health.states([name]).get(name),
+                  changed=row is not None)
 
 
 @router.post(
@@ -222,8 +219,13 @@ def pause_modem(
 ) -> ModemHealthAction:
     health = _known(services, name)
     row, changed = health.pause(name, by=f"admin:{key.name}", reason=body.reason if body else None)
+    return _acted(services, key, name, audit.Action.MODEM_PAUSE, row, changed=changed)
+
+
+def _acted(services: Services, key: ApiKey, name: str, action: audit.Action, row: HealthRow, *,
+           changed: bool) -> ModemHealthAction:
+    """An admin's pause or resume: applied on this node at once and audited when it changed something."""
     if changed:
         apply_now(services)
-        audit.record(services.queue.engine, audit.Actor.key(key.name), audit.Action.MODEM_PAUSE, name,
-                     {"reason": row.reason})
+        audit.record(services.queue.engine, audit.Actor.key(key.name), action, name, {"reason": row.reason})
     return ModemHealthAction(modem=name, changed=changed, health=ModemHealthOut.of(row))
